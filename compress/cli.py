@@ -1,0 +1,81 @@
+"""The `compress` command line (typer).  Each command is a thin shell over one module."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from compress.console import console
+from compress.errors import CompressError
+
+app = typer.Typer(help="Compress a fine-tuned Hugging Face transformer into a small, fast, validated ONNX model.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def _fail(err: CompressError) -> None:
+    console.print(f"[bold red]error:[/] {err.message}")
+    if err.hint:
+        console.print(f"[bold]fix:[/] {err.hint}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    model: str = typer.Argument(..., help="Fine-tuned checkpoint folder (config.json, tokenizer, weights), or a hub id when online."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: variants/, report.json, report.md, report.png."),
+    eval_data: str = typer.Option(..., "--eval-data", help="Labelled eval set: .csv, .tsv or .jsonl file, or a `datasets` name[:config[:split]]."),
+    text_column: Optional[str] = typer.Option(None, help="Column holding the text (default: guess text/sentence/content/...)."),
+    label_column: Optional[str] = typer.Option(None, help="Column holding the label: ids, or names from the model's label2id (default: guess label/intent/...)."),
+    calib_data: Optional[str] = typer.Option(None, help="Texts for static-int8 calibration (default: train.* beside the eval file, else the eval texts)."),
+    recipe: Optional[Path] = typer.Option(None, help="Recipe YAML (see README); flags below override it."),
+    max_accuracy_drop: Optional[float] = typer.Option(None, help="Accuracy points a variant may lose and still be selected [default: 1.0]."),
+    threads: Optional[int] = typer.Option(None, help="Intra-op threads for every latency measurement [default: all cores, at most 4]."),
+    calib_method: Optional[str] = typer.Option(None, help="Static int8 calibration: minmax, entropy or percentile [default: minmax]."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it already holds results."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the checkpoint (only for checkpoints you trust)."),
+) -> None:
+    """Export, quantize (int8 dynamic and static) and validate MODEL; write a report and select the fastest variant within budget."""
+    from compress.pipeline import RunOptions
+    from compress.pipeline import run as run_pipeline
+    from compress.recipe import load_recipe
+
+    try:
+        spec = load_recipe(str(recipe) if recipe else None)
+        overrides = {"max_accuracy_drop": max_accuracy_drop}
+        spec = spec.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+        if threads is not None:
+            spec.validate_.threads = threads
+        if calib_method is not None:
+            if calib_method not in ("minmax", "entropy", "percentile"):
+                raise CompressError(f"unknown --calib-method '{calib_method}'", "use minmax, entropy or percentile")
+            spec.quantize.static.calibration_method = calib_method  # type: ignore[assignment]
+        run_pipeline(RunOptions(model, out, eval_data, text_column, label_column, calib_data, force, trust_remote_code), spec)
+    except CompressError as err:
+        _fail(err)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Output folder for the report."),
+    cache: Path = typer.Option(Path(os.environ.get("EDGE_COMPRESS_CACHE", Path.home() / ".cache" / "edge-compress")),
+                               help="Where the fine-tuned demo model is cached between runs."),
+    threads: Optional[int] = typer.Option(None, help="Intra-op threads for latency [default: all cores, at most 4]."),
+) -> None:
+    """Fine-tune the bundled all-MiniLM-L6-v2 on the project's intent set (cached), then run `compress run` on it."""
+    from compress.demo import run_demo
+
+    try:
+        run_demo(out, cache, threads)
+    except CompressError as err:
+        _fail(err)
+
+
+def main() -> None:  # pragma: no cover - `python -m compress`
+    app(prog_name="compress")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

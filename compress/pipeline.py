@@ -1,0 +1,250 @@
+"""`compress run`: checkpoint -> ONNX variants -> validation -> report, in one pass.
+
+Order of work: everything that can fail on bad input (checkpoint, data, recipe,
+output folder) is checked before the first slow step.  Variants are built in a
+staging folder and validated on the same inputs; one broken variant is
+recorded as failed and the run goes on.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from compress.checkpoint import Checkpoint, load_checkpoint
+from compress.console import console, info, warn
+from compress.data import TextData, load_text_data, sibling_train_file
+from compress.errors import CompressError
+from compress.outputs import check_target, staged
+from compress.quantize.presets import Int8Preset, preset_for
+from compress.quantize.ptq import quantize_int8_dynamic, quantize_int8_static
+from compress.recipe import Recipe
+from compress.report import add_deltas, select, summary_table, write_report
+from compress.tasks import get_task
+from compress.tasks.base import Task
+from compress.validate import Evaluation, Measurement, onnx_params, onnx_runner, onnx_size, torch_params, torch_runner
+from export.hardware import cpu_info
+from export.onnx_export import MODEL_FILE, ExportError, export_to_onnx
+from export.optimize import optimize_graph
+from export.runtime import available_providers, graph_op_counts
+
+INT8_OPS = {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention", "QLinearMatMul", "MatMulIntegerToFloat", "QGemm",
+            "QEmbedLayerNormalization", "QOrderedMatMul"}
+FLOAT_MATMUL_OPS = {"MatMul", "FusedMatMul", "Gemm", "Attention", "MultiHeadAttention"}
+LIBRARIES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime")
+
+
+@dataclass
+class RunOptions:
+    model: str
+    out: Path
+    eval_data: str
+    text_column: str | None = None
+    label_column: str | None = None
+    calib_data: str | None = None
+    force: bool = False
+    trust_remote_code: bool = False
+
+
+def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
+    task = get_task(recipe.task)
+    check_target(options.out, options.force)
+    threads = recipe.validate_.threads or min(4, os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+
+    info(f"loading checkpoint {options.model}")
+    ckpt = load_checkpoint(options.model, task, options.trust_remote_code)
+    config = ckpt.model.config
+    eval_data = load_text_data(options.eval_data, config.label2id, config.num_labels, options.text_column, options.label_column)
+    if recipe.validate_.max_eval_samples:
+        eval_data.texts, eval_data.labels = eval_data.texts[:recipe.validate_.max_eval_samples], eval_data.labels[:recipe.validate_.max_eval_samples]
+    calib_texts, calib_source = _calibration_texts(options, eval_data, recipe)
+    cpu = cpu_info()
+    preset = preset_for(cpu, recipe.quantize.preset)
+    info(f"{len(eval_data.texts)} eval texts from {eval_data.source}; {threads} threads; int8 preset '{preset.name}' ({preset.reason})")
+
+    v = recipe.validate_
+    evaluation = Evaluation(eval_data.texts, ckpt.tokenizer, v.max_length, v.batch_size, v.latency_samples, v.warmup)
+    with staged(options.out, options.force) as stage:
+        builder = _VariantBuilder(stage, task, ckpt, evaluation, eval_data, threads, recipe)
+        baseline = builder.baseline()
+        builder.build_all(preset, calib_texts)
+        variants = builder.results
+        for entry in variants:
+            add_deltas(baseline, entry, task.primary_metric)
+        selected, reason = select(baseline, variants, task.primary_metric, task.higher_is_better, recipe.max_accuracy_drop)
+        report = {
+            "task": task.name, "metric": task.primary_metric, "higher_is_better": task.higher_is_better,
+            "max_accuracy_drop": recipe.max_accuracy_drop, "baseline": baseline, "variants": variants,
+            "selected": selected, "selection_reason": reason,
+            "eval": {"source": eval_data.source, "samples": len(eval_data.texts), "text_column": eval_data.text_column,
+                     "label_column": eval_data.label_column},
+            "calibration": {"source": calib_source, "samples": len(calib_texts)},
+            "environment": environment(cpu, preset, threads),
+        }
+        (stage / "recipe.yaml").write_text(recipe.to_yaml())
+        write_report(stage, _relative_paths(report, stage, options.out))
+    console.print(summary_table(report))
+    if selected is None:
+        warn(reason)
+    console.print(f"report: [bold]{options.out / 'report.md'}[/] (machine-readable: {options.out / 'report.json'})")
+    return report
+
+
+def _calibration_texts(options: RunOptions, eval_data: TextData, recipe: Recipe) -> tuple[list[str], str]:
+    """--calib-data, else the train file beside the eval file, else the eval texts (with a warning)."""
+    if not recipe.quantize.static.enabled:
+        return [], "none (static quantization disabled)"
+    source = options.calib_data or sibling_train_file(options.eval_data)
+    if source is None:
+        warn("no --calib-data and no train file beside the eval file: calibrating static int8 on the eval texts")
+        texts = list(eval_data.texts)
+        source = f"{eval_data.source} (eval texts)"
+    else:
+        texts = load_text_data(source, None, None, options.text_column, None, require_labels=False).texts
+    random.Random(0).shuffle(texts)
+    return texts[:recipe.quantize.static.num_samples], source
+
+
+class _VariantBuilder:
+    """Builds each variant folder, validates it, and keeps the result rows."""
+
+    def __init__(self, stage: Path, task: Task, ckpt: Checkpoint, evaluation: Evaluation, data: TextData, threads: int, recipe: Recipe):
+        self.stage, self.task, self.ckpt, self.evaluation = stage, task, ckpt, evaluation
+        self.data, self.threads, self.recipe = data, threads, recipe
+        self.results: list[dict[str, Any]] = []
+        self.baseline_outputs: np.ndarray | None = None
+
+    def baseline(self) -> dict[str, Any]:
+        info("validating the PyTorch fp32 baseline")
+        m = self.evaluation.measure(torch_runner(self.ckpt.model), "pytorch-fp32", self.threads)
+        self.baseline_outputs = m.outputs
+        return self._entry("pytorch-fp32", self.ckpt.source, "pytorch", "fp32", m, self.ckpt.weights_bytes, torch_params(self.ckpt.model))
+
+    def build_all(self, preset: Int8Preset, calib_texts: list[str]) -> None:
+        fp32 = self._variant("onnx-fp32", "fp32", self._export, parent=None, fatal=True)
+        graph = fp32
+        if self.recipe.optimize.enabled:
+            graph = self._variant("onnx-fp32-optimized", "fp32", lambda d: optimize_graph(fp32.parent, d, self.recipe.optimize.level), fp32) or fp32
+        if self.recipe.quantize.dynamic.enabled:
+            self._variant("onnx-int8-dynamic", "int8", lambda d: quantize_int8_dynamic(graph, d / MODEL_FILE, preset), graph,
+                          settings={"preset": preset.as_dict()})
+        if self.recipe.quantize.static.enabled:
+            spec = self.recipe.quantize.static
+            feeds = [dict(self.ckpt.tokenizer([t], truncation=True, max_length=self.recipe.validate_.max_length, return_tensors="np"))
+                     for t in calib_texts]
+            self._variant("onnx-int8-static", "int8",
+                          lambda d: quantize_int8_static(fp32, d / MODEL_FILE, preset, feeds, spec.calibration_method, spec.percentile),
+                          fp32, settings={"preset": preset.as_dict(), "calibration_method": spec.calibration_method,
+                                          "calibration_samples": len(feeds)})
+
+    def _export(self, folder: Path) -> Path:
+        try:
+            return export_to_onnx(self.ckpt.model, folder, self.task.export_task, self.recipe.export.opset)
+        except ExportError as err:
+            raise CompressError(str(err), "check that optimum supports this architecture for this task (optimum-cli export onnx --help), "
+                                          "or try another --recipe export.opset") from err
+
+    def _variant(self, name: str, precision: str, build: Callable[[Path], Path], parent: Path | None,
+                 fatal: bool = False, settings: dict | None = None) -> Path | None:
+        folder = self.stage / "variants" / name
+        folder.mkdir(parents=True)
+        info(f"building {name}")
+        try:
+            path = build(folder)
+            self._complete_folder(folder)
+            m = self._measure(path, name)
+            entry = self._entry(name, str(folder), "onnx", precision, m, onnx_size(path), onnx_params(path))
+            entry["graph"] = self._runtime_graph(path)
+            if name == "onnx-fp32":
+                self._check_parity(entry)
+        except CompressError as err:
+            if fatal:
+                raise
+            return self._failed(name, folder, precision, str(err))
+        except Exception as err:  # a broken variant must not sink the others
+            if fatal:
+                raise
+            return self._failed(name, folder, precision, f"{type(err).__name__}: {err}")
+        entry["settings"] = settings or {}
+        self.results.append(entry)
+        _write_manifest(folder, entry, parent, self.recipe)
+        return path
+
+    def _failed(self, name: str, folder: Path, precision: str, error: str) -> None:
+        warn(f"{name} failed and is left out: {error}")
+        shutil.rmtree(folder, ignore_errors=True)
+        self.results.append({"name": name, "path": None, "format": "onnx", "precision": precision, "error": error})
+
+    def _complete_folder(self, folder: Path) -> None:
+        """config.json + tokenizer next to model.onnx, so ORTModelFor<Task>.from_pretrained(folder) works."""
+        self.ckpt.model.config.save_pretrained(folder)
+        self.ckpt.tokenizer.save_pretrained(folder)
+
+    def _measure(self, path: Path, name: str) -> Measurement:
+        return self.evaluation.measure(onnx_runner(path, self.threads), name, self.threads)
+
+    def _runtime_graph(self, path: Path) -> dict[str, Any]:
+        """Ops of the graph ONNX Runtime actually executes after its own fusions: proof that int8 kernels run."""
+        with tempfile.TemporaryDirectory() as tmp:
+            optimized = Path(tmp) / "runtime.onnx"
+            onnx_runner(path, 1, optimized_graph=optimized)
+            ops = graph_op_counts(optimized)
+        return {"int8_ops": {k: n for k, n in ops.items() if k in INT8_OPS},
+                "float_matmul_ops": {k: n for k, n in ops.items() if k in FLOAT_MATMUL_OPS}}
+
+    def _check_parity(self, entry: dict) -> None:
+        diff = entry["metrics"]["max_abs_logit_diff"]
+        if diff > self.recipe.export.parity_atol:
+            raise CompressError(f"the ONNX export disagrees with PyTorch: max |logit difference| {diff:.2e} "
+                                f"> {self.recipe.export.parity_atol:g} on the eval texts",
+                                "report this model to optimum, or raise export.parity_atol in the recipe if the difference is acceptable")
+
+    def _entry(self, name: str, path: str, fmt: str, precision: str, m: Measurement, size: int, params: int) -> dict[str, Any]:
+        metrics = self.task.metrics(m.outputs, self.data.labels, self.baseline_outputs if name != "pytorch-fp32" else None)
+        return {"name": name, "path": path, "format": fmt, "precision": precision, "provider": "CPUExecutionProvider" if fmt == "onnx" else "torch-cpu",
+                "metrics": {k: round(v, 4) for k, v in metrics.items()}, "latency_ms": m.latency.as_dict(),
+                "latency_ms_batch": m.latency_batch.as_dict(), "size_bytes": size, "params": params, "error": None}
+
+
+def _write_manifest(folder: Path, entry: dict, parent: Path | None, recipe: Recipe) -> None:
+    manifest = {"variant": entry["name"], "made_from": str(parent.parent.name) if parent else "pytorch checkpoint",
+                "input_sha256": _sha256(parent) if parent else None, "settings": entry.get("settings", {}),
+                "metrics": entry["metrics"], "versions": _versions(), "recipe": recipe.model_dump(by_alias=True)}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    return {"python": platform.python_version(), **{lib: version(lib) for lib in LIBRARIES}}
+
+
+def environment(cpu, preset: Int8Preset, threads: int) -> dict[str, Any]:
+    return {"cpu": cpu.as_dict(), "threads": threads, "int8_preset": preset.as_dict(), "providers": available_providers(),
+            "platform": platform.platform(), "versions": _versions()}
+
+
+def _relative_paths(report: dict, stage: Path, out: Path) -> dict:
+    """Variant paths point into OUT (where they will live after the rename), relative to it."""
+    for entry in report["variants"]:
+        if entry.get("path"):
+            entry["path"] = str(Path(entry["path"]).relative_to(stage))
+    return report

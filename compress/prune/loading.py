@@ -1,0 +1,59 @@
+"""`load_pruned`: reload a saved pruned model whose shapes transformers' config cannot express.
+
+Builds the model from its config (``pruned_heads`` and ``num_hidden_layers`` shape heads and
+layers), cuts the FFNs to ``config.edge_compress["ffn_sizes"]``, then loads the safetensors weights.
+Folders without recorded sizes load through plain ``from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import transformers
+from safetensors.torch import load_file
+from transformers import AutoConfig, PreTrainedModel
+
+from compress.prune.errors import PruneError
+from compress.prune.physical import restore_ffn_sizes
+from compress.prune.specs import spec_for
+
+
+def load_pruned(folder: str | Path, model_class: type[PreTrainedModel] | None = None) -> PreTrainedModel:
+    """Load `folder` (written by ``save_pretrained``) as the class in its config, or `model_class`."""
+    folder = Path(folder)
+    config = AutoConfig.from_pretrained(folder)
+    cls = model_class or _class_from_config(config)
+    sizes = (getattr(config, "edge_compress", None) or {}).get("ffn_sizes")
+    if sizes is None:
+        return cls.from_pretrained(folder)
+    model = cls(config)
+    restore_ffn_sizes(model, spec_for(model), sizes)
+    state = _read_safetensors(folder)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = set(getattr(model, "_tied_weights_keys", None) or [])
+    if unexpected or set(missing) - tied:
+        raise PruneError(
+            f"{folder} does not match its recorded shapes (missing {sorted(set(missing) - tied)}, "
+            f"unexpected {sorted(unexpected)}); it was not saved from a model pruned by compress.prune."
+        )
+    model.tie_weights()
+    return model.eval()
+
+
+def _class_from_config(config) -> type[PreTrainedModel]:
+    names = getattr(config, "architectures", None) or []
+    if not names or not hasattr(transformers, names[0]):
+        raise PruneError(f"config.json names no known model class ({names}); pass model_class=...")
+    return getattr(transformers, names[0])
+
+
+def _read_safetensors(folder: Path) -> dict:
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return {k: v for shard in shards for k, v in load_file(folder / shard).items()}
+    single = folder / "model.safetensors"
+    if not single.exists():
+        raise PruneError(f"No safetensors weights in {folder}; save with model.save_pretrained(folder).")
+    return load_file(single)

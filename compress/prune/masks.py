@@ -1,0 +1,58 @@
+"""Multiplicative head/neuron masks applied through hooks, without touching the weights.
+
+A head's output enters the attention output projection as a slice of its input, and a neuron's
+activation is one input of the second FFN projection; scaling those inputs is exactly masking the
+unit (0 removes it, 1 keeps it, other values rescale it). This works the same for every
+architecture and is what the Fisher scores differentiate and mask tuning fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from compress.prune.specs import ArchSpec, layer_list
+from compress.prune.structure import Structure
+
+
+@dataclass
+class Masks:
+    """One mask vector per layer for heads and for FFN neurons."""
+
+    heads: list[torch.Tensor]
+    neurons: list[torch.Tensor]
+
+    @classmethod
+    def ones(cls, structure: Structure, requires_grad: bool = False) -> Masks:
+        def make(n: int) -> torch.Tensor:
+            return torch.ones(n, requires_grad=requires_grad)
+
+        return cls([make(n) for n in structure.heads], [make(n) for n in structure.neurons])
+
+
+def _scale_input(vector: torch.Tensor, repeat: int):
+    def hook(module: nn.Module, args: tuple) -> tuple:
+        scale = vector.repeat_interleave(repeat) if repeat > 1 else vector
+        return (args[0] * scale.to(args[0].dtype),) + args[1:]
+
+    return hook
+
+
+@contextmanager
+def masked(model: nn.Module, spec: ArchSpec, masks: Masks, head_dim: int) -> Iterator[None]:
+    """Apply `masks` to `model` inside the block (the tensors are read at every forward)."""
+    handles = []
+    for layer, heads, neurons in zip(layer_list(model, spec), masks.heads, masks.neurons):
+        out_proj = layer.get_submodule(spec.attn_out)
+        handles.append(out_proj.register_forward_pre_hook(_scale_input(heads, head_dim)))
+        ffn_out = layer.get_submodule(spec.ffn_out)
+        handles.append(ffn_out.register_forward_pre_hook(_scale_input(neurons, 1)))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -1,0 +1,125 @@
+"""report.json (the contract CI gates read), report.md (for people) and plots.
+
+report.json fields are stable: see README "report.json".  Markdown is a table a
+person reads in ten seconds; the PNG shows accuracy against size and latency,
+with the baseline and the accuracy budget marked.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+SCHEMA_VERSION = 1
+
+
+def select(baseline: dict, variants: list[dict], metric: str, higher_is_better: bool, budget: float) -> tuple[str | None, str]:
+    """Fastest (batch-1 p50) variant whose primary-metric drop is within `budget` points."""
+    base = baseline["metrics"][metric]
+    ok = [v for v in variants if v.get("error") is None and _drop(v["metrics"][metric], base, higher_is_better) <= budget + 1e-9]
+    if not ok:
+        return None, f"no variant stays within {budget:g} points of the baseline's {metric} ({base:.2f}); all results are kept"
+    best = min(ok, key=lambda v: v["latency_ms"]["p50"])
+    return best["name"], (f"fastest at batch 1 among {len(ok)} variants within {budget:g} points of the baseline's {metric}")
+
+
+def _drop(value: float, base: float, higher_is_better: bool) -> float:
+    return base - value if higher_is_better else value - base
+
+
+def add_deltas(baseline: dict, entry: dict, metric: str) -> None:
+    if entry.get("error") is not None:
+        return
+    entry["delta"] = {
+        "metric": round(entry["metrics"][metric] - baseline["metrics"][metric], 4),
+        "latency_ratio": round(entry["latency_ms"]["p50"] / baseline["latency_ms"]["p50"], 4),
+        "speedup": round(baseline["latency_ms"]["p50"] / entry["latency_ms"]["p50"], 3),
+        "speedup_batch": round(baseline["latency_ms_batch"]["p50"] / entry["latency_ms_batch"]["p50"], 3),
+        "size_ratio": round(entry["size_bytes"] / baseline["size_bytes"], 4),
+        "compression": round(baseline["size_bytes"] / entry["size_bytes"], 3),
+    }
+
+
+def write_report(out: Path, report: dict[str, Any]) -> None:
+    report = {"schema_version": SCHEMA_VERSION, **report}
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    plot_path = plot(out, report)
+    (out / "report.md").write_text(markdown(report, plot_path.name if plot_path else None))
+
+
+def _rows(report: dict) -> list[dict]:
+    return [report["baseline"], *report["variants"]]
+
+
+def _fmt_row(entry: dict, metric: str, selected: str | None) -> list[str]:
+    if entry.get("error") is not None:
+        return [entry["name"], "failed", "", "", "", "", "", ""]
+    d = entry.get("delta", {})
+    mark = " ✔" if entry["name"] == selected else ""
+    return [entry["name"] + mark, f"{entry['metrics'][metric]:.2f}", f"{d.get('metric', 0):+.2f}",
+            f"{entry['metrics'].get('agreement', 100):.1f}", f"{entry['latency_ms']['p50']:.2f}",
+            f"{d.get('speedup', 1):.2f}x", f"{entry['size_bytes'] / 1e6:.1f}", f"{d.get('compression', 1):.2f}x"]
+
+
+HEADERS = ["variant", "{metric}", "Δ pts", "agree %", "p50 ms (b=1)", "speedup", "size MB", "smaller"]
+
+
+def markdown(report: dict, plot_name: str | None) -> str:
+    metric, selected = report["metric"], report["selected"]
+    headers = [h.format(metric=metric) for h in HEADERS]
+    lines = [f"# edge-compress report: {report['task']}", "",
+             f"**Selected:** `{selected}` — {report['selection_reason']}" if selected else f"**No variant selected:** {report['selection_reason']}",
+             "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_fmt_row(e, metric, selected)) + " |" for e in _rows(report)]
+    env = report["environment"]
+    lines += ["", f"Latency: batch 1, p50 over {report['baseline']['latency_ms']['runs']} eval texts, "
+              f"{env['threads']} threads; speedup and size are against the PyTorch fp32 baseline. "
+              f"Eval set: {report['eval']['samples']} texts from `{report['eval']['source']}`.", ""]
+    if plot_name:
+        lines += [f"![accuracy vs size and latency]({plot_name})", ""]
+    lines += ["## Environment", "", f"- CPU: {env['cpu']['model']} ({env['cpu']['arch']}, {env['cpu']['logical_cores']} logical cores, "
+              f"int8 flags: {', '.join(env['cpu']['flags']) or 'none'})", f"- int8 preset: `{env['int8_preset']['name']}` — {env['int8_preset']['reason']}",
+              "- " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), ""]
+    return "\n".join(lines)
+
+
+def summary_table(report: dict) -> Table:
+    metric, selected = report["metric"], report["selected"]
+    table = Table(title=f"edge-compress: {report['task']} (budget {report['max_accuracy_drop']:g} pts)")
+    for h in HEADERS:
+        table.add_column(h.format(metric=metric), justify="left" if h == "variant" else "right", no_wrap=True)
+    for entry in _rows(report):
+        table.add_row(*_fmt_row(entry, metric, selected), style="bold green" if entry["name"] == selected else None)
+    return table
+
+
+def plot(out: Path, report: dict) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric, base = report["metric"], report["baseline"]
+    ok = [e for e in _rows(report) if e.get("error") is None]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, (key, label) in zip(axes, [("size", "size on disk (MB)"), ("latency", "p50 latency, batch 1 (ms)")]):
+        for e in ok:
+            x = e["size_bytes"] / 1e6 if key == "size" else e["latency_ms"]["p50"]
+            is_base, is_sel = e is base, e["name"] == report["selected"]
+            ax.scatter(x, e["metrics"][metric], s=90 if is_sel else 45, marker="*" if is_base else "o",
+                       color="black" if is_base else ("tab:green" if is_sel else "tab:blue"), zorder=3)
+            ax.annotate(e["name"], (x, e["metrics"][metric]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        floor = base["metrics"][metric] - report["max_accuracy_drop"] * (1 if report["higher_is_better"] else -1)
+        ax.axhline(floor, ls="--", color="tab:red", lw=1, label=f"budget (−{report['max_accuracy_drop']:g} pts)")
+        ax.set_xlabel(label)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle(f"{report['task']}: {metric} vs size and latency (★ = PyTorch fp32 baseline)")
+    fig.tight_layout()
+    path = out / "report.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

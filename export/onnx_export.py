@@ -1,0 +1,70 @@
+"""PyTorch -> ONNX through optimum's exporter.
+
+optimum knows each architecture's inputs, outputs and dynamic axes.  Its own
+validation uses random dummy inputs, so we skip it: the pipeline compares the
+exported model with PyTorch on the user's real eval texts instead.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+
+import onnx
+import torch
+
+MODEL_FILE = "model.onnx"
+
+
+class ExportError(RuntimeError):
+    """The exporter failed; the message names the model part and operator when known."""
+
+
+def export_to_onnx(model: torch.nn.Module, out_dir: Path, task: str, opset: int | None = None) -> Path:
+    """Export an in-memory transformers model to `out_dir/model.onnx` (plus config.json).
+
+    Exporting from the loaded model (not the checkpoint folder) means whatever the
+    torch stages did to it (pruned shapes, fake-quant) is what gets exported.
+    """
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    try:
+        with _quiet():
+            onnx_export_from_model(model, out_dir, task=task, opset=opset, do_validation=False)
+    except Exception as err:  # optimum raises many types; name the part that failed
+        raise ExportError(_describe_export_failure(model, err)) from err
+    path = out_dir / MODEL_FILE
+    if not path.exists():
+        raise ExportError(f"optimum finished but wrote no {MODEL_FILE} in {out_dir} (files: {sorted(p.name for p in out_dir.iterdir())})")
+    onnx.checker.check_model(str(path))
+    return path
+
+
+def _describe_export_failure(model: torch.nn.Module, err: Exception) -> str:
+    model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+    text = str(err).strip().splitlines()
+    first = text[0] if text else type(err).__name__
+    op_hint = next((line.strip() for line in text if "aten::" in line or "operator" in line.lower()), "")
+    where = f" (operator: {op_hint})" if op_hint else ""
+    return f"ONNX export of the {model_type} model ({type(model).__name__}) failed{where}: {type(err).__name__}: {first}"
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporter prints tracer warnings meant for its own developers; keep the user's terminal clean."""
+    loggers = [logging.getLogger(n) for n in ("optimum", "transformers", "torch.onnx")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    import warnings
+
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)

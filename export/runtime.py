@@ -1,0 +1,79 @@
+"""ONNX Runtime sessions with pinned threads, and the latency protocol.
+
+Latency protocol (the same for PyTorch and every ONNX variant, so ratios mean
+something): fixed intra-op threads, one inter-op thread, `warmup` untimed runs,
+then one timed run per input, wall clock via `perf_counter`; p50/p90 in ms.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import onnxruntime as ort
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+
+
+def available_providers() -> list[str]:
+    return ort.get_available_providers()
+
+
+def session_options(threads: int, optimization: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = optimization
+    options.log_severity_level = 3
+    return options
+
+
+def create_session(path: Path, threads: int, provider: str = "cpu", optimized_model_path: Path | None = None) -> ort.InferenceSession:
+    """A session on one provider; `optimized_model_path` saves the graph ORT actually runs."""
+    options = session_options(threads)
+    if optimized_model_path is not None:
+        options.optimized_model_filepath = str(optimized_model_path)
+    return ort.InferenceSession(str(path), sess_options=options, providers=[PROVIDERS[provider]])
+
+
+@dataclass(frozen=True)
+class Latency:
+    p50: float
+    p90: float
+    mean: float
+    batch_size: int
+    seq_len: float  # mean tokens per sequence of the timed inputs
+    runs: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {"p50": round(self.p50, 4), "p90": round(self.p90, 4), "mean": round(self.mean, 4),
+                "batch_size": self.batch_size, "seq_len": round(self.seq_len, 1), "runs": self.runs}
+
+
+def measure_latency(run: Callable[[Any], Any], inputs: Sequence[Any], batch_size: int, seq_len: float, warmup: int = 10) -> Latency:
+    """Time `run(x)` once per input after `warmup` untimed calls."""
+    if not inputs:
+        raise ValueError("no inputs to time")
+    for i in range(warmup):
+        run(inputs[i % len(inputs)])
+    times = []
+    for x in inputs:
+        start = time.perf_counter()
+        run(x)
+        times.append((time.perf_counter() - start) * 1000.0)
+    deciles = statistics.quantiles(times, n=10) if len(times) > 1 else [times[0]] * 9
+    return Latency(p50=statistics.median(times), p90=deciles[8], mean=statistics.fmean(times),
+                   batch_size=batch_size, seq_len=seq_len, runs=len(times))
+
+
+def graph_op_counts(path: Path) -> dict[str, int]:
+    """Operator histogram of an ONNX file (used to prove int8 kernels run)."""
+    import onnx
+
+    counts: dict[str, int] = {}
+    for node in onnx.load(str(path), load_external_data=False).graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))
