@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from itertools import islice
 
@@ -12,12 +13,13 @@ from compress.prune.config import PruneConfig
 from compress.prune.costs import CostModel, flops_model, params_model
 from compress.prune.errors import PruneError
 from compress.prune.importance import Batch, mask_gradients
-from compress.prune.physical import remove_units
+from compress.prune.physical import fold_scales, remove_units
 from compress.prune.plan import PrunePlan
 from compress.prune.result import PruneResult
 from compress.prune.search import Limits, Selection, rearrange, search
 from compress.prune.specs import ArchSpec, spec_for
 from compress.prune.structure import Structure, read_structure
+from compress.prune.tuning import tune_scales
 
 
 def prune(model: nn.Module, config: PruneConfig, calib_batches: Iterable[Batch]) -> PruneResult:
@@ -45,9 +47,25 @@ def prune(model: nn.Module, config: PruneConfig, calib_batches: Iterable[Batch])
             neurons=[rearrange(m, g) for m, g in zip(selection.neurons, grads.neurons)],
             dropped_layers=selection.dropped_layers,
         )
+    teacher = copy.deepcopy(model) if config.mask_tuning else None
     result = _apply(model, spec, structure, selection, config)
+    if teacher is not None:
+        _tune(model, teacher, spec, selection, batches)
     model.train(was_training)
     return result
+
+
+def _tune(student: nn.Module, teacher: nn.Module, spec: ArchSpec, selection: Selection, batches: list[Batch]) -> None:
+    """Least-squares mask tuning of the pruned `student` against its unpruned copy, folded into weights."""
+    teacher_layer, changed, touched = [], [], False
+    for layer, (heads, neurons) in enumerate(zip(selection.heads, selection.neurons)):
+        touched = touched or layer in selection.dropped_layers or not (heads.all() and neurons.all())
+        if layer not in selection.dropped_layers:
+            teacher_layer.append(layer)
+            changed.append(touched)
+    structure = read_structure(student, spec)
+    scales = tune_scales(student, teacher, spec, structure, teacher_layer, changed, batches)
+    fold_scales(student, spec, structure.head_dim, scales)
 
 
 def apply_plan(model: nn.Module, plan: PrunePlan, seq_len: int = 128) -> PruneResult:
@@ -68,7 +86,7 @@ def _apply(
     seq_len = config.seq_len if config is not None else seq_len
     params_before = sum(p.numel() for p in model.parameters())
     flops_before = flops_model(model, spec, structure, seq_len).cost(sum(structure.heads), sum(structure.neurons))
-    remove_units(model, spec, structure, selection)
+    remove_units(model, spec, selection)
     after = read_structure(model, spec)
     return PruneResult(
         kept_heads=[m.nonzero().flatten().tolist() for m in selection.heads],

@@ -1,5 +1,10 @@
 """The one exception type of the pruning package."""
 
+from compress.errors import CompressError
 
-class PruneError(ValueError):
-    """Bad pruning input: raised before any work, with a message saying how to fix it."""
+
+class PruneError(CompressError, ValueError):
+    """Bad pruning input: raised before any work, with a message saying how to fix it.
+
+    A `CompressError` so the CLI prints it as a user error; a `ValueError` for plain-API callers.
+    """

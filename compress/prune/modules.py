@@ -49,6 +49,11 @@ def out_features(module: Projection) -> int:
     return getattr(module, _layout(module).out_attr)
 
 
+def weight_out_in(module: Projection) -> torch.Tensor:
+    """The weight as an (out, in) matrix, whatever the module's storage order."""
+    return module.weight if _layout(module).out_dim == 0 else module.weight.t()
+
+
 @torch.no_grad()
 def keep_outputs(module: Projection, index: torch.Tensor) -> None:
     """Keep only the output features `index` (weights and bias)."""

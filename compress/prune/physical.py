@@ -15,18 +15,18 @@ from compress.prune.masks import Masks
 from compress.prune.modules import keep_inputs, keep_outputs, out_features, scale_inputs
 from compress.prune.search import Selection
 from compress.prune.specs import ArchSpec, layer_list
-from compress.prune.structure import Structure
 
 
-def remove_units(
-    model: nn.Module, spec: ArchSpec, structure: Structure, selection: Selection, scales: Masks | None = None
-) -> None:
-    """Apply a validated `selection` in place, first folding `scales` (mask tuning) into the weights."""
+def fold_scales(model: nn.Module, spec: ArchSpec, head_dim: int, scales: Masks) -> None:
+    """Multiply tuned head/neuron scales into the output projections, so no hooks remain."""
+    for layer, heads, neurons in zip(layer_list(model, spec), scales.heads, scales.neurons):
+        scale_inputs(layer.get_submodule(spec.attn_out), heads.repeat_interleave(head_dim))
+        scale_inputs(layer.get_submodule(spec.ffn_out), neurons)
+
+
+def remove_units(model: nn.Module, spec: ArchSpec, selection: Selection) -> None:
+    """Apply a validated `selection` in place."""
     layers = layer_list(model, spec)
-    if scales is not None:
-        for layer, heads, neurons in zip(layers, scales.heads, scales.neurons):
-            scale_inputs(layer.get_submodule(spec.attn_out), heads.repeat_interleave(structure.head_dim))
-            scale_inputs(layer.get_submodule(spec.ffn_out), neurons)
     _remove_heads(model, selection)
     for layer, keep in zip(layers, selection.neurons):
         if keep.any() and not keep.all():

@@ -1,0 +1,294 @@
+"""Structured pruning on tiny random models (hidden 32, 4 heads, FFN 64, 2 layers)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    GPT2LMHeadModel,
+    T5Config,
+    T5ForConditionalGeneration,
+)
+
+from compress.prune import PruneConfig, PruneError, PrunePlan, apply_plan, load_pruned, prune
+from compress.prune.costs import flops_model, params_model
+from compress.prune.importance import mask_gradients
+from compress.prune.specs import spec_for
+from compress.prune.structure import read_structure
+
+torch.set_num_threads(1)
+VOCAB = 100
+
+
+def bert():
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_attention_heads=4, intermediate_size=64,
+                     num_hidden_layers=2, max_position_embeddings=64, num_labels=3)
+    return BertForSequenceClassification(cfg).eval()
+
+
+def distilbert():
+    cfg = DistilBertConfig(vocab_size=VOCAB, dim=32, n_heads=4, hidden_dim=64, n_layers=2,
+                           max_position_embeddings=64, num_labels=3)
+    return DistilBertForSequenceClassification(cfg).eval()
+
+
+def gpt2_cls():
+    cfg = GPT2Config(vocab_size=VOCAB, n_embd=32, n_head=4, n_inner=64, n_layer=2, n_positions=64,
+                     num_labels=3, pad_token_id=0)
+    return GPT2ForSequenceClassification(cfg).eval()
+
+
+def gpt2_lm():
+    cfg = GPT2Config(vocab_size=VOCAB, n_embd=32, n_head=4, n_inner=64, n_layer=2, n_positions=64)
+    return GPT2LMHeadModel(cfg).eval()
+
+
+MODELS = {"bert": bert, "distilbert": distilbert, "gpt2": gpt2_cls, "gpt2-lm": gpt2_lm}
+
+
+def batches(n: int = 3, labels: bool = False) -> list[dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(n):
+        ids = torch.randint(1, VOCAB, (4, 12), generator=g)
+        mask = torch.ones_like(ids)
+        mask[0, 9:] = 0  # right padding in one row
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if labels:
+            batch["labels"] = torch.randint(0, 3, (4,), generator=g)
+        out.append(batch)
+    return out
+
+
+def logits(model, batch, **kwargs) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs).logits
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_pruning_nothing_keeps_outputs(name):
+    model = MODELS[name]()
+    data = batches()
+    before = logits(model, data[0])
+    result = prune(model, PruneConfig(head_fraction=0.0, ffn_fraction=0.0), data)
+    assert torch.equal(logits(model, data[0]), before)
+    assert result.params_after == result.params_before
+    assert result.heads_per_layer == [4, 4] and result.neurons_per_layer == [64, 64]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_removing_heads_equals_head_mask_and_neurons_equal_zeroing(name):
+    model = MODELS[name]()
+    spec = spec_for(model)
+    data = batches()[0]
+    head_mask = torch.ones(2, 4)
+    head_mask[0, [1, 3]] = 0
+    head_mask[1, 0] = 0
+    reference = copy.deepcopy(model)
+    reference.set_attn_implementation("eager")  # sdpa ignores head_mask
+    neurons = [0, 5, 17, 63]
+    with torch.no_grad():  # zeroing a neuron's output weights removes its contribution exactly
+        ffn_out = spec.ffn_out
+        module = reference.base_model.get_submodule(spec.layers)[1].get_submodule(ffn_out)
+        if isinstance(module, torch.nn.Linear):
+            module.weight[:, neurons] = 0
+        else:
+            module.weight[neurons, :] = 0
+    expected = logits(reference, data, head_mask=head_mask)
+
+    apply_plan(model, PrunePlan(heads={0: [1, 3], 1: [0]}, neurons={1: neurons}))
+    structure = read_structure(model, spec)
+    assert structure.heads == (2, 3) and structure.neurons == (64, 60)
+    torch.testing.assert_close(logits(model, data), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_parameter_counts_and_flops_follow_the_formula():
+    model = bert()
+    spec = spec_for(model)
+    structure = read_structure(model, spec)
+    params, flops = params_model(model, structure), flops_model(model, spec, structure, 128)
+    result = apply_plan(model, PrunePlan(heads={0: [0, 1]}, neurons={1: list(range(10))}))
+    assert result.params_before == sum(p.numel() for p in bert().parameters())
+    assert result.params_before - result.params_after == 2 * params.head + 10 * params.neuron
+    assert result.flops_before - result.flops_after == 2 * flops.head + 10 * flops.neuron
+    assert result.params_after == sum(p.numel() for p in model.parameters())
+    assert result.kept_heads == [[2, 3], [0, 1, 2, 3]]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_flops_budget_is_met_with_uneven_layers(name):
+    model = MODELS[name]()
+    result = prune(model, PruneConfig(flops_budget=0.6, mask_tuning=True), batches())
+    assert result.flops_after <= 0.6 * result.flops_before
+    assert result.flops_after > 0.5 * result.flops_before  # the search uses what the budget allows
+    assert result.params_after == sum(p.numel() for p in model.parameters())
+    logits(model, batches()[0])  # still runs
+
+
+def test_fractions_and_params_budget_together():
+    model = bert()
+    result = prune(model, PruneConfig(head_fraction=0.5, ffn_fraction=0.25, params_budget=0.9), batches(labels=True))
+    assert sum(result.heads_per_layer) <= 4
+    assert sum(result.neurons_per_layer) <= 96
+    assert result.params_after <= 0.9 * result.params_before
+    assert all(h >= 1 for h in result.heads_per_layer)
+
+
+def test_prune_layers_drops_a_layer_when_the_budget_needs_it():
+    model = bert()
+    spec = spec_for(model)
+    structure = read_structure(model, spec)
+    flops = flops_model(model, spec, structure, 128)
+    total = flops.cost(8, 128)
+    budget = (flops.cost(1, 1) + flops.head / 2) / total  # fits one thin layer, not two
+    with pytest.raises(PruneError, match="prune_layers=True"):
+        prune(copy.deepcopy(model), PruneConfig(flops_budget=budget), batches())
+    data = batches()
+    result = prune(model, PruneConfig(flops_budget=budget, prune_layers=True), data)
+    assert len(result.dropped_layers) == 1
+    assert model.config.num_hidden_layers == 1 and len(model.bert.encoder.layer) == 1
+    assert result.flops_after <= budget * result.flops_before
+    logits(model, data[0])
+
+
+def test_importance_ranks_a_dead_head_last():
+    model = bert()
+    spec = spec_for(model)
+    with torch.no_grad():  # head 2 of layer 1 contributes nothing
+        model.bert.encoder.layer[1].attention.output.dense.weight[:, 16:24] = 0
+    structure = read_structure(model, spec)
+    heads, _ = mask_gradients(model, spec, structure, batches()).fisher()
+    assert int(heads[1].argmin()) == 2
+    assert heads[1][2] == 0
+    assert all(p.requires_grad for p in model.parameters())  # restored after scoring
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2-lm"])
+def test_save_and_load_pruned_gives_identical_outputs(name, tmp_path):
+    model = MODELS[name]()
+    data = batches()
+    prune(model, PruneConfig(head_fraction=0.25, ffn_fraction=0.3), data)
+    assert model.config.edge_compress["ffn_sizes"] != [64, 64]
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    loaded = load_pruned(tmp_path)
+    assert torch.equal(logits(loaded, data[1]), logits(model, data[1]))
+
+
+@pytest.mark.parametrize("name", ["bert", "distilbert", "gpt2"])
+def test_plain_from_pretrained_after_head_and_layer_pruning(name, tmp_path):
+    model = MODELS[name]()
+    data = batches()[0]
+    apply_plan(model, PrunePlan(heads={0: [0, 2], 1: [3]}, layers=[0]))
+    assert model.config.num_hidden_layers == 1
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert torch.equal(logits(loaded, data), logits(model, data))
+    assert torch.equal(logits(load_pruned(tmp_path), data), logits(model, data))
+
+
+def test_onnx_export_of_pruned_model_matches_torch(tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    model = bert()
+    data = batches()
+    prune(model, PruneConfig(head_fraction=0.4, ffn_fraction=0.4), data)
+    assert model.config.pruned_heads and sum(model.config.edge_compress["ffn_sizes"]) < 128
+    onnx_export_from_model(model, tmp_path, task="text-classification")
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    names = {i.name for i in session.get_inputs()}
+    feed = {k: v.numpy() for k, v in data[0].items() if k in names}
+    if "token_type_ids" in names:
+        feed["token_type_ids"] = torch.zeros_like(data[0]["input_ids"]).numpy()
+    (out,) = session.run(["logits"], feed)
+    torch.testing.assert_close(torch.from_numpy(out), logits(model, data[0]), atol=1e-4, rtol=1e-4)
+
+
+# --- bad input, raised before any work ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({}, "no target"),
+        ({"head_fraction": 1.0}, "head_fraction"),
+        ({"ffn_fraction": 1.5}, "ffn_fraction"),
+        ({"head_fraction": -0.1}, "head_fraction"),
+        ({"flops_budget": 0.0}, "budget of 0"),
+        ({"params_budget": 1.2}, "params_budget"),
+        ({"flops_budget": 0.5, "method": "magnitude"}, "method"),
+        ({"flops_budget": 0.5, "num_calib_batches": 0}, "num_calib_batches"),
+    ],
+)
+def test_bad_config_is_rejected(kwargs, match):
+    with pytest.raises(PruneError, match=match):
+        PruneConfig(**kwargs)
+
+
+def _unchanged(model, reference) -> bool:
+    a, b = model.state_dict(), reference.state_dict()
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    "config, match",
+    [
+        (PruneConfig(flops_budget=0.01), "cannot be met.*floor|embeddings"),
+        (PruneConfig(params_budget=0.05, prune_layers=True), "cannot be met"),
+        (PruneConfig(head_fraction=0.9), "head_fraction"),
+    ],
+)
+def test_unreachable_targets_fail_before_work(config, match):
+    model = bert()
+    reference = copy.deepcopy(model)
+    with pytest.raises(PruneError, match=match):
+        prune(model, config, batches())
+    assert _unchanged(model, reference)
+
+
+@pytest.mark.parametrize(
+    "plan, match",
+    [
+        (PrunePlan(heads={0: [4]}), "has heads 0..3"),
+        (PrunePlan(heads={5: [0]}), "layers 0..1"),
+        (PrunePlan(heads={0: [0, 1, 2, 3]}), "keep at least one"),
+        (PrunePlan(neurons={1: list(range(64))}), "keep at least one"),
+        (PrunePlan(layers=[0, 1]), "all 2 layers"),
+    ],
+)
+def test_bad_plans_fail_before_work(plan, match):
+    model = bert()
+    reference = copy.deepcopy(model)
+    with pytest.raises(PruneError, match=match):
+        apply_plan(model, plan)
+    assert _unchanged(model, reference)
+
+
+def test_unsupported_architecture_lists_supported_ones():
+    cfg = T5Config(vocab_size=VOCAB, d_model=32, d_ff=64, num_layers=1, num_heads=4, d_kv=8)
+    with pytest.raises(PruneError, match="bert, distilbert, gpt2, roberta"):
+        prune(T5ForConditionalGeneration(cfg), PruneConfig(head_fraction=0.5), batches())
+
+
+def test_empty_calibration_data_is_rejected():
+    with pytest.raises(PruneError, match="empty"):
+        prune(bert(), PruneConfig(head_fraction=0.5), [])
+
+
+def test_prune_error_is_a_value_error():
+    assert issubclass(PruneError, ValueError)
