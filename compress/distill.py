@@ -1,0 +1,196 @@
+"""Recovery by distillation: the float model teaches its pruned copy.
+
+    student = distill(student, teacher, train_dataset, DistillConfig(epochs=3), tokenizer)
+
+Loss = ``kl_weight · T² · KL(teacher ‖ student)`` on temperature-softened logits
++ ``hidden_weight · MSE`` between matching hidden states (``layer_map``)
++ ``label_weight · CE`` on the dataset's labels when present. Token-level logits (LMs) and hidden
+states are averaged over non-padding tokens. Training is a `transformers.Trainer` subclass, so the
+same stage runs under ``accelerate launch``/``torchrun`` unchanged; progress is Trainer's tqdm;
+nothing is written to disk unless ``output_dir`` is set.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+from transformers import (
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainingArguments,
+)
+from transformers.modeling_outputs import ModelOutput
+
+from compress.errors import CompressError
+
+FEATURES = ("input_ids", "attention_mask", "token_type_ids", "labels")
+
+
+class DistillError(CompressError, ValueError):
+    """Bad distillation input, with how to fix it."""
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Loss weights and training schedule.
+
+    ``layer_map[j]`` is the teacher hidden state (0 = embeddings) matched to student hidden state j;
+    by default identity when depths agree, else evenly spread. For a model pruned with dropped layers,
+    pass ``[0] + [i + 1 for i in kept_layers]``. ``max_steps > 0`` overrides ``epochs``.
+    ``training_args`` passes anything else to `TrainingArguments` (bf16, gradient accumulation, ...).
+    """
+
+    temperature: float = 2.0
+    kl_weight: float = 1.0
+    hidden_weight: float = 0.0
+    label_weight: float = 0.0
+    layer_map: tuple[int, ...] | None = None
+    epochs: float = 3.0
+    max_steps: int = -1
+    learning_rate: float = 5e-5
+    lr_scheduler_type: str = "linear"
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    seed: int = 42
+    output_dir: str | None = None
+    training_args: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise DistillError(f"temperature={self.temperature} must be positive (typical: 1-4).")
+        weights = (self.kl_weight, self.hidden_weight, self.label_weight)
+        if min(weights) < 0 or sum(weights) == 0:
+            raise DistillError("kl_weight, hidden_weight, label_weight must be >= 0 and not all 0.")
+        if self.batch_size < 1 or self.learning_rate <= 0:
+            raise DistillError("batch_size must be >= 1 and learning_rate > 0.")
+        if self.max_steps <= 0 and self.epochs <= 0:
+            raise DistillError("Set epochs > 0 or max_steps > 0.")
+
+
+def _token_mean(values: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of per-position `values` (batch, seq) over real tokens."""
+    if attention_mask is None:
+        return values.mean()
+    mask = attention_mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1)
+
+
+def default_layer_map(student_states: int, teacher_states: int) -> list[int]:
+    """Student hidden state j ↔ teacher state at the same relative depth."""
+    if student_states == 1:
+        return [0]
+    return [round(j * (teacher_states - 1) / (student_states - 1)) for j in range(student_states)]
+
+
+def distill_loss(
+    student: ModelOutput,
+    teacher: ModelOutput,
+    config: DistillConfig,
+    attention_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The distillation loss without the label term (see the module docstring)."""
+    t = config.temperature
+    log_p_student = F.log_softmax(student.logits.float() / t, dim=-1)
+    log_p_teacher = F.log_softmax(teacher.logits.float() / t, dim=-1)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(-1)  # per example or token
+    loss = config.kl_weight * t * t * (_token_mean(kl, attention_mask) if kl.dim() == 2 else kl.mean())
+    if config.hidden_weight > 0:
+        s_states, t_states = student.hidden_states, teacher.hidden_states
+        layer_map = config.layer_map or default_layer_map(len(s_states), len(t_states))
+        if len(layer_map) != len(s_states) or max(layer_map) >= len(t_states):
+            raise DistillError(
+                f"layer_map {list(layer_map)} must give one teacher state (0..{len(t_states) - 1}) for "
+                f"each of the student's {len(s_states)} hidden states."
+            )
+        mse = sum(
+            _token_mean((s_states[j].float() - t_states[i].float()).pow(2).mean(-1), attention_mask)
+            for j, i in enumerate(layer_map)
+        )
+        loss = loss + config.hidden_weight * mse / len(layer_map)
+    return loss
+
+
+class DistillTrainer(Trainer):
+    """A `Trainer` whose loss is `distill_loss` against a frozen teacher."""
+
+    def __init__(self, *args: Any, teacher: nn.Module, distill_config: DistillConfig, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
+        self.distill_config = distill_config
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        cfg = self.distill_config
+        labels = inputs.pop("labels", None)
+        hidden = cfg.hidden_weight > 0
+        with torch.no_grad():
+            teacher_out = self.teacher(**inputs, output_hidden_states=hidden)
+        use_labels = cfg.label_weight > 0 and labels is not None
+        student_out = model(**inputs, output_hidden_states=hidden, **({"labels": labels} if use_labels else {}))
+        loss = distill_loss(student_out, teacher_out, cfg, inputs.get("attention_mask"))
+        if use_labels:
+            loss = loss + cfg.label_weight * student_out.loss
+        return (loss, student_out) if return_outputs else loss
+
+
+class _Features(Dataset):
+    """Keeps only tokenized model features, so extra columns (text, ids) don't reach the collator."""
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {k: v for k, v in self.rows[index].items() if k in FEATURES}
+
+
+def distill(
+    student: PreTrainedModel,
+    teacher: PreTrainedModel,
+    train_dataset: Sequence[Mapping[str, Any]],
+    config: DistillConfig,
+    tokenizer: PreTrainedTokenizerBase,
+) -> PreTrainedModel:
+    """Train `student` to match `teacher` on `train_dataset` (dicts of token features); returns it."""
+    if len(train_dataset) == 0:
+        raise DistillError("train_dataset is empty; pass tokenized examples (input_ids, attention_mask).")
+    if "input_ids" not in train_dataset[0]:
+        raise DistillError("train_dataset rows must be tokenized: dicts with 'input_ids' (and attention_mask).")
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(
+            output_dir=config.output_dir or scratch,
+            save_strategy="epoch" if config.output_dir else "no",
+            num_train_epochs=config.epochs,
+            max_steps=config.max_steps,
+            learning_rate=config.learning_rate,
+            lr_scheduler_type=config.lr_scheduler_type,
+            warmup_ratio=config.warmup_ratio,
+            weight_decay=config.weight_decay,
+            per_device_train_batch_size=config.batch_size,
+            seed=config.seed,
+            report_to="none",
+            remove_unused_columns=False,
+            **dict(config.training_args),
+        )
+        trainer = DistillTrainer(
+            model=student,
+            args=args,
+            train_dataset=_Features(train_dataset),
+            data_collator=DataCollatorWithPadding(tokenizer),
+            processing_class=tokenizer,
+            teacher=teacher,
+            distill_config=config,
+        )
+        trainer.train()
+    return student.eval()
