@@ -292,3 +292,39 @@ def test_empty_calibration_data_is_rejected():
 
 def test_prune_error_is_a_value_error():
     assert issubclass(PruneError, ValueError)
+
+
+def test_mask_tuning_brings_outputs_closer_to_the_unpruned_model():
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_attention_heads=4, intermediate_size=64,
+                     num_hidden_layers=3, max_position_embeddings=64, num_labels=3, initializer_range=0.3)
+    base = BertForSequenceClassification(cfg).eval()  # large init: confident, input-dependent logits
+    data = batches(5)
+    reference = torch.cat([logits(base, b) for b in data])
+    errors = []
+    for tuning in (False, True):
+        model = copy.deepcopy(base)
+        prune(model, PruneConfig(flops_budget=0.6, mask_tuning=tuning), data[:3])
+        errors.append(float((torch.cat([logits(model, b) for b in data]) - reference).pow(2).mean()))
+    assert errors[1] < errors[0]
+
+
+@pytest.mark.parametrize("unit_size", [1, 3])
+def test_tuning_normal_equations_match_explicit_least_squares(unit_size):
+    from transformers.pytorch_utils import Conv1D
+
+    from compress.prune.modules import weight_out_in
+    from compress.prune.tuning import _normal_equations
+
+    for module in (torch.nn.Linear(12, 5), Conv1D(5, 12)):
+        u, y = torch.randn(30, 12), torch.randn(30, 5)
+        columns = []
+        for i in range(12 // unit_size):
+            only_i = torch.zeros_like(u)
+            only_i[:, i * unit_size:(i + 1) * unit_size] = u[:, i * unit_size:(i + 1) * unit_size]
+            columns.append((module(only_i) - module.bias).reshape(-1))
+        a = torch.stack(columns, 1).double()
+        gram, rhs = _normal_equations(
+            module, (u.t() @ u).double(), (u * (y @ weight_out_in(module))).sum(0).double(), unit_size
+        )
+        torch.testing.assert_close(gram, a.t() @ a, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(rhs, a.t() @ y.reshape(-1).double(), atol=1e-5, rtol=1e-5)

@@ -71,16 +71,16 @@ def _block_sum(x: torch.Tensor, unit_size: int) -> torch.Tensor:
 
 
 def _normal_equations(
-    module: Projection, inputs: torch.Tensor, target: torch.Tensor, unit_size: int
+    module: Projection, input_gram: torch.Tensor, input_target: torch.Tensor, unit_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(A^T A, A^T y) where A's columns are the units' contributions ``W[:, S_i] u[S_i]``.
 
-    Per feature pair, ``sum_t u_ta u_tb (W^T W)_ab`` summed over the units' blocks gives A^T A
-    without materialising per-unit outputs (FFNs have thousands of units).
+    With ``input_gram = sum_t u_t u_t^T`` and ``input_target = sum_t u_t * (W^T y_t)``, summing
+    ``input_gram * W^T W`` over the units' feature blocks gives A^T A without materialising
+    per-unit outputs (FFNs have thousands of units).
     """
-    u, w, y = inputs.double(), weight_out_in(module).double(), target.double()
-    gram = _block_sum((u.t() @ u) * (w.t() @ w), unit_size)
-    return gram, _block_sum((u * (y @ w)).sum(0), unit_size)
+    w = weight_out_in(module).double()
+    return _block_sum(input_gram * (w.t() @ w), unit_size), _block_sum(input_target, unit_size)
 
 
 def _solve(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor | None:
@@ -120,7 +120,7 @@ def tune_scales(
         ):
             s_module = student_layers[layer].get_submodule(path)
             t_module = teacher_layers[t_index].get_submodule(path)
-            gram = rhs = 0
+            input_gram = input_target = 0
             for batch in batches:
                 t_in: list[torch.Tensor] = []
                 _run(teacher, batch, [_capture(t_module, t_in)])
@@ -129,9 +129,10 @@ def tune_scales(
                     _run(student, batch, [_capture(s_module, s_in)])
                 with torch.no_grad():
                     target = _without_bias(t_module, _tokens(t_in[0], batch))
-                    g, r = _normal_equations(s_module, _tokens(s_in[0], batch), target, unit_size)
-                gram, rhs = gram + g, rhs + r
-            solved = _solve(gram, rhs)
+                    u = _tokens(s_in[0], batch)
+                    input_gram = input_gram + (u.t() @ u).double()
+                    input_target = input_target + (u * (target @ weight_out_in(s_module))).sum(0).double()
+            solved = _solve(*_normal_equations(s_module, input_gram, input_target, unit_size))
             if solved is not None:
                 vector[layer] = solved.float()
     return scales
