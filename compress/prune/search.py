@@ -68,7 +68,7 @@ def search(
     num_layers = len(head_importance)
     layer_importance = [float(h.sum() + n.sum()) for h, n in zip(head_importance, neuron_importance)]
     by_importance = sorted(range(num_layers), key=lambda layer: layer_importance[layer])
-    best: tuple[float, Selection] | None = None
+    best: tuple[float, list[tuple[int, int]], list[tuple[int, int]], list[int]] | None = None
     for k in range(num_layers if prune_layers else 1):
         dropped = sorted(by_importance[:k])
         kept_layers = [layer for layer in range(num_layers) if layer not in dropped]
@@ -80,18 +80,19 @@ def search(
                 continue
             score = float(head_scores[h] + neuron_scores[n])
             if best is None or score > best[0]:
-                best = (score, Selection(
-                    heads=_to_masks(heads[:h], head_importance),
-                    neurons=_to_masks(neurons[:n], neuron_importance),
-                    dropped_layers=dropped,
-                ))
-    return None if best is None else best[1]
+                best = (score, heads[:h], neurons[:n], dropped)
+    if best is None:
+        return None
+    _, heads, neurons, dropped = best
+    return Selection(_to_masks(heads, head_importance), _to_masks(neurons, neuron_importance), dropped)
 
 
 def _to_masks(units: list[tuple[int, int]], like: list[torch.Tensor]) -> list[torch.Tensor]:
     masks = [torch.zeros(len(t), dtype=torch.bool) for t in like]
-    for layer, i in units:
-        masks[layer][i] = True
+    if units:
+        layers, indices = torch.tensor(units).t()
+        for layer, mask in enumerate(masks):
+            mask[indices[layers == layer]] = True
     return masks
 
 
@@ -106,13 +107,17 @@ def rearrange(mask: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     if num_pruned == 0 or num_pruned == len(mask):
         return mask
     g = grads.t().double()  # (units, batches)
-    order = g.pow(2).sum(1).argsort().tolist()
-    pruned = order[:num_pruned]
+    squared = g.pow(2).sum(1)
+    order = squared.argsort().tolist()
+    pruned = torch.zeros(len(mask), dtype=torch.bool)
+    pruned[order[:num_pruned]] = True
+    total = g[pruned].sum(0)
     for index in order[num_pruned:]:
-        pruned.append(index)
-        vectors = g[pruned]
-        without_each = vectors.sum(0) - vectors  # P's gradient sum with each member left out
-        del pruned[int(without_each.pow(2).sum(1).argmin())]
-    new_mask = torch.ones_like(mask)
-    new_mask[pruned] = False
-    return new_mask
+        pruned[index] = True
+        total = total + g[index]
+        # loss of P without unit j: |total - g_j|^2, for every j at once
+        loss_without = (total @ total - 2 * g @ total + squared).masked_fill(~pruned, float("inf"))
+        out = int(loss_without.argmin())
+        pruned[out] = False
+        total = total - g[out]
+    return ~pruned

@@ -95,6 +95,7 @@ def _solve(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor | None:
     return scales if error(scales) < error(ones) else None
 
 
+@torch.no_grad()
 def tune_scales(
     student: nn.Module,
     teacher: nn.Module,
