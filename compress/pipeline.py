@@ -142,12 +142,21 @@ class _VariantBuilder:
                           settings={"preset": preset.as_dict()})
         if self.recipe.quantize.static.enabled:
             spec = self.recipe.quantize.static
-            feeds = [dict(self.ckpt.tokenizer([t], truncation=True, max_length=self.recipe.validate_.max_length, return_tensors="np"))
-                     for t in calib_texts]
+            feeds = self._calibration_feeds(calib_texts, spec.calibration_method)
             self._variant("onnx-int8-static", "int8",
                           lambda d: quantize_int8_static(fp32, d / MODEL_FILE, preset, feeds, spec.calibration_method, spec.percentile),
                           fp32, settings={"preset": preset.as_dict(), "calibration_method": spec.calibration_method,
                                           "calibration_samples": len(feeds)})
+
+    def _calibration_feeds(self, texts: list[str], method: str) -> list[dict[str, np.ndarray]]:
+        """One text per feed at its own length; histogram methods need one shape, so those are padded/truncated
+        to the 90th-percentile length (ORT stacks their activations across feeds)."""
+        tokenizer, limit = self.ckpt.tokenizer, self.recipe.validate_.max_length
+        if method == "minmax":
+            return [dict(tokenizer([t], truncation=True, max_length=limit, return_tensors="np")) for t in texts]
+        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
+        length = int(np.percentile(lengths, 90))
+        return [dict(tokenizer([t], truncation=True, padding="max_length", max_length=length, return_tensors="np")) for t in texts]
 
     def _export(self, folder: Path) -> Path:
         try:

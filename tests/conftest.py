@@ -28,7 +28,9 @@ def _gpt2_tokenizer() -> PreTrainedTokenizerFast:
     vocab = {w: i for i, w in enumerate(dict.fromkeys(["<|endoftext|>", *WORDS, *"abcdefghijklmnopqrstuvwxyz"]))}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    # GPT-2 takes no token_type_ids (feeding them would add an embedding the ONNX graph lacks).
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>", unk_token="<|endoftext|>",
+                                   model_input_names=["input_ids", "attention_mask"])
 
 
 def labels_config() -> dict:

