@@ -105,12 +105,17 @@ def plot(out: Path, report: dict) -> Path | None:
     ok = [e for e in _rows(report) if e.get("error") is None]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, (key, label) in zip(axes, [("size", "size on disk (MB)"), ("latency", "p50 latency, batch 1 (ms)")]):
-        for e in ok:
-            x = e["size_bytes"] / 1e6 if key == "size" else e["latency_ms"]["p50"]
+        xs = [e["size_bytes"] / 1e6 if key == "size" else e["latency_ms"]["p50"] for e in ok]
+        ys = [e["metrics"][metric] for e in ok]
+        front = _pareto(xs, ys, report["higher_is_better"])
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], color="tab:gray", lw=1, alpha=0.6, label="Pareto front")
+        for i, e in enumerate(ok):
             is_base, is_sel = e is base, e["name"] == report["selected"]
-            ax.scatter(x, e["metrics"][metric], s=90 if is_sel else 45, marker="*" if is_base else "o",
+            ax.scatter(xs[i], ys[i], s=90 if is_sel else 45, marker="*" if is_base else "o",
                        color="black" if is_base else ("tab:green" if is_sel else "tab:blue"), zorder=3)
-            ax.annotate(e["name"], (x, e["metrics"][metric]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(e["name"], (xs[i], ys[i]), textcoords="offset points", xytext=(5, 4 + 10 * (i % 3)), fontsize=8)
+        if max(xs) > 10 * min(xs):
+            ax.set_xscale("log")
         floor = base["metrics"][metric] - report["max_accuracy_drop"] * (1 if report["higher_is_better"] else -1)
         ax.axhline(floor, ls="--", color="tab:red", lw=1, label=f"budget (−{report['max_accuracy_drop']:g} pts)")
         ax.set_xlabel(label)
@@ -123,3 +128,15 @@ def plot(out: Path, report: dict) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _pareto(xs: list[float], ys: list[float], higher_is_better: bool) -> list[int]:
+    """Indices of points no other point beats on both cost (x, lower is better) and metric, sorted by x."""
+    sign = 1 if higher_is_better else -1
+    order = sorted(range(len(xs)), key=lambda i: (xs[i], -sign * ys[i]))
+    front, best = [], float("-inf")
+    for i in order:
+        if sign * ys[i] > best:
+            front.append(i)
+            best = sign * ys[i]
+    return front
