@@ -24,23 +24,25 @@ SEED = 20261129
 HERE = Path(__file__).resolve().parent
 PER_INTENT = 100      # utterances per intent (train + eval)
 EVAL_PER_INTENT = 25  # stratified 25 % eval split
+HELDOUT_TEMPLATES = 4  # core templates per intent that only appear in eval ...
+EVAL_UNSEEN = 10      # ... giving this many of each intent's eval utterances
 TYPO_RATE = 0.10      # share of utterances that get 1-2 typos
 LOWER_RATE = 0.15     # share of non-casual utterances written all in lower case
 
 # --------------------------------------------------------------------------- slot fillers
 PRODUCTS = [
-    "wireless earbuds", "running shoes", '"Aurora" desk lamp', "kids' backpack", "coffee grinder",
+    "wireless headset", "pair of running shoes", '"Aurora" desk lamp', "kids' backpack", "coffee grinder",
     '27" monitor', "yoga mat", "phone case", "standing desk", "rain jacket", "blender", "air fryer",
-    "office chair", "smart watch", "bed sheets", "hiking boots", "electric toothbrush",
+    "office chair", "smart watch", "bed sheet set", "hiking backpack", "electric toothbrush",
     "men's wool sweater", "gaming keyboard", "cast iron skillet", "baby monitor", "bluetooth speaker",
     "winter coat", "robot vacuum", "water bottle", "laptop sleeve", "'Nordic' throw blanket",
-    "electric kettle", "noise-cancelling headphones", "duvet cover", "women's trail runners",
+    "electric kettle", "e-reader", "duvet cover", "women's trail jacket",
 ]
 PAST = ["yesterday", "last Monday", "on Tuesday", "two weeks ago", "on March 3rd", "last Friday",
         "three days ago", "on the 14th", "over the weekend", "at the start of the month",
         "ten days ago", "on June 21", "last week", "a month ago"]
-FUTURE = ["next week", "this Friday", "the end of the month", "the 1st", "Christmas", "next Tuesday",
-          "the weekend", "my birthday on the 20th"]
+FUTURE = ["next week", "Friday", "the end of the month", "the 1st", "Christmas", "next Tuesday",
+          "the weekend", "the 20th"]  # reads after before / until / after / for / to
 CITIES = ["Denver", "Leeds", "Toronto", "Austin", "Manchester", "Dublin", "Portland", "Glasgow",
           "Phoenix", "Vancouver", "Cork", "Bristol", "Sydney", "Auckland", "Chicago", "Edinburgh"]
 COUNTRIES = ["Canada", "Ireland", "Germany", "Australia", "Mexico", "Norway", "Japan", "the UK",
@@ -149,7 +151,7 @@ INTENTS: dict[str, dict[str, list[str]]] = {
             "Cancel the order I made {date}, I found it cheaper elsewhere.",
             "I don't want to end my subscription, I just want to cancel this one order.",  # vs cancel_subscription
             "Please call off order {order}, I no longer need it.",
-            "I accidentally ordered two of the {product}, can you cancel one of them?",
+            "I accidentally ordered the {product} twice, can you cancel one of them?",
             "Can you cancel my order and put the money back on my {payment}?",  # vs refund_status
             "Where is the cancel button for my order?",
             "I placed a duplicate order by accident, please cancel {order}.",
@@ -187,12 +189,12 @@ INTENTS: dict[str, dict[str, list[str]]] = {
             "Cancel the {plan} subscription on the account {email}.",
             "I want to quit my membership, not pause it.",  # vs update_subscription
             "Will I lose my {plan} benefits right away if I cancel?",
-            "My trial ends {future}, please make sure I'm not charged after that.",
+            "My free trial runs out before {future}, please make sure I'm not charged after that.",
         ],
         "short": ["cancel subscription", "end membership", "stop auto renew", "unsubscribe me",
                   "cancel my plan", "no more monthly boxes"],
         "context": ["I've been a {plan} member for {days} months.", "Money is a bit tight at the moment.",
-                    "I barely used it last month.", "My renewal date is {future}."],
+                    "I barely used it last month.", "My plan renews before {future}."],
     },
     "update_subscription": {
         "core": [
@@ -217,7 +219,7 @@ INTENTS: dict[str, dict[str, list[str]]] = {
         "short": ["upgrade plan", "downgrade subscription", "pause subscription", "change my plan",
                   "switch to annual", "skip next box"],
         "context": ["I'm on the {plan} plan at the moment.", "We're a bigger household now.",
-                    "I'll be away for a few weeks from {future}.", "The current plan is more than I need."],
+                    "I'll be away for a few weeks after {future}.", "The current plan is more than I need."],
     },
     "return_item": {
         "core": [
@@ -354,7 +356,7 @@ INTENTS: dict[str, dict[str, list[str]]] = {
             "Is the {product} available in your {city} store?",
             "The {product} says sold out, will you get more?",
             "Do you still sell the {product}, or has it been discontinued?",
-            "Are there many of the {product} left?",
+            "Is there much stock left of the {product}?",
             "Can I pre-order the {product}?",  # vs cancel_order
             "Does the {product} come in {color}?", "Will the {product} be available before {future}?",
             "Can the {product} be shipped to {country}, or is it only sold locally?",  # vs shipping_cost
@@ -365,7 +367,7 @@ INTENTS: dict[str, dict[str, list[str]]] = {
         ],
         "short": ["in stock?", "{product} available?", "back in stock when", "restock date",
                   "sold out?", "any {size} left"],
-        "context": ["I've been waiting for it for ages.", "It's for a gift for {future}.",
+        "context": ["I've been waiting for it for ages.", "I need it as a gift for {future}.",
                     "I checked the website this morning."],
     },
     "shipping_cost": {
@@ -459,7 +461,7 @@ INTENTS: dict[str, dict[str, list[str]]] = {
         "short": ["promo code", "discount code not working", "coupon?", "voucher code", "{code} invalid",
                   "apply discount"],
         "context": ["I got the code in your newsletter.", "My basket total is about {amount}.",
-                    "The sale ends {future}."],
+                    "The sale only runs until {future}."],
     },
 }
 
@@ -515,6 +517,7 @@ def add_typos(text: str, rng: random.Random) -> str:
 
 
 def casualise(text: str, rng: random.Random) -> str:
+    """Casual register: 'u' / 'pls', often all lower case, often no final full stop."""
     if rng.random() < 0.4:
         text = re.sub(r"\byou\b", "u", text)
         text = re.sub(r"\bplease\b", "pls", text)
@@ -525,10 +528,12 @@ def casualise(text: str, rng: random.Random) -> str:
     return text
 
 
-def utterance(intent: dict[str, list[str]], rng: random.Random) -> str:
+def utterance(intent: dict[str, list[str]], cores: list[str], allow_short: bool, rng: random.Random) -> str:
+    """One message: pick a register and a form (fragment / bare / framed / long with context),
+    fill the slots consistently, then apply the register's casing and punctuation."""
     slots: dict[str, str] = {}
     register = rng.choices(["polite", "neutral", "casual", "angry"], weights=[3, 4, 2, 1])[0]
-    form = rng.choices(["short", "core", "framed", "long"], weights=[10, 42, 28, 20])[0]
+    form = rng.choices(["short", "core", "framed", "long"], weights=[10 if allow_short else 0, 42, 28, 20])[0]
     if form == "short":
         text = fill(rng.choice(intent["short"]), rng, slots)
         if register == "casual":
@@ -536,7 +541,7 @@ def utterance(intent: dict[str, list[str]], rng: random.Random) -> str:
         elif rng.random() < 0.5:
             text = text[:1].upper() + text[1:]
         return text
-    core = fill(rng.choice(intent["core"]), rng, slots)
+    core = fill(rng.choice(cores), rng, slots)
     if register == "angry":
         if rng.random() < 0.4:
             core = core[:-1] + "!" if core.endswith(".") else core + "!"
@@ -571,24 +576,35 @@ def norm_key(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
 
 
+def unique_utterances(intent: dict[str, list[str]], cores: list[str], n: int, allow_short: bool,
+                      seen: set[str], rng: random.Random) -> list[str]:
+    rows: list[str] = []
+    for _ in range(200 * n):
+        if len(rows) == n:
+            return rows
+        text = utterance(intent, cores, allow_short, rng)
+        if rng.random() < TYPO_RATE:
+            text = add_typos(text, rng)
+        if norm_key(text) not in seen:
+            seen.add(norm_key(text))
+            rows.append(text)
+    raise RuntimeError(f"only {len(rows)} unique utterances from {cores[0]!r}...")
+
+
 def build_intents(rng: random.Random) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Per intent, HELDOUT_TEMPLATES core templates are reserved for eval (EVAL_UNSEEN utterances):
+    eval then measures paraphrase generalisation, not just recall of seen templates."""
     seen: set[str] = set()
     train, evals = [], []
     for label, intent in INTENTS.items():
-        rows: list[str] = []
-        for _ in range(200 * PER_INTENT):
-            if len(rows) == PER_INTENT:
-                break
-            text = utterance(intent, rng)
-            if rng.random() < TYPO_RATE:
-                text = add_typos(text, rng)
-            if norm_key(text) not in seen:
-                seen.add(norm_key(text))
-                rows.append(text)
-        assert len(rows) == PER_INTENT, f"{label}: only {len(rows)} unique utterances"
-        rng.shuffle(rows)
-        evals += [(t, label) for t in rows[:EVAL_PER_INTENT]]
-        train += [(t, label) for t in rows[EVAL_PER_INTENT:]]
+        cores = intent["core"][:]
+        rng.shuffle(cores)
+        unseen = unique_utterances(intent, cores[:HELDOUT_TEMPLATES], EVAL_UNSEEN, False, seen, rng)
+        shared = unique_utterances(intent, cores[HELDOUT_TEMPLATES:], PER_INTENT - EVAL_UNSEEN, True, seen, rng)
+        rng.shuffle(shared)
+        n_shared_eval = EVAL_PER_INTENT - EVAL_UNSEEN
+        evals += [(t, label) for t in unseen + shared[:n_shared_eval]]
+        train += [(t, label) for t in shared[n_shared_eval:]]
     rng.shuffle(train)
     rng.shuffle(evals)
     return train, evals
@@ -805,20 +821,63 @@ AGENT_REPLIES = {
 }
 FOLLOW_UPS = ["Thank you, that is really helpful.", "Great, is there anything else I need to do?",
               "Perfect, thanks for sorting that out so quickly.", "Okay, and will I get an email to confirm?",
-              "That's a relief, thank you.", "Fine, but please make sure it doesn't happen again."]
+              "That's a relief, thank you.", "Fine, but please make sure it doesn't happen again.",
+              "Brilliant, that was much easier than I expected.", "Thanks. How will I know when it's done?",
+              "Okay, I'll keep an eye on my inbox.", "Lovely, you've been a great help."]
 AGENT_CLOSES = ["You are welcome, and have a lovely day.", "Yes, a confirmation email is on its way to you now.",
-                "No, there is nothing else you need to do.", "I have made a note on your account, so it will not happen again.",
-                "Happy to help, and thank you for your patience."]
+                "No, there is nothing else you need to do.",
+                "I have made a note on your account, so it will not happen again.",
+                "Happy to help, and thank you for your patience.",
+                "You will get a text message as soon as anything changes.",
+                "If anything else comes up, just reply to this chat and it will reach me.",
+                "My pleasure, and enjoy the rest of your week."]
+AGENT_ASKS = [("Could you give me your order number, please?", "Of course, it's {order}."),
+              ("Can you confirm the email address on your account?", "Sure, it's {email}."),
+              ("May I have the name on the order?", "It's under {name}."),
+              ("Which item is this about?", "The {product}.")]
 REVIEW_OPEN = ["I bought the {brand} {item} {ago}", "We have been using the {brand} {item} for {ago2}",
                "My sister recommended the {brand} {item}, so I ordered one {ago}",
-               "I was not sure about the {brand} {item} at first, but I finally ordered it {ago}"]
-REVIEW_BODY = ["and it {feature}.", "and so far it {feature}.", "and I can confirm that it {feature}."]
+               "I was not sure about the {brand} {item} at first, but I finally ordered it {ago}",
+               "I needed something for {use}, so I picked up the {brand} {item} {ago}",
+               "After reading a lot of reviews, I chose the {brand} {item} {ago}"]
+REVIEW_BODY = ["and it {feature}.", "and so far it {feature}.", "and I can confirm that it {feature}.",
+               "and it really {feature}, just as the description says."]
+REVIEW_MIDDLE = ["We mostly use it for {use}, and it has coped well.",
+                 "After {ago2} of regular use, it still looks almost new.",
+                 "Setting it up took less than ten minutes.",
+                 "It feels more expensive than it actually was.",
+                 "The {color} finish is lovely, although it shows fingerprints.",
+                 "It is a little heavier than I expected, but that makes it feel solid.", ""]
 REVIEW_VERDICT = ["For the price, I would buy it again without thinking twice.",
                   "It is not perfect, but it does what it promises.",
                   "Delivery was quick, and the packaging was mostly recyclable.",
                   "My only complaint is that the instructions could be clearer.",
                   "I have already recommended it to two friends.",
-                  "I took off one star because the colour is slightly darker than in the photos."]
+                  "I took off one star because the colour is slightly darker than in the photos.",
+                  "Four stars from me, and I would give five if it came with a longer cable.",
+                  "Overall, a solid buy that I am happy with."]
+PEOPLE = [("Maria", "she", "her"), ("Tom", "he", "his"), ("Priya", "she", "her"), ("Jonas", "he", "his"),
+          ("Aisha", "she", "her"), ("Liam", "he", "his"), ("Chen", "he", "his"), ("Fatima", "she", "her"),
+          ("Oliver", "he", "his"), ("Sofia", "she", "her"), ("Kwame", "he", "his"), ("Ines", "she", "her")]
+STORY = {
+    "when": ["on a rainy Sunday evening", "during her lunch break", "late on a Thursday night",
+             "first thing on a Monday morning", "on the last day of the sale", "just before a long trip"],
+    "arrived": ["two days later", "the very next morning", "a day earlier than promised",
+                "after a short delay at the depot", "on Friday afternoon"],
+    "packing": ["well packed in a plain cardboard box", "slightly dented but perfectly intact",
+                "with a handwritten thank-you note inside", "wrapped in recycled paper instead of plastic"],
+    "impression": ["was pleased with how solid it felt", "thought it looked even better than in the photos",
+                   "found the instructions a little confusing at first",
+                   "noticed that the colour was a shade darker than expected"],
+    "problem": ["{pron} noticed a small fault", "{pron} found that one piece was missing from the box",
+                "{pron} realised it was not quite what {pron} needed", "{pron} spotted a flaw that was not there at first"],
+    "fix": ["The agent sent a replacement part the next day", "Within an hour, a return label was in {pos} inbox",
+            "The support team apologised and refunded the shipping cost",
+            "A new one arrived three days later at no extra charge"],
+    "end": ["Now {pron} uses it almost every day.", "{Pron} says {pron} would happily order from the shop again.",
+            "It has quietly become one of {pos} favourite things in the house.",
+            "{Pron} has since bought a second one as a gift."],
+}
 
 
 def _feature_as_third_person(feature: str, item: str) -> str:
@@ -843,7 +902,7 @@ def product_paragraph(rng: random.Random) -> str:
         f"Made from {material}, {they.lower()} {are} built to last." if rng.random() < 0.5
         else f"{they} {f3}.",
         rng.choice([f"{they} {are} covered by a {rng.choice(['one', 'two', 'three'])}-year warranty.",
-                    f"{they} {are} available in {rng.choice(COLORS)} and {rng.choice(COLORS[::-1])}.",
+                    "{} {} available in {} and {}.".format(they, are, *rng.sample(COLORS, 2)),
                     "Free returns apply for thirty days if you change your mind.",
                     "Many customers tell us it was the best purchase they made this year."
                     if not plural else "Many customers tell us they were the best purchase they made this year."]),
@@ -879,36 +938,66 @@ def howto_paragraph(rng: random.Random) -> str:
 
 def dialogue_paragraph(rng: random.Random) -> str:
     label = rng.choice(list(INTENTS))
-    customer = fill(rng.choice(INTENTS[label]["core"]), rng)
+    slots: dict[str, str] = {}
+    customer = fill(rng.choice(INTENTS[label]["core"]), rng, slots)
+    if rng.random() < 0.4:
+        customer = fill(rng.choice(INTENTS[label]["context"]), rng, slots) + " " + customer
     when = rng.choice(["tomorrow", "on Thursday", "early next week", "within two days", "on Monday"])
     past = rng.choice(["yesterday", "on Tuesday", "this morning", "two days ago"])
     agent = rng.choice(AGENT_REPLIES[label]).format(when=when, past=past)
-    name = rng.choice(NAMES)
+    name = rng.choice([n for n in NAMES if n != slots.get("name")])
     greet = rng.choice([f"Hello, my name is {name}, how can I help?", "Hi, thanks for getting in touch.",
-                        f"Good morning, you are speaking with {name}.", "Hello, what can I do for you today?"])
-    turns = [f"Agent: {greet}", f"Customer: {customer}", f"Agent: {agent}",
-             f"Customer: {rng.choice(FOLLOW_UPS)}", f"Agent: {rng.choice(AGENT_CLOSES)}"]
+                        f"Good morning, you are speaking with {name}.", "Hello, what can I do for you today?",
+                        f"Hi, {name} here from the support team. What can I do for you?"])
+    turns = [f"Agent: {greet}", f"Customer: {customer}"]
+    if rng.random() < 0.5:
+        ask, answer = rng.choice(AGENT_ASKS)
+        turns += [f"Agent: {ask}", f"Customer: {fill(answer, rng, slots)}",
+                  f"Agent: {rng.choice(['Thank you.', 'Thanks, one moment please.', 'Got it.'])} {agent}"]
+    else:
+        turns.append(f"Agent: {agent}")
+    turns += [f"Customer: {rng.choice(FOLLOW_UPS)}", f"Agent: {rng.choice(AGENT_CLOSES)}"]
     return " ".join(turns)
 
 
 def review_paragraph(rng: random.Random) -> str:
     item = rng.choice([i for i in CATALOG if i != "running shoes"])
-    opening = rng.choice(REVIEW_OPEN).format(
-        brand=rng.choice(BRANDS), item=item, ago=rng.choice(["last spring", "a few weeks ago", "in January",
-                                                             "for my birthday", "after a long search"]),
-        ago2=rng.choice(["about six months", "nearly a year", "a couple of weeks", "three months"]))
-    f1, f2 = rng.sample(CATALOG[item][1], 2)
+    uses, features, _ = CATALOG[item]
+    words = {"brand": rng.choice(BRANDS), "item": item, "use": rng.choice(uses), "color": rng.choice(COLORS),
+             "ago": rng.choice(["last spring", "a few weeks ago", "in January", "for my birthday",
+                                "after a long search", "during the winter sale"]),
+             "ago2": rng.choice(["about six months", "nearly a year", "a couple of weeks", "three months"])}
+    f1, f2 = rng.sample(features, 2)
     body = rng.choice(REVIEW_BODY).format(feature=_feature_as_third_person(f1, item))
-    extra = f"I also like that it {f2}."
-    return " ".join([f"{opening}, {body}", extra, rng.choice(REVIEW_VERDICT)])
+    parts = [f"{rng.choice(REVIEW_OPEN).format(**words)}, {body}",
+             rng.choice([f"I also like that it {f2}.", f"On top of that, it {f2}.", ""]),
+             rng.choice(REVIEW_MIDDLE).format(**words), rng.choice(REVIEW_VERDICT)]
+    return " ".join(p for p in parts if p)
 
 
-def build_lm_text(rng: random.Random, paragraphs: int = 420, eval_share: float = 0.2) -> tuple[list[str], list[str]]:
-    makers = [product_paragraph, faq_paragraph, howto_paragraph, dialogue_paragraph, review_paragraph]
+def story_paragraph(rng: random.Random) -> str:
+    name, pron, pos = rng.choice(PEOPLE)
+    item = rng.choice([i for i in CATALOG if i != "running shoes"])
+    pick = {k: rng.choice(v) for k, v in STORY.items()}
+    when = pick["when"].replace("her lunch", pos + " lunch")
+    said = [f"{name} ordered the {rng.choice(BRANDS)} {item} {when}, hoping to use it for {rng.choice(CATALOG[item][0])}.",
+            f"The parcel arrived {pick['arrived']}, {pick['packing']}.",
+            f"When {pron} opened it, {pron} {pick['impression']}."]
+    if rng.random() < 0.5:
+        said += [f"A week later, {pick['problem'].format(pron=pron)}, so {pron} contacted support.",
+                 pick["fix"].format(pos=pos) + "."]
+    said.append(pick["end"].format(pron=pron, Pron=pron.capitalize(), pos=pos))
+    return " ".join(said)
+
+
+def build_lm_text(rng: random.Random, paragraphs: int = 480, eval_share: float = 0.2) -> tuple[list[str], list[str]]:
+    makers = [product_paragraph, faq_paragraph, howto_paragraph, dialogue_paragraph, review_paragraph,
+              story_paragraph]
+    weights = [4, 2, 1, 5, 4, 4]
     seen: set[str] = set()
     out: list[str] = []
     while len(out) < paragraphs:
-        text = re.sub(r"\s+", " ", rng.choice(makers)(rng)).strip()
+        text = re.sub(r"\s+", " ", rng.choices(makers, weights)[0](rng)).strip()
         if text not in seen:
             seen.add(text)
             out.append(text)
