@@ -1,8 +1,8 @@
 """PyTorch causal LM -> one ONNX decoder with KV cache that ORTModelForCausalLM loads and generates with.
 
 optimum writes a single `model.onnx` taking `past_key_values.*` (empty at prefill) and
-returning `present.*`.  We then check the cache really is there and store tied
-embedding / LM-head weights once.
+returning `present.*`.  We then check the cache really is there, store tied
+embedding / LM-head weights once, and turn weight Gemms into MatMul + Add.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from compress.errors import CompressError
+from compress.lm.gemm import gemms_to_matmuls
 from compress.lm.onnx_io import load_model, save_model
 from compress.lm.tied import dedupe_tied
 from export.onnx_export import ExportError, export_to_onnx
@@ -32,7 +33,7 @@ def export_causal_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
         raise CompressError(f"the ONNX export of the {model.config.model_type} model has no past_key_values inputs, so every "
                             "generated token would recompute the whole prompt",
                             "use an optimum-onnx version whose exporter supports text-generation-with-past for this architecture")
-    if dedupe_tied(onnx_model):
+    if dedupe_tied(onnx_model) + gemms_to_matmuls(onnx_model):
         save_model(onnx_model, path)
     tokenizer.save_pretrained(folder)
     model.generation_config.save_pretrained(folder)

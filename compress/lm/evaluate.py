@@ -1,0 +1,174 @@
+"""Validate a causal LM (PyTorch or ORTModelForCausalLM, same calls): perplexity, agreement, generation, speed.
+
+- Perplexity: the eval texts joined by blank lines, tokenized once, scored with
+  sliding windows of `context` tokens moved by `stride`; every token is scored once,
+  with at least `context - stride` tokens of history (except at the start).
+- Agreement: top-1 next-token prediction at every scored position vs the float model.
+- Greedy exact match: the same `new_tokens` greedy tokens as the float model, per prompt.
+- Speed at batch 1: time to first token (prefill) and per-token decode time, taken
+  from the generation itself (a streamer timestamps each token); decode at
+  `batch_size` prompts for latency_ms_batch.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import transformers
+from transformers import PreTrainedTokenizerBase
+from transformers.generation.streamers import BaseStreamer
+
+from compress.console import progress
+from compress.errors import CompressError
+from compress.lm.spec import LMSpec
+from export.runtime import Latency
+
+
+@dataclass
+class LMOutputs:
+    nll: float                    # summed over scored tokens
+    scored: int
+    predictions: np.ndarray       # top-1 next token at each scored position
+    generations: list[list[int]]  # greedy new tokens per prompt
+    ttft_ms: list[float]
+    decode: Latency               # ms per decode step, batch 1
+    decode_batch: Latency         # ms per decode step, batch `batch_size`
+
+
+class _Clock(BaseStreamer):
+    """generate() hands the streamer the prompt, then each new token: timestamps of those calls."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def put(self, value) -> None:
+        self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
+class LMEvaluation:
+    """Token windows and prompts built once, so every variant sees identical inputs."""
+
+    def __init__(self, texts: list[str], tokenizer: PreTrainedTokenizerBase, spec: LMSpec, max_positions: int | None) -> None:
+        if max_positions and spec.context > max_positions:
+            raise CompressError(f"perplexity context {spec.context} is longer than the model's {max_positions} positions",
+                                f"set lm.context to at most {max_positions} in the recipe")
+        if max_positions and spec.prompt_tokens + spec.new_tokens > max_positions:
+            raise CompressError(f"prompts of {spec.prompt_tokens} tokens plus {spec.new_tokens} new tokens exceed the model's "
+                                f"{max_positions} positions", "lower lm.prompt_tokens or lm.new_tokens in the recipe")
+        self.spec, self.tokenizer = spec, tokenizer
+        ids = tokenizer("\n\n".join(texts), return_tensors="pt")["input_ids"][0]
+        self.ids = ids[:spec.max_eval_tokens] if spec.max_eval_tokens else ids
+        if len(self.ids) < 2:
+            raise CompressError("the eval text is shorter than two tokens, so there is nothing to score",
+                                "give more eval text (a .txt file with paragraphs, or JSONL rows with a 'text' field)")
+        self.windows = _windows(len(self.ids), spec.context, min(spec.stride, spec.context))
+        encoded = [tokenizer(t, return_tensors="pt")["input_ids"][0] for t in texts]
+        self.prompts = [e[:spec.prompt_tokens] for e in encoded if len(e) >= spec.prompt_tokens][:spec.prompts]
+        if not self.prompts:
+            self.prompts = [self.ids[:spec.prompt_tokens]]
+
+    def measure(self, model, label: str) -> LMOutputs:
+        nll, scored, predictions = self._score(model, label)
+        generations, ttft, steps = self._generate_each(model, label)
+        batch_steps = self._generate_batch(model)
+        seq = float(np.mean([len(p) for p in self.prompts]))
+        return LMOutputs(nll, scored, predictions, generations, ttft,
+                         _latency(steps, 1, seq), _latency(batch_steps, self.spec.batch_size, seq))
+
+    def _score(self, model, label: str) -> tuple[float, int, np.ndarray]:
+        total, count, predictions = 0.0, 0, []
+        with progress() as bar, torch.inference_mode():
+            task = bar.add_task(f"{label}: perplexity", total=len(self.windows))
+            for begin, end, new in self.windows:
+                x = self.ids[begin:end][None]
+                logits = model(input_ids=x, attention_mask=torch.ones_like(x)).logits[0].float()
+                n = min(new, end - begin - 1)
+                pred = logits[-n - 1:-1]
+                total += torch.nn.functional.cross_entropy(pred, x[0, -n:], reduction="sum").item()
+                count += n
+                predictions.append(pred.argmax(-1).numpy())
+                bar.advance(task)
+        return total, count, np.concatenate(predictions)
+
+    def _generate_each(self, model, label: str) -> tuple[list[list[int]], list[float], list[float]]:
+        _greedy(model, self.prompts[0][None], self.spec.new_tokens, self.tokenizer.pad_token_id)  # warm-up
+        generations, ttft, steps = [], [], []
+        with progress() as bar:
+            task = bar.add_task(f"{label}: greedy generation", total=len(self.prompts))
+            for prompt in self.prompts:
+                tokens, start, times = _greedy(model, prompt[None], self.spec.new_tokens, self.tokenizer.pad_token_id)
+                generations.append(tokens[0])
+                ttft.append((times[1] - start) * 1000)
+                steps += [(b - a) * 1000 for a, b in zip(times[1:], times[2:])]
+                bar.advance(task)
+        return generations, ttft, steps
+
+    def _generate_batch(self, model) -> list[float]:
+        prompts = [self.prompts[i % len(self.prompts)] for i in range(self.spec.batch_size)]
+        batch = self.tokenizer.pad({"input_ids": [p.tolist() for p in prompts]}, padding=True, return_tensors="pt")
+        _, _, times = _greedy(model, batch["input_ids"], self.spec.new_tokens, self.tokenizer.pad_token_id, batch["attention_mask"])
+        return [(b - a) * 1000 for a, b in zip(times[1:], times[2:])]
+
+
+def _windows(length: int, context: int, stride: int) -> list[tuple[int, int, int]]:
+    """(begin, end, tokens new to this window) covering [0, length) with each token scored once."""
+    windows, previous_end = [], 0
+    for begin in range(0, length, stride):
+        end = min(begin + context, length)
+        windows.append((begin, end, end - previous_end))
+        previous_end = end
+        if end == length:
+            break
+    return windows
+
+
+def _greedy(model, ids: torch.Tensor, new_tokens: int, pad_id: int | None,
+            mask: torch.Tensor | None = None) -> tuple[list[list[int]], float, list[float]]:
+    clock = _Clock()
+    mask = torch.ones_like(ids) if mask is None else mask
+    with _quiet_generation(), torch.inference_mode():
+        start = time.perf_counter()
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                             do_sample=False, num_beams=1, pad_token_id=pad_id, streamer=clock)
+    return out[:, ids.shape[1]:].tolist(), start, clock.times
+
+
+@contextlib.contextmanager
+def _quiet_generation():
+    """Sampling settings in a checkpoint's generation_config warn when we decode greedily; that is intended."""
+    previous = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(previous)
+
+
+def _latency(times_ms: list[float], batch_size: int, seq_len: float) -> Latency:
+    deciles = statistics.quantiles(times_ms, n=10) if len(times_ms) > 1 else [times_ms[0]] * 9
+    return Latency(p50=statistics.median(times_ms), p90=deciles[8], mean=statistics.fmean(times_ms),
+                   batch_size=batch_size, seq_len=seq_len, runs=len(times_ms))
+
+
+def lm_metrics(outputs: LMOutputs, baseline: LMOutputs | None) -> dict[str, float]:
+    nll = outputs.nll / outputs.scored
+    if not math.isfinite(nll):
+        raise CompressError("the model produced NaN or infinite log-probabilities",
+                            "the variant is numerically broken; exclude it or check the checkpoint's weights")
+    result = {"perplexity": math.exp(nll), "nll_per_token": nll, "eval_tokens": float(outputs.scored),
+              "ttft_ms": statistics.median(outputs.ttft_ms), "decode_ms_per_token": outputs.decode.p50,
+              "tokens_per_s": 1000.0 / outputs.decode.p50,
+              "tokens_per_s_batch": outputs.decode_batch.batch_size * 1000.0 / outputs.decode_batch.p50}
+    if baseline is not None:
+        result["agreement"] = float(np.mean(outputs.predictions == baseline.predictions) * 100)
+        result["greedy_exact_match"] = float(np.mean([a == b for a, b in zip(outputs.generations, baseline.generations)]) * 100)
+        result["perplexity_change_pct"] = (result["perplexity"] / math.exp(baseline.nll / baseline.scored) - 1) * 100
+    return result

@@ -1,0 +1,125 @@
+"""LM variants from the fp32 KV-cache graph: int8 dynamic, int8 static (QDQ), weight-only int4/int8 (MatMulNBits).
+
+Common rules, each for accuracy:
+- Only MatMuls with a constant weight are int8-quantized; attention's activation x
+  activation MatMuls (QK^T, PV) stay float.
+- The LM head and the embedding it is tied to never get int8 *activation*
+  quantization: they become one shared weight-only table (`compress.lm.head`).
+- `exclude` names further MatMuls to keep in float (e.g. from `sensitivity`).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import onnx
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
+                                      quantize_static)
+
+from compress.lm.head import quantize_tied_head
+from compress.lm.onnx_io import load_model, save_model
+from compress.lm.tied import find_tied_head
+from compress.quantize.presets import Int8Preset
+
+QUANT_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """How the tied LM head / embedding is stored: weight-only, `bits` per weight, blocks along hidden."""
+    bits: int = 8
+    block_size: int = 32
+    accuracy_level: int | None = None
+
+
+def weight_matmuls(model: onnx.ModelProto, exclude: Iterable[str] = ()) -> list[str]:
+    """Names of MatMuls with a constant weight, except the LM head and `exclude`."""
+    inits = {t.name for t in model.graph.initializer}
+    tied = find_tied_head(model)
+    skip = set(exclude) | ({tied.matmul.name} if tied else set()) | {n.name for n in model.graph.node if "logits" in n.output}
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in inits and n.name not in skip]
+
+
+def _finish(dst: Path, head: HeadSpec) -> Path:
+    """Store the tied head/embedding weight-only (once) in the quantized graph at `dst`."""
+    model = load_model(dst)
+    quantize_tied_head(model, head.bits, head.block_size, head.accuracy_level)
+    return save_model(model, dst)
+
+
+def quantize_dynamic_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec, exclude: Iterable[str] = ()) -> Path:
+    """int8 weights (per channel) x int8 activations quantized per call: no calibration."""
+    nodes = weight_matmuls(load_model(src), exclude)
+    if not nodes:  # ORT reads an empty list as "every MatMul"
+        shutil.copyfile(src, dst)
+        return _finish(dst, head)
+    with _quiet():
+        quantize_dynamic(src, dst, op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes, per_channel=preset.per_channel,
+                         reduce_range=preset.reduce_range, weight_type=QUANT_TYPES[preset.weight_type],
+                         use_external_data_format=_large(src),
+                         extra_options={"WeightSymmetric": preset.weight_symmetric, "MatMulConstBOnly": True})
+    return _finish(dst, head)
+
+
+def quantize_static_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec, feeds: Iterable[dict],
+                       exclude: Iterable[str] = ()) -> Path:
+    """QDQ int8 with activation ranges calibrated on prefill *and* decode steps (see `compress.lm.calibration`)."""
+    nodes = weight_matmuls(load_model(src), exclude)
+    if not nodes:  # ORT reads an empty list as "every MatMul"
+        shutil.copyfile(src, dst)
+        return _finish(dst, head)
+    with _quiet():
+        quantize_static(src, dst, _Reader(feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
+                        nodes_to_quantize=nodes, per_channel=preset.per_channel, reduce_range=preset.reduce_range,
+                        activation_type=QUANT_TYPES[preset.activation_type], weight_type=QUANT_TYPES[preset.weight_type],
+                        calibrate_method=CalibrationMethod.MinMax, use_external_data_format=_large(src),
+                        extra_options={"WeightSymmetric": preset.weight_symmetric, "ActivationSymmetric": False,
+                                       "MatMulConstBOnly": True, "CalibTensorRangeSymmetric": False},
+                        calibration_providers=["CPUExecutionProvider"])
+    return _finish(dst, head)
+
+
+def quantize_weight_only(src: Path, dst: Path, bits: int, block_size: int, head: HeadSpec,
+                         accuracy_level: int | None = None, symmetric: bool = False, exclude: Iterable[str] = ()) -> Path:
+    """RTN blockwise weight-only MatMulNBits (ORT's quantizer) for the body; the tied head per `head`."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    model = load_model(src)
+    keep = set(weight_matmuls(model, exclude))
+    others = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in keep]
+    config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=symmetric, accuracy_level=accuracy_level,
+                                          op_types_to_quantize=("MatMul",), bits=bits)
+    with _quiet():
+        quantizer = MatMulNBitsQuantizer(model, algo_config=config, nodes_to_exclude=others)
+        quantizer.process()
+    model = quantizer.model.model
+    quantize_tied_head(model, head.bits, head.block_size, head.accuracy_level)
+    return save_model(model, dst)
+
+
+def _large(path: Path) -> bool:
+    return path.with_name(path.name + "_data").exists()
+
+
+class _Reader(CalibrationDataReader):
+    def __init__(self, feeds: Iterable[dict]) -> None:
+        self._it = iter(feeds)
+
+    def get_next(self) -> dict | None:
+        return next(self._it, None)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """onnxruntime.quantization logs advice through the root logger; keep it off the user's terminal."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
