@@ -75,8 +75,13 @@ def load_checkpoint(source: str, task: Task, trust_remote_code: bool = False) ->
         raise CompressError(f"no usable tokenizer in {source} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})",
                             "save the tokenizer next to the model: tokenizer.save_pretrained(folder)") from err
     try:
-        model, info = task.auto_model.from_pretrained(where, trust_remote_code=trust_remote_code, dtype=torch.float32,
-                                                      output_loading_info=True)
+        if (getattr(config, "edge_compress", None) or {}).get("ffn_sizes"):
+            model, info = _load_pruned(where), {}
+        else:
+            model, info = task.auto_model.from_pretrained(where, trust_remote_code=trust_remote_code, dtype=torch.float32,
+                                                          output_loading_info=True)
+    except CompressError:
+        raise
     except Exception as err:
         raise CompressError(f"could not load the weights of {source}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
                             "the weights file may be truncated or corrupt: copy it again from the original checkpoint") from err
@@ -87,6 +92,13 @@ def load_checkpoint(source: str, task: Task, trust_remote_code: bool = False) ->
     _check_finite(model, source)
     task.prepare(model, tokenizer)
     return Checkpoint(model, tokenizer, where, weights_size(path) if path.exists() else _param_bytes(model))
+
+
+def _load_pruned(where: str) -> PreTrainedModel:
+    """Per-layer FFN widths cannot be expressed by transformers' configs; compress.prune restores them."""
+    from compress.prune import load_pruned
+
+    return load_pruned(where)
 
 
 def _param_bytes(model: torch.nn.Module) -> int:

@@ -27,6 +27,7 @@ from compress.console import console, info, warn
 from compress.data import TextData, load_text_data, sibling_train_file
 from compress.errors import CompressError
 from compress.outputs import check_target, staged
+from compress.prune_stage import prune_stage
 from compress.quantize.presets import Int8Preset, preset_for
 from compress.quantize.ptq import quantize_int8_dynamic, quantize_int8_static
 from compress.recipe import Recipe
@@ -69,7 +70,8 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
     eval_data = load_text_data(options.eval_data, config.label2id, config.num_labels, options.text_column, options.label_column)
     if recipe.validate_.max_eval_samples:
         eval_data.texts, eval_data.labels = eval_data.texts[:recipe.validate_.max_eval_samples], eval_data.labels[:recipe.validate_.max_eval_samples]
-    calib_texts, calib_source = _calibration_texts(options, eval_data, recipe)
+    calib = _calibration_data(options, eval_data, config.label2id, config.num_labels)
+    calib_texts = _sample(calib.texts, recipe.quantize.static.num_samples)
     cpu = cpu_info()
     preset = preset_for(cpu, recipe.quantize.preset)
     info(f"{len(eval_data.texts)} eval texts from {eval_data.source}; {threads} threads; int8 preset '{preset.name}' ({preset.reason})")
@@ -79,7 +81,11 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
     with staged(options.out, options.force) as stage:
         builder = _VariantBuilder(stage, task, ckpt, evaluation, eval_data, threads, recipe)
         baseline = builder.baseline()
-        builder.build_all(preset, calib_texts)
+        builder.build_all(ckpt.model, "", preset, calib_texts)
+        pruning = None
+        if recipe.prune is not None:
+            pruned, pruning = prune_stage(ckpt, recipe, calib)
+            builder.build_all(pruned, "pruned-", preset, calib_texts, extra={"pruning": pruning})
         variants = builder.results
         for entry in variants:
             add_deltas(baseline, entry, task.primary_metric)
@@ -90,7 +96,8 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
             "selected": selected, "selection_reason": reason,
             "eval": {"source": eval_data.source, "samples": len(eval_data.texts), "text_column": eval_data.text_column,
                      "label_column": eval_data.label_column},
-            "calibration": {"source": calib_source, "samples": len(calib_texts)},
+            "calibration": {"source": calib.source, "samples": len(calib_texts)},
+            "pruning": pruning,
             "environment": environment(cpu, preset, threads),
         }
         (stage / "recipe.yaml").write_text(recipe.to_yaml())
@@ -102,19 +109,26 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
     return report
 
 
-def _calibration_texts(options: RunOptions, eval_data: TextData, recipe: Recipe) -> tuple[list[str], str]:
-    """--calib-data, else the train file beside the eval file, else the eval texts (with a warning)."""
-    if not recipe.quantize.static.enabled:
-        return [], "none (static quantization disabled)"
+def _calibration_data(options: RunOptions, eval_data: TextData, label2id: dict, num_labels: int) -> TextData:
+    """--calib-data, else the train file beside the eval file, else the eval texts (with a warning).
+
+    Labels are kept when the file has a label column the model knows (pruning's Fisher scores use them);
+    static calibration only needs the texts.
+    """
     source = options.calib_data or sibling_train_file(options.eval_data)
     if source is None:
-        warn("no --calib-data and no train file beside the eval file: calibrating static int8 on the eval texts")
-        texts = list(eval_data.texts)
-        source = f"{eval_data.source} (eval texts)"
-    else:
-        texts = load_text_data(source, None, None, options.text_column, None, require_labels=False).texts
+        warn("no --calib-data and no train file beside the eval file: calibrating (and pruning) on the eval texts")
+        return eval_data
+    try:
+        return load_text_data(source, label2id, num_labels, options.text_column, options.label_column)
+    except CompressError:
+        return load_text_data(source, None, None, options.text_column, None, require_labels=False)
+
+
+def _sample(texts: list[str], n: int) -> list[str]:
+    texts = list(texts)
     random.Random(0).shuffle(texts)
-    return texts[:recipe.quantize.static.num_samples], source
+    return texts[:n]
 
 
 class _VariantBuilder:
@@ -132,21 +146,25 @@ class _VariantBuilder:
         self.baseline_outputs = m.outputs
         return self._entry("pytorch-fp32", self.ckpt.source, "pytorch", "fp32", m, self.ckpt.weights_bytes, torch_params(self.ckpt.model))
 
-    def build_all(self, preset: Int8Preset, calib_texts: list[str]) -> None:
-        fp32 = self._variant("onnx-fp32", "fp32", self._export, parent=None, fatal=True)
+    def build_all(self, model: torch.nn.Module, prefix: str, preset: Int8Preset, calib_texts: list[str], extra: dict | None = None) -> None:
+        """One line of variants from `model`: fp32 export -> fused graph -> int8 dynamic / static."""
+        extra = extra or {}
+        fp32 = self._variant(prefix + "onnx-fp32", "fp32", lambda d: self._export(model, d), parent=None, fatal=True,
+                             settings=extra, parity_with=model)
         graph = fp32
         if self.recipe.optimize.enabled:
-            graph = self._variant("onnx-fp32-optimized", "fp32", lambda d: optimize_graph(fp32.parent, d, self.recipe.optimize.level), fp32) or fp32
+            graph = self._variant(prefix + "onnx-fp32-optimized", "fp32", lambda d: optimize_graph(fp32.parent, d, self.recipe.optimize.level),
+                                  fp32, settings=extra) or fp32
         if self.recipe.quantize.dynamic.enabled:
-            self._variant("onnx-int8-dynamic", "int8", lambda d: quantize_int8_dynamic(graph, d / MODEL_FILE, preset), graph,
-                          settings={"preset": preset.as_dict()})
+            self._variant(prefix + "onnx-int8-dynamic", "int8", lambda d: quantize_int8_dynamic(graph, d / MODEL_FILE, preset), graph,
+                          settings={"preset": preset.as_dict(), **extra})
         if self.recipe.quantize.static.enabled:
             spec = self.recipe.quantize.static
             feeds = self._calibration_feeds(calib_texts, spec.calibration_method)
-            self._variant("onnx-int8-static", "int8",
+            self._variant(prefix + "onnx-int8-static", "int8",
                           lambda d: quantize_int8_static(fp32, d / MODEL_FILE, preset, feeds, spec.calibration_method, spec.percentile),
                           fp32, settings={"preset": preset.as_dict(), "calibration_method": spec.calibration_method,
-                                          "calibration_samples": len(feeds)})
+                                          "calibration_samples": len(feeds), **extra})
 
     def _calibration_feeds(self, texts: list[str], method: str) -> list[dict[str, np.ndarray]]:
         """One text per feed at its own length; histogram methods need one shape, so those are padded/truncated
@@ -158,26 +176,26 @@ class _VariantBuilder:
         length = int(np.percentile(lengths, 90))
         return [dict(tokenizer([t], truncation=True, padding="max_length", max_length=length, return_tensors="np")) for t in texts]
 
-    def _export(self, folder: Path) -> Path:
+    def _export(self, model: torch.nn.Module, folder: Path) -> Path:
         try:
-            return export_to_onnx(self.ckpt.model, folder, self.task.export_task, self.recipe.export.opset)
+            return export_to_onnx(model, folder, self.task.export_task, self.recipe.export.opset)
         except ExportError as err:
             raise CompressError(str(err), "check that optimum supports this architecture for this task (optimum-cli export onnx --help), "
                                           "or try another --recipe export.opset") from err
 
     def _variant(self, name: str, precision: str, build: Callable[[Path], Path], parent: Path | None,
-                 fatal: bool = False, settings: dict | None = None) -> Path | None:
+                 fatal: bool = False, settings: dict | None = None, parity_with: torch.nn.Module | None = None) -> Path | None:
         folder = self.stage / "variants" / name
         folder.mkdir(parents=True)
         info(f"building {name}")
         try:
             path = build(folder)
-            self._complete_folder(folder)
+            self._complete_folder(folder, parent)
+            if parity_with is not None:
+                self._check_parity(parity_with, path)
             m = self._measure(path, name)
             entry = self._entry(name, str(folder), "onnx", precision, m, onnx_size(path), onnx_params(path))
             entry["graph"] = self._runtime_graph(path)
-            if name == "onnx-fp32":
-                self._check_parity(entry)
         except CompressError as err:
             if fatal:
                 raise
@@ -196,9 +214,11 @@ class _VariantBuilder:
         shutil.rmtree(folder, ignore_errors=True)
         self.results.append({"name": name, "path": None, "format": "onnx", "precision": precision, "error": error})
 
-    def _complete_folder(self, folder: Path) -> None:
-        """config.json + tokenizer next to model.onnx, so ORTModelFor<Task>.from_pretrained(folder) works."""
-        self.ckpt.model.config.save_pretrained(folder)
+    def _complete_folder(self, folder: Path, parent: Path | None) -> None:
+        """config.json (the parent's: a pruned line keeps its shapes) and tokenizer next to model.onnx,
+        so ORTModelFor<Task>.from_pretrained(folder) works."""
+        if not (folder / "config.json").exists():
+            shutil.copy(parent.parent / "config.json", folder / "config.json")
         self.ckpt.tokenizer.save_pretrained(folder)
 
     def _measure(self, path: Path, name: str) -> Measurement:
@@ -213,8 +233,10 @@ class _VariantBuilder:
         return {"int8_ops": {k: n for k, n in ops.items() if k in INT8_OPS},
                 "float_matmul_ops": {k: n for k, n in ops.items() if k in FLOAT_MATMUL_OPS}}
 
-    def _check_parity(self, entry: dict) -> None:
-        diff = entry["metrics"]["max_abs_logit_diff"]
+    def _check_parity(self, model: torch.nn.Module, path: Path) -> None:
+        """The export must reproduce its PyTorch model on real eval texts (optimum checks random inputs only)."""
+        torch_run, onnx_run = torch_runner(model), onnx_runner(path, self.threads)
+        diff = max(float(np.max(np.abs(torch_run(f) - onnx_run(f)))) for f in self.evaluation.batches[:4])
         if diff > self.recipe.export.parity_atol:
             raise CompressError(f"the ONNX export disagrees with PyTorch: max |logit difference| {diff:.2e} "
                                 f"> {self.recipe.export.parity_atol:g} on the eval texts",

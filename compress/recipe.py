@@ -45,6 +45,42 @@ class QuantizeSpec(Strict):
     static: StaticSpec = StaticSpec()
 
 
+class PruneSpec(Strict):
+    """Structured pruning (compress.prune): fractions to remove and/or budgets to keep."""
+    head_fraction: float | None = Field(None, description="fraction of all attention heads to remove")
+    ffn_fraction: float | None = Field(None, description="fraction of all FFN neurons to remove")
+    flops_budget: float | None = Field(None, description="fraction of FLOPs to keep")
+    params_budget: float | None = Field(None, description="fraction of parameters to keep")
+    prune_layers: bool = False
+    mask_rearrange: bool = True
+    mask_tuning: bool = True
+    num_calib_batches: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1)
+
+    def to_config(self):
+        """The library config (validated: bad targets fail here, before any work)."""
+        from compress.prune import PruneConfig
+
+        return PruneConfig(**self.model_dump(exclude={"batch_size"}))
+
+
+class DistillSpec(Strict):
+    """Recovery of the pruned model by distillation from the float model (compress.distill)."""
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int = -1
+    learning_rate: float = Field(5e-5, gt=0)
+    lr_scheduler_type: str = "linear"
+    batch_size: int = Field(16, ge=1)
+    temperature: float = Field(2.0, gt=0)
+    hidden_weight: float = Field(0.0, ge=0)
+    label_weight: float = Field(0.0, ge=0)
+
+    def to_config(self):
+        from compress.distill import DistillConfig
+
+        return DistillConfig(**self.model_dump())
+
+
 class ValidateSpec(Strict):
     threads: int | None = Field(None, ge=1, description="intra-op threads for every latency run (default: all cores, at most 4)")
     latency_samples: int = Field(200, ge=5, description="eval texts timed one by one at batch 1")
@@ -57,12 +93,23 @@ class ValidateSpec(Strict):
 class Recipe(Strict):
     task: str = "text-classification"
     max_accuracy_drop: float = Field(1.0, ge=0, description="points of the primary metric a variant may lose")
+    prune: PruneSpec | None = None
+    distill: DistillSpec | None = None
     export: ExportSpec = ExportSpec()
     optimize: OptimizeSpec = OptimizeSpec()
     quantize: QuantizeSpec = QuantizeSpec()
     validate_: ValidateSpec = Field(ValidateSpec(), alias="validate")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def check(self) -> None:
+        """Cross-field checks that pydantic field types cannot express."""
+        if self.prune is not None:
+            self.prune.to_config()
+        if self.distill is not None:
+            if self.prune is None:
+                raise CompressError("the recipe has a distill stage but no prune stage", "add a prune: section, or remove distill:")
+            self.distill.to_config()
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(by_alias=True), sort_keys=False)
@@ -76,7 +123,9 @@ def load_recipe(path: str | None) -> Recipe:
         raise CompressError(f"recipe not found: {path}", "check the path, or leave --recipe out to use the defaults")
     try:
         data = yaml.safe_load(file.read_text()) or {}
-        return Recipe.model_validate(data)
+        recipe = Recipe.model_validate(data)
+        recipe.check()
+        return recipe
     except yaml.YAMLError as err:
         raise CompressError(f"{path} is not valid YAML: {err}", "fix the YAML syntax") from err
     except ValidationError as err:

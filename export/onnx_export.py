@@ -7,12 +7,12 @@ exported model with PyTorch on the user's real eval texts instead.
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
 from pathlib import Path
 
 import onnx
 import torch
+
+from export.quiet import quiet
 
 MODEL_FILE = "model.onnx"
 
@@ -32,7 +32,7 @@ def export_to_onnx(model: torch.nn.Module, out_dir: Path, task: str, opset: int 
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     try:
-        with _quiet(), _eager_attention(model):
+        with quiet(), _eager_attention(model):
             onnx_export_from_model(model, out_dir, task=task, opset=opset, do_validation=False)
     except Exception as err:  # optimum raises many types; name the part that failed
         raise ExportError(_describe_export_failure(model, err)) from err
@@ -70,21 +70,3 @@ def _eager_attention(model: torch.nn.Module):
     finally:
         if switch:
             model.set_attn_implementation(previous)
-
-
-@contextlib.contextmanager
-def _quiet():
-    """The exporter prints tracer warnings meant for its own developers; keep the user's terminal clean."""
-    loggers = [logging.getLogger(n) for n in ("optimum", "transformers", "torch.onnx")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    import warnings
-
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)

@@ -1,10 +1,10 @@
 """ONNX Runtime graph fusions (attention, LayerNorm, GELU) through optimum's ORTOptimizer."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from export.onnx_export import MODEL_FILE, _quiet
+from export.onnx_export import MODEL_FILE
+from export.quiet import quiet
 
 
 def optimize_graph(src_dir: Path, out_dir: Path, level: int = 2) -> Path:
@@ -16,11 +16,10 @@ def optimize_graph(src_dir: Path, out_dir: Path, level: int = 2) -> Path:
     from optimum.onnxruntime import ORTOptimizer
     from optimum.onnxruntime.configuration import OptimizationConfig
 
-    with _quiet():
+    with quiet():
         optimizer = ORTOptimizer.from_pretrained(src_dir, file_names=[MODEL_FILE])
         optimizer.optimize(OptimizationConfig(optimization_level=level, optimize_for_gpu=False), out_dir)
     produced = out_dir / "model_optimized.onnx"
     produced.replace(out_dir / MODEL_FILE)
     (out_dir / "ort_config.json").unlink(missing_ok=True)
-    logging.getLogger(__name__).debug("optimized %s -> %s", src_dir, out_dir)
     return out_dir / MODEL_FILE

@@ -19,22 +19,20 @@ from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
 
 
 def _tokenizer(text: str) -> PreTrainedTokenizerFast:
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
     words = re.findall(r"\w+|[^\w\s]", text.lower())
     common = [w for w, _ in sorted(((w, words.count(w)) for w in set(words)), key=lambda x: -x[1])][:400]
     vocab = {w: i for i, w in enumerate(["<|endoftext|>", "<unk>", *common])}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.normalizer = __import__("tokenizers").normalizers.Lowercase()
+    backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>", unk_token="<unk>",
                                    model_input_names=["input_ids", "attention_mask"])
 
 
-def make_tiny_lm(folder: Path, seconds: float = 4.0, with_pad: bool = True) -> Path:
-    """Train a 2-layer GPT-2 on calib_data/lm_text/train.txt for a few seconds; save model + tokenizer."""
-    import time
-
+def make_tiny_lm(folder: Path, steps: int = 150) -> Path:
+    """Train a 2-layer GPT-2 on calib_data/lm_text/train.txt for `steps` steps (~2 s); save model + tokenizer."""
     torch.manual_seed(0)
     text = LM_TEXT_TRAIN.read_text()
     tokenizer = _tokenizer(text)
@@ -43,8 +41,8 @@ def make_tiny_lm(folder: Path, seconds: float = 4.0, with_pad: bool = True) -> P
     model = GPT2LMHeadModel(config)
     ids = torch.tensor(tokenizer(text.replace("\n", " <|endoftext|> "))["input_ids"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    start, generator = time.perf_counter(), torch.Generator().manual_seed(0)
-    while time.perf_counter() - start < seconds:
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(steps):
         offsets = torch.randint(0, len(ids) - 65, (16,), generator=generator)
         batch = torch.stack([ids[o:o + 64] for o in offsets])
         loss = model(input_ids=batch, labels=batch).loss
@@ -54,3 +52,228 @@ def make_tiny_lm(folder: Path, seconds: float = 4.0, with_pad: bool = True) -> P
     model.eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+SPEC = dict(context=64, stride=32, max_eval_tokens=768, prompts=5, prompt_tokens=8, new_tokens=10, batch_size=2,
+            calib_samples=6, calib_max_length=32, calib_decode_steps=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory) -> Path:
+    return make_tiny_lm(tmp_path_factory.mktemp("lm") / "ckpt")
+
+
+@pytest.fixture(scope="module")
+def lm_run(tiny_lm, tmp_path_factory):
+    """One run of the whole stage; its OUT folder gets a report so `generate` can pick the selected variant."""
+    from compress.lm.run import build_and_validate_lm
+    from compress.lm.spec import LMSpec
+    from compress.report import add_deltas, select, write_report
+
+    out = tmp_path_factory.mktemp("lm-out")
+    baseline, variants, eval_info = build_and_validate_lm(str(tiny_lm), out, str(LM_TEXT_EVAL), str(LM_TEXT_TRAIN), LMSpec(**SPEC), threads=1)
+    for entry in variants:
+        add_deltas(baseline, entry, "perplexity")
+    selected, reason = select(baseline, variants, "perplexity", False, 5.0)
+    for entry in variants:
+        entry["path"] = str(Path(entry["path"]).relative_to(out))
+    report = {"task": "causal-lm", "metric": "perplexity", "higher_is_better": False, "max_accuracy_drop": 5.0,
+              "baseline": baseline, "variants": variants, "selected": selected, "selection_reason": reason,
+              "eval": {"source": eval_info["source"], "samples": eval_info["texts"]}, "environment": _environment()}
+    write_report(out, report)
+    return out, report, eval_info
+
+
+def _environment() -> dict:
+    return {"threads": 1, "cpu": {"model": "test", "arch": "x86_64", "logical_cores": 1, "flags": []},
+            "int8_preset": {"name": "test", "reason": "test"}, "versions": {}}
+
+
+VARIANTS = ["onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-weight-only", "onnx-int4-weight-only"]
+
+
+def _variant(report: dict, name: str) -> dict:
+    return next(v for v in report["variants"] if v["name"] == name)
+
+
+def test_every_variant_builds_and_reports_lm_metrics(lm_run):
+    out, report, eval_info = lm_run
+    assert [v["name"] for v in report["variants"]] == VARIANTS
+    assert eval_info["context"] == 64 and eval_info["stride"] == 32
+    for entry in [report["baseline"], *report["variants"]]:
+        assert entry["error"] is None, entry
+        assert {"perplexity", "ttft_ms", "decode_ms_per_token", "tokens_per_s", "tokens_per_s_batch"} <= set(entry["metrics"])
+        assert entry["latency_ms"]["batch_size"] == 1 and entry["latency_ms_batch"]["batch_size"] == 2
+        assert entry["size_bytes"] > 0 and entry["params"] > 0
+    for entry in report["variants"]:
+        assert {"agreement", "greedy_exact_match", "perplexity_change_pct"} <= set(entry["metrics"])
+        assert (out / entry["path"] / "manifest.json").exists() and (out / entry["path"] / "config.json").exists()
+        assert abs(entry["metrics"]["perplexity_change_pct"]) < 5, entry["metrics"]
+        assert entry["metrics"]["agreement"] > 90
+    assert report["baseline"]["metrics"]["perplexity"] < 200  # trained: far below the 400-word uniform guess
+    assert json.loads((out / "report.json").read_text())["metric"] == "perplexity"
+
+
+def test_onnx_fp32_generates_like_pytorch(lm_run, tiny_lm):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from compress.lm.runtime import load_ort_lm
+
+    out, report, _ = lm_run
+    fp32 = _variant(report, "onnx-fp32")
+    assert fp32["metrics"]["greedy_exact_match"] == 100 and fp32["metrics"]["agreement"] == 100
+    assert abs(fp32["metrics"]["perplexity"] - report["baseline"]["metrics"]["perplexity"]) < 1e-3
+    ort_model = load_ort_lm(out / fp32["path"], 1)
+    torch_model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    inputs = tokenizer("the customer asked about the order", return_tensors="pt")
+    expected = torch_model.generate(**inputs, max_new_tokens=12, do_sample=False, pad_token_id=0)
+    assert torch.equal(ort_model.generate(**inputs, max_new_tokens=12, do_sample=False, pad_token_id=0), expected)
+    assert any(i.name.startswith("past_key_values") for i in onnx.load(out / fp32["path"] / "model.onnx").graph.input)
+
+
+def _ops(path: Path) -> dict[str, int]:
+    from export.runtime import graph_op_counts
+
+    return graph_op_counts(path / "model.onnx")
+
+
+def _float_tables(path: Path, vocab: int, hidden: int) -> int:
+    """Float initializers shaped like the embedding table or its transpose."""
+    model = onnx.load(path / "model.onnx")
+    return sum(1 for t in model.graph.initializer
+               if t.data_type == onnx.TensorProto.FLOAT and sorted(t.dims) == sorted([vocab, hidden]))
+
+
+def test_quantized_graphs_hold_the_expected_kernels_and_one_shared_table(lm_run, tiny_lm):
+    from transformers import AutoConfig
+
+    out, report, _ = lm_run
+    config = AutoConfig.from_pretrained(tiny_lm)
+    int4 = out / _variant(report, "onnx-int4-weight-only")["path"]
+    ops = _ops(int4)
+    assert ops["MatMulNBits"] == 4 * config.n_layer + 1 and ops["GatherBlockQuantized"] == 1
+    node = next(n for n in onnx.load(int4 / "model.onnx").graph.node if n.op_type == "MatMulNBits" and "lm_head" not in n.name)
+    assert onnx.helper.get_attribute_value(next(a for a in node.attribute if a.name == "bits")) == 4
+    head = next(n for n in onnx.load(int4 / "model.onnx").graph.node if n.op_type == "MatMulNBits" and "lm_head" in n.name)
+    gather = next(n for n in onnx.load(int4 / "model.onnx").graph.node if n.op_type == "GatherBlockQuantized")
+    assert head.input[1] == gather.input[0]  # one quantized table serves the embedding and the LM head
+    assert _ops(out / _variant(report, "onnx-int8-dynamic")["path"])["MatMulInteger"] == 4 * config.n_layer
+    assert _ops(out / _variant(report, "onnx-int8-static")["path"])["QuantizeLinear"] > 0
+    for name in VARIANTS:
+        expected = 1 if name == "onnx-fp32" else 0
+        assert _float_tables(out / _variant(report, name)["path"], config.vocab_size, config.n_embd) == expected, name
+    assert _variant(report, "onnx-int4-weight-only")["size_bytes"] < _variant(report, "onnx-fp32")["size_bytes"]
+
+
+def test_dedupe_restores_a_duplicated_lm_head(lm_run):
+    import onnxruntime as ort
+
+    from compress.lm.calibration import calibration_feeds
+    from compress.lm.tied import dedupe_tied, find_tied_head
+
+    out, report, _ = lm_run
+    path = out / _variant(report, "onnx-fp32")["path"] / "model.onnx"
+    model = onnx.load(path)
+    tied = find_tied_head(model)
+    assert tied is not None
+    # Materialise the transpose as its own initializer, as exporters do for some architectures.
+    table = next(t for t in model.graph.initializer if t.name == tied.table)
+    model.graph.initializer.append(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(table).T.copy(), "head_copy"))
+    model.graph.node.remove(next(n for n in model.graph.node if n.name == tied.transpose.name))
+    next(n for n in model.graph.node if n.name == tied.matmul.name).input[1] = "head_copy"
+    assert find_tied_head(model) is None
+    saved = dedupe_tied(model)
+    assert saved == onnx.numpy_helper.to_array(table).nbytes and find_tied_head(model) is not None
+    feed = calibration_feeds(path, __import__("transformers").AutoTokenizer.from_pretrained(path.parent), ["the order was late"], 8, 1, 1)[0]
+    expected = ort.InferenceSession(str(path)).run(["logits"], feed)[0]
+    actual = ort.InferenceSession(model.SerializeToString()).run(["logits"], feed)[0]
+    np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+def test_calibration_covers_prefill_and_decode(lm_run):
+    from transformers import AutoTokenizer
+
+    from compress.lm.calibration import calibration_feeds
+
+    out, report, _ = lm_run
+    folder = out / _variant(report, "onnx-fp32")["path"]
+    feeds = calibration_feeds(folder / "model.onnx", AutoTokenizer.from_pretrained(folder), ["the parcel arrived a day early"], 16, 2, 1)
+    assert [f["input_ids"].shape[1] for f in feeds][1:] == [1, 1] and feeds[0]["input_ids"].shape[1] > 1
+    assert feeds[0]["past_key_values.0.key"].shape[2] == 0 and feeds[2]["past_key_values.0.key"].shape[2] == feeds[0]["input_ids"].shape[1] + 1
+
+
+def test_generate_streams_from_the_selected_variant(lm_run, capsys):
+    from compress.generate import generate, resolve_variant
+
+    out, report, _ = lm_run
+    assert resolve_variant(out) == out / _variant(report, report["selected"])["path"]
+    text = generate(out, "the customer asked", max_new_tokens=6, threads=1)
+    assert text and text.strip() in capsys.readouterr().out.strip()
+
+
+# ---- errors a user can fix -------------------------------------------------------------------------------
+
+def test_prompt_longer_than_the_context_is_refused(lm_run):
+    from compress.errors import CompressError
+    from compress.generate import generate
+
+    out, report, _ = lm_run
+    with pytest.raises(CompressError, match="context of 128 tokens"):
+        generate(out, "the order " * 70, max_new_tokens=4, threads=1)
+
+
+def test_empty_eval_text_is_refused(tmp_path):
+    from compress.errors import CompressError
+    from compress.lm.data import load_lm_text
+
+    (tmp_path / "empty.txt").write_text("\n\n  \n")
+    with pytest.raises(CompressError, match="holds no text"):
+        load_lm_text(str(tmp_path / "empty.txt"))
+    (tmp_path / "rows.jsonl").write_text('{"text": "first paragraph"}\n{"text": "second"}\n')
+    assert load_lm_text(str(tmp_path / "rows.jsonl")).texts == ["first paragraph", "second"]
+    (tmp_path / "paras.txt").write_text("one\nline\n\ntwo\n")
+    assert load_lm_text(str(tmp_path / "paras.txt")).texts == ["one line", "two"]
+
+
+def test_too_short_eval_text_and_too_long_context_are_refused(tiny_lm):
+    from transformers import AutoTokenizer
+
+    from compress.errors import CompressError
+    from compress.lm.evaluate import LMEvaluation
+    from compress.lm.spec import LMSpec
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    with pytest.raises(CompressError, match="shorter than two tokens"):
+        LMEvaluation(["order"], tokenizer, LMSpec(**SPEC), 128)
+    with pytest.raises(CompressError, match="lm.context"):
+        LMEvaluation(["the order"], tokenizer, LMSpec(**{**SPEC, "context": 256}), 128)
+
+
+def test_tokenizer_without_pad_or_eos_is_refused(tiny_lm):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from compress.errors import CompressError
+    from compress.tasks.causal_lm import CausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    CausalLM().prepare(model, tokenizer)  # eos stands in for pad
+    assert tokenizer.pad_token == tokenizer.eos_token and tokenizer.padding_side == "left"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    tokenizer.eos_token = None
+    tokenizer.pad_token = None
+    with pytest.raises(CompressError, match="neither a pad nor an eos token"):
+        CausalLM().prepare(model, tokenizer)
+
+
+def test_export_without_past_is_refused(tiny_lm, tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import compress.lm.export as lm_export
+    from compress.errors import CompressError
+
+    real = lm_export.export_to_onnx
+    monkeypatch.setattr(lm_export, "export_to_onnx", lambda model, folder, task, opset=None: real(model, folder, "text-generation", opset))
+    with pytest.raises(CompressError, match="no past_key_values inputs"):
+        lm_export.export_causal_lm(AutoModelForCausalLM.from_pretrained(tiny_lm), AutoTokenizer.from_pretrained(tiny_lm), tmp_path / "x")

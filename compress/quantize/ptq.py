@@ -6,8 +6,6 @@ comes from our own loaders rather than a `datasets.Dataset`.
 """
 from __future__ import annotations
 
-import contextlib
-import logging
 import tempfile
 from pathlib import Path
 from typing import Iterable, Literal
@@ -17,6 +15,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
                                       quant_pre_process, quantize_dynamic, quantize_static)
 
 from compress.quantize.presets import Int8Preset
+from export.quiet import quiet
 
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                        "percentile": CalibrationMethod.Percentile}
@@ -34,22 +33,10 @@ class _Feeds(CalibrationDataReader):
         return next(self._it, None)
 
 
-@contextlib.contextmanager
-def _quiet_root_logger():
-    """onnxruntime.quantization logs advice through the root logger; keep it off the user's terminal."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
-
 def quantize_int8_dynamic(src: Path, dst: Path, preset: Int8Preset) -> Path:
     """Weights int8 offline, activations quantized per batch at run time (no calibration)."""
     # Fused contrib ops (Attention, SkipLayerNorm) defeat ONNX shape inference; their outputs are float.
-    with _quiet_root_logger():
+    with quiet():
         quantize_dynamic(src, dst, per_channel=preset.per_channel, reduce_range=preset.reduce_range,
                          weight_type=QUANT_TYPES[preset.weight_type],
                          extra_options={"WeightSymmetric": preset.weight_symmetric, "DefaultTensorType": onnx.TensorProto.FLOAT})
@@ -62,7 +49,7 @@ def quantize_int8_static(src: Path, dst: Path, preset: Int8Preset, calibration_f
     extra = {"WeightSymmetric": preset.weight_symmetric, "ActivationSymmetric": False}
     if method == "percentile":
         extra["CalibPercentile"] = percentile
-    with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
+    with tempfile.TemporaryDirectory() as tmp, quiet():
         prepared = Path(tmp) / "prepared.onnx"
         # Symbolic shape inference gives up on some exporters' dynamic shapes; ONNX's own inference suffices here.
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)

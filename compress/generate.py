@@ -1,0 +1,55 @@
+"""`compress generate OUT_OR_VARIANT "prompt"`: chat with a compressed model, tokens streamed as they come.
+
+Given a run's OUT folder, the report's selected variant is used (else the first
+variant that built); given a variant folder, that one.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from transformers import AutoTokenizer, TextStreamer
+
+from compress.errors import CompressError
+from compress.lm.runtime import load_ort_lm
+
+
+def resolve_variant(path: Path) -> Path:
+    """A variant folder (holds model.onnx) or the folder the report's selected variant lives in."""
+    if not path.is_dir():
+        raise CompressError(f"{path} is not a folder", "pass a `compress run` OUT folder or one of its variants/<name> folders")
+    if (path / "model.onnx").exists():
+        return path
+    report = path / "report.json"
+    if not report.exists():
+        raise CompressError(f"{path} has neither model.onnx nor report.json", "pass a `compress run` OUT folder or a variant folder")
+    data = json.loads(report.read_text())
+    if data.get("task") != "causal-lm":
+        raise CompressError(f"{path} holds a '{data.get('task')}' run, not a causal-lm one", "run `compress run` with task causal-lm first")
+    built = [v for v in data["variants"] if v.get("error") is None]
+    chosen = next((v for v in built if v["name"] == data.get("selected")), built[0] if built else None)
+    if chosen is None:
+        raise CompressError(f"no variant in {report} was built", "rerun `compress run`; see its report for why the variants failed")
+    return path / chosen["path"]
+
+
+def generate(path: Path | str, prompt: str, max_new_tokens: int = 64, threads: int | None = None,
+             greedy: bool = True, stream: bool = True, temperature: float = 0.8) -> str:
+    """Generate from `prompt` with a variant (or an OUT folder's selected one); prints tokens as they come when `stream`."""
+    folder = resolve_variant(Path(path))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = load_ort_lm(folder, threads or min(4, os.cpu_count() or 1))
+    inputs = tokenizer(prompt, return_tensors="pt")
+    length = inputs["input_ids"].shape[1]
+    if length == 0:
+        raise CompressError("the prompt is empty after tokenization", "give a non-empty prompt")
+    limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    if limit and length + max_new_tokens > limit:
+        raise CompressError(f"the prompt ({length} tokens) plus {max_new_tokens} new tokens exceeds the model's context of {limit} tokens",
+                            f"shorten the prompt or lower --max-new-tokens to at most {max(limit - length, 0)}")
+    streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True) if stream else None
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    sampling = {"do_sample": False, "num_beams": 1} if greedy else {"do_sample": True, "temperature": temperature}
+    output = model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=pad, streamer=streamer, **sampling)
+    return tokenizer.decode(output[0, length:], skip_special_tokens=True)
