@@ -58,6 +58,37 @@ def run(
 
 
 @app.command()
+def prune(
+    model: str = typer.Argument(..., help="Fine-tuned classifier checkpoint folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the pruned checkpoint (loadable by `compress run`)."),
+    calib_data: str = typer.Option(..., "--calib-data", help="Texts (labels used when present) scoring head/neuron importance and, with --distill-epochs, training the pruned model."),
+    heads: Optional[float] = typer.Option(None, help="Fraction of all attention heads to remove, e.g. 0.5."),
+    ffn: Optional[float] = typer.Option(None, help="Fraction of all FFN neurons to remove, e.g. 0.5."),
+    flops_budget: Optional[float] = typer.Option(None, help="Fraction of FLOPs to keep, e.g. 0.6 (the search decides per layer)."),
+    params_budget: Optional[float] = typer.Option(None, help="Fraction of parameters to keep."),
+    prune_layers: bool = typer.Option(False, "--prune-layers", help="Allow dropping whole layers."),
+    no_mask_tuning: bool = typer.Option(False, "--no-mask-tuning", help="Skip least-squares mask tuning (faster, less accurate)."),
+    calib_batches: int = typer.Option(16, help="Calibration batches of 16 texts for importance scores."),
+    distill_epochs: Optional[float] = typer.Option(None, help="Recover accuracy by distilling the float model for this many epochs."),
+    text_column: Optional[str] = typer.Option(None, help="Column holding the text."),
+    label_column: Optional[str] = typer.Option(None, help="Column holding the label."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Remove attention heads, FFN neurons (and layers) physically, scored on --calib-data; optionally distill."""
+    from compress.prune_stage import prune_checkpoint
+    from compress.recipe import DistillSpec, PruneSpec, Recipe
+
+    try:
+        spec = PruneSpec(head_fraction=heads, ffn_fraction=ffn, flops_budget=flops_budget, params_budget=params_budget,
+                         prune_layers=prune_layers, mask_tuning=not no_mask_tuning, num_calib_batches=calib_batches)
+        recipe = Recipe(prune=spec, distill=DistillSpec(epochs=distill_epochs) if distill_epochs else None)
+        recipe.check()
+        prune_checkpoint(model, out, calib_data, recipe, force, text_column, label_column)
+    except CompressError as err:
+        _fail(err)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Output folder for the report."),
     cache: Path = typer.Option(Path(os.environ.get("EDGE_COMPRESS_CACHE", Path.home() / ".cache" / "edge-compress")),

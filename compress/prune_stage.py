@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
+from rich.table import Table
 
 from compress.checkpoint import Checkpoint
-from compress.console import info
+from compress.console import console, info
 from compress.data import TextData
+from compress.errors import CompressError
 from compress.recipe import Recipe
 
 
@@ -50,3 +54,40 @@ def prune_stage(ckpt: Checkpoint, recipe: Recipe, data: TextData) -> tuple[torch
          f"{result.flops_after / result.flops_before:.0%} of FLOPs; heads per layer {result.heads_per_layer}, "
          f"FFN neurons per layer {result.neurons_per_layer}")
     return model.eval(), section
+
+
+def prune_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recipe, force: bool = False,
+                     text_column: str | None = None, label_column: str | None = None) -> dict[str, Any]:
+    """`compress prune`: write the pruned (and distilled) checkpoint folder plus prune_report.json, atomically."""
+    from compress.checkpoint import load_checkpoint
+    from compress.data import load_text_data
+    from compress.outputs import check_target, staged
+    from compress.tasks import get_task
+
+    check_target(out, force)
+    ckpt = load_checkpoint(model_source, get_task(recipe.task))
+    config = ckpt.model.config
+    try:
+        data = load_text_data(data_source, config.label2id, config.num_labels, text_column, label_column)
+    except CompressError:
+        data = load_text_data(data_source, None, None, text_column, None, require_labels=False)
+    model, section = prune_stage(ckpt, recipe, data)
+    with staged(out, force) as stage:
+        model.save_pretrained(stage, safe_serialization=True)
+        ckpt.tokenizer.save_pretrained(stage)
+        (stage / "prune_report.json").write_text(json.dumps(section, indent=2))
+        (stage / "recipe.yaml").write_text(recipe.to_yaml())
+    console.print(per_layer_table(section))
+    console.print(f"pruned checkpoint: [bold]{out}[/] (compress run {out} ... validates and quantizes it)")
+    return section
+
+
+def per_layer_table(section: dict[str, Any]) -> Table:
+    table = Table(title=f"kept per layer: {section['params_after'] / 1e6:.2f}M of {section['params_before'] / 1e6:.2f}M params, "
+                        f"{section['flops_after'] / section['flops_before']:.0%} of FLOPs")
+    for column in ("layer", "heads", "FFN neurons"):
+        table.add_column(column, justify="right")
+    for layer, (heads, neurons) in enumerate(zip(section["heads_per_layer"], section["neurons_per_layer"])):
+        dropped = layer in section["dropped_layers"]
+        table.add_row(str(layer), "dropped" if dropped else str(heads), "dropped" if dropped else str(neurons))
+    return table
