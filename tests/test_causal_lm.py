@@ -238,6 +238,8 @@ def test_empty_eval_text_is_refused(tmp_path):
     assert load_lm_text(str(tmp_path / "rows.jsonl")).texts == ["first paragraph", "second"]
     (tmp_path / "paras.txt").write_text("one\nline\n\ntwo\n")
     assert load_lm_text(str(tmp_path / "paras.txt")).texts == ["one line", "two"]
+    (tmp_path / "lines.txt").write_text("".join(f"text {i}\n" for i in range(40)) + "\n" + "last\n")
+    assert len(load_lm_text(str(tmp_path / "lines.txt")).texts) == 41
 
 
 def test_too_short_eval_text_and_too_long_context_are_refused(tiny_lm):
