@@ -83,7 +83,7 @@ def lm_run(tiny_lm, tmp_path_factory):
         entry["path"] = str(Path(entry["path"]).relative_to(out))
     report = {"task": "causal-lm", "metric": "perplexity", "higher_is_better": False, "max_accuracy_drop": 5.0,
               "baseline": baseline, "variants": variants, "selected": selected, "selection_reason": reason,
-              "eval": {"source": eval_info["source"], "samples": eval_info["texts"]}, "environment": _environment()}
+              "eval": eval_info, "environment": _environment()}
     write_report(out, report)
     return out, report, eval_info
 

@@ -9,6 +9,7 @@ decode step at `spec.batch_size` prompts.
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 import random
 import shutil
 from pathlib import Path
@@ -33,6 +34,7 @@ from export.hardware import cpu_info
 from export.onnx_export import MODEL_FILE
 from export.runtime import graph_op_counts
 
+LIBRARIES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime")
 QUANT_OPS = {"MatMulNBits", "GatherBlockQuantized", "MatMulInteger", "DynamicQuantizeLinear", "QuantizeLinear",
              "DequantizeLinear", "MatMul"}
 
@@ -73,7 +75,7 @@ def build_and_validate_lm(model_source: str, stage_dir: Path, eval_source: str, 
                                                                    spec.accuracy_level or None, spec.symmetric, spec.exclude),
                             settings={"bits": bits, "block_size": spec.block_size, "accuracy_level": spec.accuracy_level,
                                       "symmetric": spec.symmetric, "head": vars(head), "method": "RTN (onnxruntime MatMulNBits)"})
-    eval_info = {"source": eval_text.source, "texts": len(eval_text.texts), "tokens": len(evaluation.ids),
+    eval_info = {"source": eval_text.source, "samples": len(eval_text.texts), "tokens": len(evaluation.ids),
                  "context": spec.context, "stride": min(spec.stride, spec.context), "prompts": len(evaluation.prompts),
                  "prompt_tokens": spec.prompt_tokens, "new_tokens": spec.new_tokens,
                  "calibration": {"source": calib_from, "samples": len(calib_texts), "decode_steps": spec.calib_decode_steps}}
@@ -129,7 +131,8 @@ class _Builder:
         self.results.append(entry)
         (folder / "manifest.json").write_text(json.dumps(
             {"variant": name, "made_from": "pytorch checkpoint" if name == "onnx-fp32" else "onnx-fp32",
-             "checkpoint": self.ckpt.source, "settings": entry["settings"], "lm": self.spec.model_dump(), "metrics": entry["metrics"]},
+             "checkpoint": self.ckpt.source, "settings": entry["settings"], "lm": self.spec.model_dump(), "metrics": entry["metrics"],
+             "versions": {lib: version(lib) for lib in LIBRARIES}},
             indent=2))
         return path
 
