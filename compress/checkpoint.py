@@ -6,6 +6,7 @@ user asks for it.
 """
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +91,16 @@ def load_checkpoint(source: str, task: Task, trust_remote_code: bool = False) ->
              f"(first: {info['missing_keys'][0]}); is this really a fine-tuned {task.name} model?")
     model.eval()
     _check_finite(model, source)
+    _match_tokenizer_inputs(model, tokenizer)
     task.prepare(model, tokenizer)
     return Checkpoint(model, tokenizer, where, weights_size(path) if path.exists() else _param_bytes(model))
+
+
+def _match_tokenizer_inputs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Drop tokenizer outputs the model does not take (e.g. token_type_ids for DistilBERT), so every
+    consumer -- PyTorch, the exported graph, calibration -- sees the same inputs."""
+    accepted = inspect.signature(model.forward).parameters
+    tokenizer.model_input_names = [name for name in tokenizer.model_input_names if name in accepted]
 
 
 def _load_pruned(where: str) -> PreTrainedModel:

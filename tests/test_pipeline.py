@@ -91,6 +91,21 @@ def test_gpt2_classifier_end_to_end(tiny_gpt2, data_dir, fast_recipe, tmp_path):
     assert static["settings"]["calibration_method"] == "percentile"
 
 
+@pytest.mark.parametrize("model_type", ["distilbert", "roberta"])
+def test_other_encoders_end_to_end(model_type, data_dir, fast_recipe, tmp_path):
+    from conftest import make_encoder
+
+    ckpt = make_encoder(tmp_path / model_type, model_type)
+    out = tmp_path / "out"
+    result = compress(ckpt, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", fast_recipe, "--threads", "1")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert all(v.get("error") is None for v in report["variants"]), report["variants"]
+    by_name = {v["name"]: v for v in report["variants"]}
+    assert by_name["onnx-fp32"]["metrics"]["max_abs_logit_diff"] < 1e-4
+    assert sum(by_name["onnx-int8-dynamic"]["graph"]["int8_ops"].values()) >= 8
+
+
 def test_existing_out_is_refused_then_replaced_with_force(bert_run, tiny_bert, data_dir, fast_recipe):
     before = (bert_run / "report.json").read_text()
     result = compress(tiny_bert, "--out", bert_run, "--eval-data", data_dir / "eval.csv", "--recipe", fast_recipe)

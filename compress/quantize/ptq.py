@@ -26,8 +26,11 @@ STATIC_OPS = ["MatMul", "Gather"]
 
 
 class _Feeds(CalibrationDataReader):
-    def __init__(self, feeds: Iterable[dict]) -> None:
-        self._it = iter(feeds)
+    """Feeds restricted to the graph's inputs (a tokenizer may return more, e.g. token_type_ids for RoBERTa)."""
+
+    def __init__(self, feeds: Iterable[dict], model_path: Path) -> None:
+        names = {i.name for i in onnx.load(str(model_path), load_external_data=False).graph.input}
+        self._it = ({k: v for k, v in feed.items() if k in names} for feed in feeds)
 
     def get_next(self) -> dict | None:
         return next(self._it, None)
@@ -53,7 +56,7 @@ def quantize_int8_static(src: Path, dst: Path, preset: Int8Preset, calibration_f
         prepared = Path(tmp) / "prepared.onnx"
         # Symbolic shape inference gives up on some exporters' dynamic shapes; ONNX's own inference suffices here.
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-        quantize_static(prepared, dst, _Feeds(calibration_feeds), quant_format=QuantFormat.QDQ,
+        quantize_static(prepared, dst, _Feeds(calibration_feeds, prepared), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=STATIC_OPS, per_channel=preset.per_channel,
                         reduce_range=preset.reduce_range, activation_type=QUANT_TYPES[preset.activation_type],
                         weight_type=QUANT_TYPES[preset.weight_type], calibrate_method=CALIBRATION_METHODS[method],
