@@ -153,8 +153,7 @@ class _VariantBuilder:
                              settings=extra, parity_with=model)
         graph = fp32
         if self.recipe.optimize.enabled:
-            graph = self._variant(prefix + "onnx-fp32-optimized", "fp32", lambda d: optimize_graph(fp32.parent, d, self.recipe.optimize.level),
-                                  fp32, settings=extra) or fp32
+            graph = self._variant(prefix + "onnx-fp32-optimized", "fp32", lambda d: self._optimize(model, fp32, d), fp32, settings=extra) or fp32
         if self.recipe.quantize.dynamic.enabled:
             self._variant(prefix + "onnx-int8-dynamic", "int8", lambda d: quantize_int8_dynamic(graph, d / MODEL_FILE, preset), graph,
                           settings={"preset": preset.as_dict(), **extra})
@@ -175,6 +174,18 @@ class _VariantBuilder:
         lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
         length = int(np.percentile(lengths, 90))
         return [dict(tokenizer([t], truncation=True, padding="max_length", max_length=length, return_tensors="np")) for t in texts]
+
+    def _optimize(self, model: torch.nn.Module, fp32: Path, folder: Path) -> Path:
+        """ORT fusions; the embedding fusion is kept only if the fused graph still reproduces the model."""
+        path = optimize_graph(fp32.parent, folder, self.recipe.optimize.level, fuse_embeddings=True)
+        try:
+            self._check_parity(model, path)
+        except CompressError:
+            warn("the fused embedding layer does not reproduce this model (e.g. RoBERTa-style position ids); "
+                 "optimizing without that fusion")
+            path = optimize_graph(fp32.parent, folder, self.recipe.optimize.level, fuse_embeddings=False)
+            self._check_parity(model, path)
+        return path
 
     def _export(self, model: torch.nn.Module, folder: Path) -> Path:
         try:
