@@ -34,17 +34,23 @@ def run(
     max_accuracy_drop: Optional[float] = typer.Option(None, help="Accuracy points a variant may lose and still be selected [default: 1.0]."),
     threads: Optional[int] = typer.Option(None, help="Intra-op threads for every latency measurement [default: all cores, at most 4]."),
     calib_method: Optional[str] = typer.Option(None, help="Static int8 calibration: minmax, entropy or percentile [default: minmax]."),
+    task: Optional[str] = typer.Option(None, help="text-classification or causal-lm [default: the recipe's, else text-classification]."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it already holds results."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the checkpoint (only for checkpoints you trust)."),
 ) -> None:
-    """Export, quantize (int8 dynamic and static) and validate MODEL; write a report and select the fastest variant within budget."""
+    """Export, quantize and validate MODEL; write a report and select the fastest variant within budget.
+
+    Text classifiers: accuracy-scored fp32, fused, int8 dynamic and int8 static variants (plus a pruned line when the
+    recipe has prune:).  Causal LMs (--task causal-lm, eval data = plain text): KV-cache export, int8 and int4 variants
+    scored by perplexity (the budget is then in perplexity points), token agreement and generation speed.
+    """
     from compress.pipeline import RunOptions
     from compress.pipeline import run as run_pipeline
     from compress.recipe import load_recipe
 
     try:
         spec = load_recipe(str(recipe) if recipe else None)
-        overrides = {"max_accuracy_drop": max_accuracy_drop}
+        overrides = {"max_accuracy_drop": max_accuracy_drop, "task": task}
         spec = spec.model_copy(update={k: v for k, v in overrides.items() if v is not None})
         if threads is not None:
             spec.validate_.threads = threads
@@ -84,6 +90,24 @@ def prune(
         recipe = Recipe(prune=spec, distill=DistillSpec(epochs=distill_epochs) if distill_epochs else None)
         recipe.check()
         prune_checkpoint(model, out, calib_data, recipe, force, text_column, label_column)
+    except CompressError as err:
+        _fail(err)
+
+
+@app.command()
+def generate(
+    path: Path = typer.Argument(..., help="A `compress run --task causal-lm` OUT folder (its selected variant is used) or a variant folder."),
+    prompt: str = typer.Argument(..., help="Text to continue."),
+    max_new_tokens: int = typer.Option(64, help="Tokens to generate."),
+    threads: Optional[int] = typer.Option(None, help="Intra-op threads [default: all cores, at most 4]."),
+    sample: bool = typer.Option(False, "--sample", help="Sample instead of greedy decoding."),
+    temperature: float = typer.Option(0.8, help="Sampling temperature (with --sample)."),
+) -> None:
+    """Run a compressed causal LM on PROMPT, streaming tokens as they are generated."""
+    from compress.generate import generate as generate_text
+
+    try:
+        generate_text(path, prompt, max_new_tokens, threads, greedy=not sample, temperature=temperature)
     except CompressError as err:
         _fail(err)
 

@@ -60,9 +60,12 @@ class RunOptions:
 
 def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
     task = get_task(recipe.task)
+    recipe.check()
     check_target(options.out, options.force)
     threads = recipe.validate_.threads or min(4, os.cpu_count() or 1)
     torch.set_num_threads(threads)
+    if task.name == "causal-lm":
+        return _run_causal_lm(options, recipe, task, threads)
 
     info(f"loading checkpoint {options.model}")
     ckpt = load_checkpoint(options.model, task, options.trust_remote_code)
@@ -100,12 +103,43 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
             "pruning": pruning,
             "environment": environment(cpu, preset, threads),
         }
-        (stage / "recipe.yaml").write_text(recipe.to_yaml())
-        write_report(stage, _relative_paths(report, stage, options.out))
+        _finish(stage, report, recipe)
+    return _announce(report, options.out)
+
+
+def _run_causal_lm(options: RunOptions, recipe: Recipe, task: Task, threads: int) -> dict[str, Any]:
+    """The same run for a causal LM: variants and validation come from compress.lm."""
+    from compress.lm.run import build_and_validate_lm
+
+    cpu = cpu_info()
+    preset = preset_for(cpu, recipe.quantize.preset)
+    with staged(options.out, options.force) as stage:
+        baseline, variants, eval_info = build_and_validate_lm(
+            options.model, stage, options.eval_data, options.calib_data or sibling_train_file(options.eval_data), recipe.lm,
+            threads, preset, options.text_column, options.trust_remote_code, recipe.export.opset)
+        for entry in variants:
+            add_deltas(baseline, entry, task.primary_metric)
+        selected, reason = select(baseline, variants, task.primary_metric, task.higher_is_better, recipe.max_accuracy_drop)
+        report = {
+            "task": task.name, "metric": task.primary_metric, "higher_is_better": task.higher_is_better,
+            "max_accuracy_drop": recipe.max_accuracy_drop, "baseline": baseline, "variants": variants,
+            "selected": selected, "selection_reason": reason, "eval": eval_info, "calibration": eval_info["calibration"],
+            "environment": environment(cpu, preset, threads),
+        }
+        _finish(stage, report, recipe)
+    return _announce(report, options.out)
+
+
+def _finish(stage: Path, report: dict[str, Any], recipe: Recipe) -> None:
+    (stage / "recipe.yaml").write_text(recipe.to_yaml())
+    write_report(stage, _relative_paths(report, stage))
+
+
+def _announce(report: dict[str, Any], out: Path) -> dict[str, Any]:
     console.print(summary_table(report))
-    if selected is None:
-        warn(reason)
-    console.print(f"report: [bold]{options.out / 'report.md'}[/] (machine-readable: {options.out / 'report.json'})")
+    if report["selected"] is None:
+        warn(report["selection_reason"])
+    console.print(f"report: [bold]{out / 'report.md'}[/] (machine-readable: {out / 'report.json'})")
     return report
 
 
@@ -284,7 +318,7 @@ def environment(cpu, preset: Int8Preset, threads: int) -> dict[str, Any]:
             "platform": platform.platform(), "versions": _versions()}
 
 
-def _relative_paths(report: dict, stage: Path, out: Path) -> dict:
+def _relative_paths(report: dict, stage: Path) -> dict:
     """Variant paths point into OUT (where they will live after the rename), relative to it."""
     for entry in report["variants"]:
         if entry.get("path"):

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compress.errors import CompressError
+from compress.lm.spec import LMSpec
 
 
 class Strict(BaseModel):
@@ -96,6 +97,7 @@ class Recipe(Strict):
     prune: PruneSpec | None = None
     distill: DistillSpec | None = None
     export: ExportSpec = ExportSpec()
+    lm: LMSpec = Field(LMSpec(), description="causal-lm task only: evaluation, calibration and variants")
     optimize: OptimizeSpec = OptimizeSpec()
     quantize: QuantizeSpec = QuantizeSpec()
     validate_: ValidateSpec = Field(ValidateSpec(), alias="validate")
@@ -104,6 +106,8 @@ class Recipe(Strict):
 
     def check(self) -> None:
         """Cross-field checks that pydantic field types cannot express."""
+        if self.task == "causal-lm" and self.prune is not None:
+            raise CompressError("pruning is implemented for text classifiers only", "remove prune:/distill: from a causal-lm recipe")
         if self.prune is not None:
             self.prune.to_config()
         if self.distill is not None:

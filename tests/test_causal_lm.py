@@ -69,28 +69,22 @@ def tiny_lm(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def lm_run(tiny_lm, tmp_path_factory):
-    """One run of the whole stage; its OUT folder gets a report so `generate` can pick the selected variant."""
-    from compress.lm.run import build_and_validate_lm
-    from compress.lm.spec import LMSpec
-    from compress.report import add_deltas, select, write_report
+    """One `compress run --task causal-lm`, invoked as a user would; `generate` then picks its selected variant."""
+    import yaml
+    from typer.testing import CliRunner
 
-    out = tmp_path_factory.mktemp("lm-out")
-    baseline, variants, eval_info = build_and_validate_lm(str(tiny_lm), out, str(LM_TEXT_EVAL), str(LM_TEXT_TRAIN), LMSpec(**SPEC), threads=1)
-    for entry in variants:
-        add_deltas(baseline, entry, "perplexity")
-    selected, reason = select(baseline, variants, "perplexity", False, 5.0)
-    for entry in variants:
-        entry["path"] = str(Path(entry["path"]).relative_to(out))
-    report = {"task": "causal-lm", "metric": "perplexity", "higher_is_better": False, "max_accuracy_drop": 5.0,
-              "baseline": baseline, "variants": variants, "selected": selected, "selection_reason": reason,
-              "eval": eval_info, "environment": _environment()}
-    write_report(out, report)
-    return out, report, eval_info
+    from compress.cli import app
 
-
-def _environment() -> dict:
-    return {"threads": 1, "cpu": {"model": "test", "arch": "x86_64", "logical_cores": 1, "flags": []},
-            "int8_preset": {"name": "test", "reason": "test"}, "versions": {}}
+    work = tmp_path_factory.mktemp("lm-out")
+    recipe = work / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"lm": SPEC}))
+    out = work / "out"
+    result = CliRunner().invoke(app, ["run", str(tiny_lm), "--task", "causal-lm", "--out", str(out), "--eval-data", str(LM_TEXT_EVAL),
+                                      "--calib-data", str(LM_TEXT_TRAIN), "--recipe", str(recipe), "--max-accuracy-drop", "5",
+                                      "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    return out, report, report["eval"]
 
 
 VARIANTS = ["onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-weight-only", "onnx-int4-weight-only"]
