@@ -132,3 +132,35 @@ def test_console_script_help():
     result = subprocess.run([sys.executable, "-m", "compress", "run", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "--max-accuracy-drop" in result.stdout and "--calib-data" in result.stdout
+
+
+def test_prune_command_then_run_with_a_prune_recipe(tiny_bert, data_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    pruned = tmp_path / "pruned"
+    result = CliRunner().invoke(app, ["prune", str(tiny_bert), "--out", str(pruned), "--calib-data", str(data_dir / "train.csv"),
+                                      "--heads", "0.5", "--ffn", "0.5", "--calib-batches", "2"])
+    assert result.exit_code == 0, result.output
+    section = json.loads((pruned / "prune_report.json").read_text())
+    assert sum(section["heads_per_layer"]) == 4 and section["params_after"] < section["params_before"]
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\nquantize: {static: {num_samples: 8}}\n"
+                      "prune: {head_fraction: 0.25, num_calib_batches: 2, batch_size: 8}\n")
+    out = tmp_path / "out"
+    result = compress(pruned, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", recipe, "--threads", "1")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    names = [v["name"] for v in report["variants"]]
+    assert names == VARIANTS + ["pruned-" + n for n in VARIANTS]
+    assert all(v.get("error") is None for v in report["variants"]), report["variants"]
+    assert report["pruning"]["params_after"] < report["pruning"]["params_before"]
+    assert report["baseline"]["params"] == section["params_after"]  # the pruned checkpoint loaded with its shapes
+
+
+def test_prune_errors_come_before_any_work(tiny_bert, data_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["prune", str(tiny_bert), "--out", str(tmp_path / "p"), "--calib-data",
+                                      str(data_dir / "train.csv"), "--heads", "1.0"])
+    assert result.exit_code == 2 and "head_fraction" in result.output
+    assert not (tmp_path / "p").exists()
