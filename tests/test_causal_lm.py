@@ -322,3 +322,16 @@ def test_perplexity_windows_start_with_bos_when_the_tokenizer_adds_it(tiny_lm):
             assert scored == len(evaluation.ids)  # the first text token is scored too, predicted from BOS
             assert all(p[0].item() == bos for p in evaluation.prompts)
         assert len(predictions) == scored
+
+
+def test_exclude_takes_node_names_and_patterns(lm_run):
+    from compress.lm.onnx_io import load_model
+    from compress.lm.quantize import weight_matmuls
+
+    out, report, _ = lm_run
+    model = load_model(out / _variant(report, "onnx-fp32")["path"] / "model.onnx")
+    every = weight_matmuls(model)
+    assert every and not any("lm_head" in n for n in every)
+    assert weight_matmuls(model, [every[0]]) == every[1:]
+    kept = weight_matmuls(model, ["*/mlp/c_proj/*"])
+    assert kept and len(kept) < len(every) and not any("/mlp/c_proj/" in n for n in kept), every

@@ -5,11 +5,13 @@ Common rules, each for accuracy:
   activation MatMuls (QK^T, PV) stay float.
 - The LM head and the embedding it is tied to never get int8 *activation*
   quantization: they become one shared weight-only table (`compress.lm.head`).
-- `exclude` names further MatMuls to keep in float (e.g. from `sensitivity`).
+- `exclude` names further MatMuls to keep in float (e.g. from `sensitivity`): exact node names
+  or shell-style patterns (`*/mlp/down_proj/*`).
 """
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import logging
 import shutil
 from dataclasses import dataclass
@@ -37,11 +39,13 @@ class HeadSpec:
 
 
 def weight_matmuls(model: onnx.ModelProto, exclude: Iterable[str] = ()) -> list[str]:
-    """Names of MatMuls with a constant weight, except the LM head and `exclude`."""
+    """Names of MatMuls with a constant weight, except the LM head and `exclude` (names or fnmatch patterns)."""
     inits = {t.name for t in model.graph.initializer}
     tied = find_tied_head(model)
+    exclude = list(exclude)
     skip = set(exclude) | ({tied.matmul.name} if tied else set()) | {n.name for n in model.graph.node if "logits" in n.output}
-    return [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in inits and n.name not in skip]
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in inits and n.name not in skip
+            and not any(fnmatch.fnmatchcase(n.name, p) for p in exclude)]
 
 
 def _finish(dst: Path, head: HeadSpec) -> Path:
