@@ -324,7 +324,7 @@ def test_perplexity_windows_start_with_bos_when_the_tokenizer_adds_it(tiny_lm):
         assert len(predictions) == scored
 
 
-def test_exclude_takes_node_names_and_patterns(lm_run):
+def test_exclude_takes_node_names_and_patterns(lm_run, capsys):
     from compress.lm.onnx_io import load_model
     from compress.lm.quantize import weight_matmuls
 
@@ -335,3 +335,5 @@ def test_exclude_takes_node_names_and_patterns(lm_run):
     assert weight_matmuls(model, [every[0]]) == every[1:]
     kept = weight_matmuls(model, ["*/mlp/c_proj/*"])
     assert kept and len(kept) < len(every) and not any("/mlp/c_proj/" in n for n in kept), every
+    assert weight_matmuls(model, ["*/no_such_proj/*"]) == every
+    assert "no_such_proj" in capsys.readouterr().out

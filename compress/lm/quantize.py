@@ -22,6 +22,7 @@ import onnx
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
                                       quantize_static)
 
+from compress.console import warn
 from compress.lm.head import quantize_tied_head
 from compress.lm.onnx_io import load_model, save_model
 from compress.lm.tied import find_tied_head
@@ -44,6 +45,10 @@ def weight_matmuls(model: onnx.ModelProto, exclude: Iterable[str] = ()) -> list[
     tied = find_tied_head(model)
     exclude = list(exclude)
     skip = set(exclude) | ({tied.matmul.name} if tied else set()) | {n.name for n in model.graph.node if "logits" in n.output}
+    matmuls = [n.name for n in model.graph.node if n.op_type == "MatMul"]
+    unmatched = [p for p in exclude if not any(name == p or fnmatch.fnmatchcase(name, p) for name in matmuls)]
+    if unmatched:
+        warn(f"exclude entries that match no MatMul in the graph (ignored): {', '.join(unmatched)}")
     return [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in inits and n.name not in skip
             and not any(fnmatch.fnmatchcase(n.name, p) for p in exclude)]
 
