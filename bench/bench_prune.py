@@ -86,7 +86,7 @@ def main() -> None:
 def print_table(rows, p50, threads) -> None:
     from rich.table import Table
 
-    base_acc, base_size = rows["pytorch-fp32"][0], rows["pytorch-fp32"][1]
+    base_acc = rows["pytorch-fp32"][0]
     t = Table(title=f"Structured pruning, MiniLM-L6 on Rotten Tomatoes: batch 1, {threads} threads")
     for col in ("model", "accuracy", "Δ pts", "FLOPs kept", "heads/layer", "p50 ms", "vs torch", "vs onnx-fp32", "size MB"):
         t.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
