@@ -69,6 +69,10 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
 
     info(f"loading checkpoint {options.model}")
     ckpt = load_checkpoint(options.model, task, options.trust_remote_code)
+    if recipe.prune is not None:
+        from compress.prune import check_prunable
+
+        check_prunable(ckpt.model, recipe.prune.to_config())
     config = ckpt.model.config
     eval_data = load_text_data(options.eval_data, config.label2id, config.num_labels, options.text_column, options.label_column)
     if recipe.validate_.max_eval_samples:

@@ -64,8 +64,11 @@ def prune_checkpoint(model_source: str, out: Path, data_source: str, recipe: Rec
     from compress.outputs import check_target, staged
     from compress.tasks import get_task
 
+    from compress.prune import check_prunable
+
     check_target(out, force)
     ckpt = load_checkpoint(model_source, get_task(recipe.task))
+    check_prunable(ckpt.model, recipe.prune.to_config())
     config = ckpt.model.config
     try:
         data = load_text_data(data_source, config.label2id, config.num_labels, text_column, label_column)

@@ -163,3 +163,12 @@ def test_prune_errors_come_before_any_work(tiny_bert, data_dir, tmp_path):
                                       str(data_dir / "train.csv"), "--heads", "1.0"])
     assert result.exit_code == 2 and "head_fraction" in result.output
     assert not (tmp_path / "p").exists()
+
+
+def test_impossible_prune_budget_is_refused_before_any_variant_is_built(tiny_bert, data_dir, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("prune: {flops_budget: 0.001}\n")
+    out = tmp_path / "out"
+    result = compress(tiny_bert, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", recipe)
+    assert result.exit_code == 2, result.output
+    assert "building onnx-fp32" not in result.output and not out.exists()

@@ -10,7 +10,7 @@ under FLOPs/parameter limits, mask rearrangement, least-squares mask tuning fold
 `apply_plan` removes an explicit `PrunePlan` instead. Recover accuracy with `compress.distill`.
 """
 
-from compress.prune.api import apply_plan, prune
+from compress.prune.api import apply_plan, check_prunable, prune
 from compress.prune.config import PruneConfig
 from compress.prune.errors import PruneError
 from compress.prune.loading import load_pruned
@@ -19,5 +19,5 @@ from compress.prune.result import PruneResult
 from compress.prune.specs import SPECS, ArchSpec
 
 __all__ = [
-    "SPECS", "ArchSpec", "PruneConfig", "PruneError", "PrunePlan", "PruneResult", "apply_plan", "load_pruned", "prune",
+    "SPECS", "ArchSpec", "PruneConfig", "check_prunable", "PruneError", "PrunePlan", "PruneResult", "apply_plan", "load_pruned", "prune",
 ]

@@ -55,6 +55,15 @@ def prune(model: nn.Module, config: PruneConfig, calib_batches: Iterable[Batch])
     return result
 
 
+def check_prunable(model: nn.Module, config: PruneConfig) -> None:
+    """Raise `PruneError` now if `prune(model, config, ...)` would refuse: architecture, targets, budgets.
+
+    Lets a pipeline reject a bad request before it spends minutes on other work.
+    """
+    spec = spec_for(model)
+    _limits(model, spec, read_structure(model, spec), config)
+
+
 def _tune(student: nn.Module, teacher: nn.Module, spec: ArchSpec, selection: Selection, batches: list[Batch]) -> None:
     """Least-squares mask tuning of the pruned `student` against its unpruned copy, folded into weights."""
     teacher_layer, changed, touched = [], [], False
