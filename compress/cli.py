@@ -33,7 +33,7 @@ def run(
     recipe: Optional[Path] = typer.Option(None, help="Recipe YAML (see README); flags below override it."),
     max_accuracy_drop: Optional[float] = typer.Option(None, help="Accuracy points a variant may lose and still be selected [default: 1.0]."),
     threads: Optional[int] = typer.Option(None, help="Intra-op threads for every latency measurement [default: all cores, at most 4]."),
-    calib_method: Optional[str] = typer.Option(None, help="Static int8 calibration: minmax, entropy or percentile [default: minmax]."),
+    calib_method: Optional[str] = typer.Option(None, help="Static int8 calibration: minmax, entropy or percentile [default: percentile, 99.99]."),
     task: Optional[str] = typer.Option(None, help="text-classification or causal-lm [default: the recipe's, else text-classification]."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it already holds results."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the checkpoint (only for checkpoints you trust)."),

@@ -35,8 +35,9 @@ class DynamicSpec(Strict):
 
 class StaticSpec(Strict):
     enabled: bool = True
-    calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
-    percentile: float = Field(99.999, gt=90, le=100)
+    # percentile 99.99 kept MiniLM/Rotten Tomatoes at +0.1 pt where minmax lost 1.2 (GELU/softmax outliers stretch minmax ranges)
+    calibration_method: Literal["minmax", "entropy", "percentile"] = "percentile"
+    percentile: float = Field(99.99, gt=90, le=100)
     num_samples: int = Field(256, ge=1, description="calibration texts (batch 1 each)")
 
 

@@ -81,13 +81,13 @@ def test_variant_folders_load_with_optimum(bert_run, data_dir, variant):
 def test_gpt2_classifier_end_to_end(tiny_gpt2, data_dir, fast_recipe, tmp_path):
     out = tmp_path / "gpt2"
     result = compress(tiny_gpt2, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", fast_recipe,
-                      "--calib-method", "percentile", "--threads", "1")
+                      "--calib-method", "minmax", "--threads", "1")
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert all(v.get("error") is None for v in report["variants"]), report["variants"]
     assert report["variants"][0]["metrics"]["max_abs_logit_diff"] < 1e-4
     static = report["variants"][-1]
-    assert static["settings"]["calibration_method"] == "percentile"
+    assert static["settings"]["calibration_method"] == "minmax"
 
 
 @pytest.mark.parametrize("model_type", ["distilbert", "roberta"])

@@ -47,7 +47,7 @@ def quantize_int8_dynamic(src: Path, dst: Path, preset: Int8Preset) -> Path:
 
 
 def quantize_int8_static(src: Path, dst: Path, preset: Int8Preset, calibration_feeds: Iterable[dict],
-                         method: Literal["minmax", "entropy", "percentile"] = "minmax", percentile: float = 99.999) -> Path:
+                         method: Literal["minmax", "entropy", "percentile"] = "percentile", percentile: float = 99.99) -> Path:
     """QDQ int8 with activation ranges from calibration; ORT fuses Q/DQ pairs into integer kernels."""
     extra = {"WeightSymmetric": preset.weight_symmetric, "ActivationSymmetric": False}
     if method == "percentile":
