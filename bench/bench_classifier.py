@@ -58,6 +58,20 @@ def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
     return path
 
 
+def prepare(args: argparse.Namespace, prefix: str) -> tuple[list, list, Path, Path]:
+    """The split, the fine-tuned MiniLM (cached under args.cache) and a work folder holding train.csv / eval.csv."""
+    train, evaluation = rotten_tomatoes(args.train, args.eval)
+    model_dir = args.cache / f"minilm-rt-{args.train}-{args.epochs}"
+    if not (model_dir / "config.json").exists():
+        console.print(f"fine-tuning MiniLM on {len(train)} Rotten Tomatoes snippets ({args.epochs} epochs)")
+        fine_tune_classifier(minilm_path(), [t for t, _ in train], [l for _, l in train], model_dir, epochs=args.epochs,
+                             lr=5e-5, batch_size=32)
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    write_csv(work / "eval.csv", evaluation)
+    write_csv(work / "train.csv", train)
+    return train, evaluation, model_dir, work
+
+
 def anchor_optimum_dynamic(model_dir: Path, work: Path) -> Path:
     """What optimum's docs show: export, then ORTQuantizer with the CPU's AutoQuantizationConfig."""
     from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer
@@ -114,14 +128,8 @@ def main() -> None:
     started = time.time()
     console.width = max(console.width, 190)
 
-    train, evaluation = rotten_tomatoes(args.train, args.eval)
-    model_dir = args.cache / f"minilm-rt-{args.train}-{args.epochs}"
-    if not (model_dir / "config.json").exists():
-        console.print(f"fine-tuning MiniLM on {len(train)} Rotten Tomatoes snippets ({args.epochs} epochs)")
-        fine_tune_classifier(minilm_path(), [t for t, _ in train], [l for _, l in train], model_dir, epochs=args.epochs,
-                             lr=5e-5, batch_size=32)
-    work = Path(tempfile.mkdtemp(prefix="bench-"))
-    eval_csv, train_csv = write_csv(work / "eval.csv", evaluation), write_csv(work / "train.csv", train)
+    train, evaluation, model_dir, work = prepare(args, "bench-")
+    eval_csv, train_csv = work / "eval.csv", work / "train.csv"
 
     recipe = Recipe()
     recipe.validate_.threads = args.threads

@@ -9,13 +9,11 @@ half the FFN neurons with distillation -- then every model is timed interleaved 
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
-from bench_classifier import interleaved_p50, rotten_tomatoes, write_csv
+from bench_classifier import interleaved_p50, prepare
 from compress.console import console
-from compress.demo import fine_tune_classifier, minilm_path
 from compress.pipeline import RunOptions, run
 from compress.recipe import DistillSpec, PruneSpec, Recipe
 from compress.validate import Evaluation, onnx_runner, torch_runner
@@ -37,13 +35,8 @@ def main() -> None:
     started = time.time()
     console.width = max(console.width, 190)
 
-    train, evaluation = rotten_tomatoes(args.train, args.eval)
-    model_dir = args.cache / f"minilm-rt-{args.train}-{args.epochs}"
-    if not (model_dir / "config.json").exists():
-        fine_tune_classifier(minilm_path(), [t for t, _ in train], [l for _, l in train], model_dir, epochs=args.epochs,
-                             lr=5e-5, batch_size=32)
-    work = Path(tempfile.mkdtemp(prefix="bench-prune-"))
-    eval_csv, train_csv = write_csv(work / "eval.csv", evaluation), write_csv(work / "train.csv", train)
+    _, evaluation, model_dir, work = prepare(args, "bench-prune-")
+    eval_csv, train_csv = work / "eval.csv", work / "train.csv"
 
     runs = {
         "retraining-free": Recipe(prune=PruneSpec(flops_budget=args.flops_budget, num_calib_batches=args.calib_batches)),

@@ -10,12 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import random
 import shutil
 import tempfile
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +23,7 @@ import torch
 from compress.checkpoint import Checkpoint, load_checkpoint
 from compress.console import console, info, warn
 from compress.data import TextData, load_text_data, sibling_train_file
+from compress.environment import environment, library_versions
 from compress.errors import CompressError
 from compress.outputs import check_target, staged
 from compress.prune_stage import prune_stage
@@ -38,12 +37,11 @@ from compress.validate import Evaluation, Measurement, onnx_params, onnx_runner,
 from export.hardware import cpu_info
 from export.onnx_export import MODEL_FILE, ExportError, export_to_onnx
 from export.optimize import optimize_graph
-from export.runtime import available_providers, graph_op_counts
+from export.runtime import graph_op_counts
 
 INT8_OPS = {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention", "QLinearMatMul", "MatMulIntegerToFloat", "QGemm",
             "QEmbedLayerNormalization", "QOrderedMatMul"}
 FLOAT_MATMUL_OPS = {"MatMul", "FusedMatMul", "Gemm", "Attention", "MultiHeadAttention"}
-LIBRARIES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime")
 
 
 @dataclass
@@ -93,20 +91,10 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
         if recipe.prune is not None:
             pruned, pruning = prune_stage(ckpt, recipe, calib)
             builder.build_all(pruned, "pruned-", preset, calib_texts, extra={"pruning": pruning})
-        variants = builder.results
-        for entry in variants:
-            add_deltas(baseline, entry, task.primary_metric)
-        selected, reason = select(baseline, variants, task.primary_metric, task.higher_is_better, recipe.max_accuracy_drop)
-        report = {
-            "task": task.name, "metric": task.primary_metric, "higher_is_better": task.higher_is_better,
-            "max_accuracy_drop": recipe.max_accuracy_drop, "baseline": baseline, "variants": variants,
-            "selected": selected, "selection_reason": reason,
-            "eval": {"source": eval_data.source, "samples": len(eval_data.texts), "text_column": eval_data.text_column,
-                     "label_column": eval_data.label_column},
-            "calibration": {"source": calib.source, "samples": len(calib_texts)},
-            "pruning": pruning,
-            "environment": environment(cpu, preset, threads),
-        }
+        report = _assemble(task, recipe, baseline, builder.results, cpu, preset, threads,
+                           eval={"source": eval_data.source, "samples": len(eval_data.texts),
+                                 "text_column": eval_data.text_column, "label_column": eval_data.label_column},
+                           calibration={"source": calib.source, "samples": len(calib_texts)}, pruning=pruning)
         _finish(stage, report, recipe)
     return _announce(report, options.out)
 
@@ -121,17 +109,21 @@ def _run_causal_lm(options: RunOptions, recipe: Recipe, task: Task, threads: int
         baseline, variants, eval_info = build_and_validate_lm(
             options.model, stage, options.eval_data, options.calib_data or sibling_train_file(options.eval_data), recipe.lm,
             threads, preset, options.text_column, options.trust_remote_code, recipe.export.opset)
-        for entry in variants:
-            add_deltas(baseline, entry, task.primary_metric)
-        selected, reason = select(baseline, variants, task.primary_metric, task.higher_is_better, recipe.max_accuracy_drop)
-        report = {
-            "task": task.name, "metric": task.primary_metric, "higher_is_better": task.higher_is_better,
-            "max_accuracy_drop": recipe.max_accuracy_drop, "baseline": baseline, "variants": variants,
-            "selected": selected, "selection_reason": reason, "eval": eval_info, "calibration": eval_info["calibration"],
-            "environment": environment(cpu, preset, threads),
-        }
+        report = _assemble(task, recipe, baseline, variants, cpu, preset, threads, eval=eval_info,
+                           calibration=eval_info["calibration"])
         _finish(stage, report, recipe)
     return _announce(report, options.out)
+
+
+def _assemble(task: Task, recipe: Recipe, baseline: dict, variants: list[dict], cpu, preset: Int8Preset, threads: int,
+              **sections: Any) -> dict[str, Any]:
+    """Deltas, selection and the report's top level, the same for every task."""
+    for entry in variants:
+        add_deltas(baseline, entry, task.primary_metric)
+    selected, reason = select(baseline, variants, task.primary_metric, task.higher_is_better, recipe.max_accuracy_drop)
+    return {"task": task.name, "metric": task.primary_metric, "higher_is_better": task.higher_is_better,
+            "max_accuracy_drop": recipe.max_accuracy_drop, "baseline": baseline, "variants": variants,
+            "selected": selected, "selection_reason": reason, **sections, "environment": environment(cpu, preset, threads)}
 
 
 def _finish(stage: Path, report: dict[str, Any], recipe: Recipe) -> None:
@@ -301,7 +293,7 @@ class _VariantBuilder:
 def _write_manifest(folder: Path, entry: dict, parent: Path | None, recipe: Recipe) -> None:
     manifest = {"variant": entry["name"], "made_from": str(parent.parent.name) if parent else "pytorch checkpoint",
                 "input_sha256": _sha256(parent) if parent else None, "settings": entry.get("settings", {}),
-                "metrics": entry["metrics"], "versions": _versions(), "recipe": recipe.model_dump(by_alias=True)}
+                "metrics": entry["metrics"], "versions": library_versions(), "recipe": recipe.model_dump(by_alias=True)}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
@@ -311,15 +303,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _versions() -> dict[str, str]:
-    return {"python": platform.python_version(), **{lib: version(lib) for lib in LIBRARIES}}
-
-
-def environment(cpu, preset: Int8Preset, threads: int) -> dict[str, Any]:
-    return {"cpu": cpu.as_dict(), "threads": threads, "int8_preset": preset.as_dict(), "providers": available_providers(),
-            "platform": platform.platform(), "versions": _versions()}
 
 
 def _relative_paths(report: dict, stage: Path) -> dict:

@@ -9,7 +9,6 @@ decode step at `spec.batch_size` prompts.
 from __future__ import annotations
 
 import json
-from importlib.metadata import version
 import random
 import shutil
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 
 from compress.checkpoint import Checkpoint, load_checkpoint
 from compress.console import info, warn
+from compress.environment import library_versions
 from compress.errors import CompressError
 from compress.lm.calibration import calibration_feeds
 from compress.lm.data import load_lm_text
@@ -34,7 +34,6 @@ from export.hardware import cpu_info
 from export.onnx_export import MODEL_FILE
 from export.runtime import graph_op_counts
 
-LIBRARIES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime")
 QUANT_OPS = {"MatMulNBits", "GatherBlockQuantized", "MatMulInteger", "DynamicQuantizeLinear", "QuantizeLinear",
              "DequantizeLinear", "MatMul"}
 
@@ -132,7 +131,7 @@ class _Builder:
         (folder / "manifest.json").write_text(json.dumps(
             {"variant": name, "made_from": "pytorch checkpoint" if name == "onnx-fp32" else "onnx-fp32",
              "checkpoint": self.ckpt.source, "settings": entry["settings"], "lm": self.spec.model_dump(), "metrics": entry["metrics"],
-             "versions": {lib: version(lib) for lib in LIBRARIES}},
+             "versions": library_versions()},
             indent=2))
         return path
 

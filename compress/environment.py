@@ -1,0 +1,21 @@
+"""What a result was measured with: library versions, CPU, threads, int8 preset (recorded in every report and manifest)."""
+from __future__ import annotations
+
+import platform
+from importlib.metadata import version
+from typing import Any
+
+from compress.quantize.presets import Int8Preset
+from export.hardware import CpuInfo
+from export.runtime import available_providers
+
+LIBRARIES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime")
+
+
+def library_versions() -> dict[str, str]:
+    return {"python": platform.python_version(), **{lib: version(lib) for lib in LIBRARIES}}
+
+
+def environment(cpu: CpuInfo, preset: Int8Preset, threads: int) -> dict[str, Any]:
+    return {"cpu": cpu.as_dict(), "threads": threads, "int8_preset": preset.as_dict(), "providers": available_providers(),
+            "platform": platform.platform(), "versions": library_versions()}
