@@ -74,6 +74,13 @@ def markdown(report: dict, plot_name: str | None) -> str:
              "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(_fmt_row(e, metric, selected)) + " |" for e in _rows(report)]
     env = report["environment"]
+    if report.get("pruning"):
+        p = report["pruning"]
+        lines += ["", f"Pruned line: {p['params_after'] / 1e6:.2f}M of {p['params_before'] / 1e6:.2f}M parameters, "
+                  f"{p['flops_after'] / p['flops_before']:.0%} of FLOPs (estimate at {p['seq_len']} tokens); "
+                  f"heads per layer {p['heads_per_layer']}, FFN neurons per layer {p['neurons_per_layer']}"
+                  + (f", dropped layers {p['dropped_layers']}" if p["dropped_layers"] else "")
+                  + ("; distilled from the float model" if p.get("distilled") else "") + "."]
     lines += ["", f"Latency: batch 1, p50 over {report['baseline']['latency_ms']['runs']} eval texts, "
               f"{env['threads']} threads; speedup and size are against the PyTorch fp32 baseline. "
               f"Eval set: {report['eval']['samples']} texts from `{report['eval']['source']}`.", ""]

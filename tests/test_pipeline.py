@@ -154,6 +154,7 @@ def test_prune_command_then_run_with_a_prune_recipe(tiny_bert, data_dir, tmp_pat
     assert all(v.get("error") is None for v in report["variants"]), report["variants"]
     assert report["pruning"]["params_after"] < report["pruning"]["params_before"]
     assert report["baseline"]["params"] == section["params_after"]  # the pruned checkpoint loaded with its shapes
+    assert "heads per layer" in (out / "report.md").read_text()
 
 
 def test_prune_errors_come_before_any_work(tiny_bert, data_dir, tmp_path):
