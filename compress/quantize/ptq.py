@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Callable, Iterable, Literal
 
+import numpy as np
 import onnx
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                       quant_pre_process, quantize_dynamic, quantize_static)
@@ -23,6 +24,8 @@ QUANT_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
 # MatMul carries the compute; Gather (embeddings) carries most of the bytes. Quantizing the glue ops
 # (Add, Reshape, Transpose) in QDQ only adds Q/DQ pairs that the CPU provider cannot fuse.
 STATIC_OPS = ["MatMul", "Gather"]
+# {tensor name in the prepared graph: (scale, zero point)}, e.g. ranges learned by QAT, used instead of calibrated ones.
+LearnedParams = Callable[[onnx.ModelProto], dict[str, tuple[float, int]]]
 
 
 class _Feeds(CalibrationDataReader):
@@ -47,18 +50,69 @@ def quantize_int8_dynamic(src: Path, dst: Path, preset: Int8Preset) -> Path:
 
 
 def quantize_int8_static(src: Path, dst: Path, preset: Int8Preset, calibration_feeds: Iterable[dict],
-                         method: Literal["minmax", "entropy", "percentile"] = "percentile", percentile: float = 99.99) -> Path:
-    """QDQ int8 with activation ranges from calibration; ORT fuses Q/DQ pairs into integer kernels."""
-    extra = {"WeightSymmetric": preset.weight_symmetric, "ActivationSymmetric": False}
+                         method: Literal["minmax", "entropy", "percentile"] = "percentile", percentile: float = 99.99,
+                         learned: LearnedParams | None = None) -> Path:
+    """QDQ int8 with activation ranges from calibration (or `learned`); ORT fuses Q/DQ into integer kernels.
+
+    Layout (measured on MiniLM, 2 threads: 18 % faster than quantizing every MatMul input and output,
+    same accuracy): the inputs of weight MatMuls are quantized and their outputs stay float, so ORT runs
+    MatMulIntegerToFloat with the bias fused; attention's activation x activation MatMuls stay float; the
+    embedding tables are int8. Only the MatMuls read the quantized copy of a tensor: residual paths keep
+    the float one, as in the QAT model.
+    """
+    extra = {"WeightSymmetric": preset.weight_symmetric, "ActivationSymmetric": False,
+             "OpTypesToExcludeOutputQuantization": ["MatMul"]}
     if method == "percentile":
         extra["CalibPercentile"] = percentile
+    zero_point_type = np.uint8 if preset.activation_type == "uint8" else np.int8
     with tempfile.TemporaryDirectory() as tmp, quiet():
         prepared = Path(tmp) / "prepared.onnx"
         # Symbolic shape inference gives up on some exporters' dynamic shapes; ONNX's own inference suffices here.
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        model = onnx.load(str(prepared))
+        nodes = weight_nodes(model)
+        if learned is not None:
+            params = learned(model)
+            chosen = set(nodes)  # only layers QAT trained: MatMul activations / Gather tables with learned parameters
+            nodes = [n.name for n in model.graph.node if n.name in chosen and n.input[0] in params]
+            extra["TensorQuantOverrides"] = {name: [{"scale": np.array(scale, dtype=np.float32), "zero_point": np.array(zp, dtype=zero_point_type)}]
+                                             for name, (scale, zp) in params.items()}
         quantize_static(prepared, dst, _Feeds(calibration_feeds, prepared), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=STATIC_OPS, per_channel=preset.per_channel,
+                        op_types_to_quantize=STATIC_OPS, nodes_to_quantize=nodes, per_channel=preset.per_channel,
                         reduce_range=preset.reduce_range, activation_type=QUANT_TYPES[preset.activation_type],
                         weight_type=QUANT_TYPES[preset.weight_type], calibrate_method=CALIBRATION_METHODS[method],
                         extra_options=extra)
+    quantized = onnx.load(str(dst))
+    _float_residuals(quantized)
+    onnx.save(quantized, str(dst))
     return dst
+
+
+def weight_nodes(model: onnx.ModelProto) -> list[str]:
+    """MatMuls with a constant weight (Linear layers) and Gathers from a constant table (embeddings)."""
+    inits = {i.name for i in model.graph.initializer}
+    return [n.name for n in model.graph.node
+            if (n.op_type == "MatMul" and n.input[1] in inits) or (n.op_type == "Gather" and n.input[0] in inits)]
+
+
+def _float_residuals(model: onnx.ModelProto) -> None:
+    """Point every non-MatMul reader of a quantized MatMul input back at the float tensor.
+
+    ORT's quantizer hands the dequantized copy to all readers, so the residual Add would add
+    quantization error the MatMul did not need; the QAT model trains with float residuals.
+    """
+    producer = {out: n for n in model.graph.node for out in n.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    for dq in [n for n in model.graph.node if n.op_type == "DequantizeLinear"]:
+        q = producer.get(dq.input[0])
+        consumers = readers.get(dq.output[0], [])
+        if q is None or q.op_type != "QuantizeLinear" or not any(c.op_type == "MatMul" for c in consumers):
+            continue
+        for consumer in consumers:
+            if consumer.op_type != "MatMul":
+                for i, name in enumerate(consumer.input):
+                    if name == dq.output[0]:
+                        consumer.input[i] = q.input[0]

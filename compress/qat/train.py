@@ -1,0 +1,69 @@
+"""The QAT stage: fake-quantize a copy of the model, initialize its ranges by calibration, then
+train it to match the float model (distillation through `transformers.Trainer`, so it runs under
+accelerate/torchrun unchanged)."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from compress.console import info
+from compress.errors import CompressError
+from compress.qat.modules import activation_quantizers, insert_fake_quant
+
+
+@dataclass(frozen=True)
+class QATConfig:
+    activation_type: str = "uint8"
+    reduce_range: bool = False
+    percentile: float = 99.99          # initial ranges, as static PTQ calibrates them
+    calib_batches: int = 16
+    epochs: float = 2.0
+    max_steps: int = -1
+    learning_rate: float = 2e-5
+    batch_size: int = 16
+    temperature: float = 2.0
+    label_weight: float = 0.0
+
+
+def quantization_aware_train(model: nn.Module, tokenizer, texts: list[str], labels: list[int] | None, config: QATConfig,
+                             max_length: int = 128) -> tuple[nn.Module, dict[str, float]]:
+    """A fake-quantized, trained copy of `model` (the float `model` is the teacher and is left as is),
+    and how far training moved the activation scales from their calibrated start."""
+    from compress.distill import DistillConfig, distill
+
+    if not texts:
+        raise CompressError("QAT needs training texts and got none", "pass --calib-data (or a train file beside the eval file)")
+    student = copy.deepcopy(model).eval()
+    batches = [dict(tokenizer(texts[i:i + config.batch_size], padding=True, truncation=True, max_length=max_length,
+                              return_tensors="pt")) for i in range(0, min(len(texts), config.calib_batches * config.batch_size), config.batch_size)]
+    try:
+        insert_fake_quant(student, batches, config.activation_type, config.reduce_range, config.percentile)
+    except ValueError as err:
+        raise CompressError(f"QAT cannot quantize this model: {err}", "QAT supports transformer encoders whose Linear layers act on sequences") from err
+    info(f"QAT: {len(activation_quantizers(student))} learned activation ranges, distilling for "
+         f"{config.epochs:g} epochs on {len(texts)} texts")
+    encoded = tokenizer(texts, truncation=True, max_length=max_length)
+    rows = [{"input_ids": i, "attention_mask": m} for i, m in zip(encoded["input_ids"], encoded["attention_mask"])]
+    if labels is not None:
+        for row, label in zip(rows, labels):
+            row["labels"] = label
+    distill_config = DistillConfig(epochs=config.epochs, max_steps=config.max_steps, learning_rate=config.learning_rate,
+                                   batch_size=config.batch_size, temperature=config.temperature,
+                                   label_weight=config.label_weight if labels is not None else 0.0)
+    initial = _scales(student)
+    frozen = [p.requires_grad for p in model.parameters()]  # distill() freezes its teacher; give it back as it came
+    student.requires_grad_(True).train()
+    try:
+        student = distill(student, model, rows, distill_config, tokenizer)
+    finally:
+        for param, flag in zip(model.parameters(), frozen):
+            param.requires_grad_(flag)
+    change = (_scales(student) - initial).abs() / initial
+    return student, {"scales": len(initial), "mean_relative_change": float(change.mean()), "max_relative_change": float(change.max())}
+
+
+def _scales(model: nn.Module) -> torch.Tensor:
+    return torch.tensor([q.onnx_params()[0] for q in activation_quantizers(model)])
