@@ -7,6 +7,7 @@ recorded as failed and the run goes on.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -37,7 +38,7 @@ from compress.validate import Evaluation, Measurement, onnx_params, onnx_runner,
 from export.hardware import cpu_info
 from export.onnx_export import MODEL_FILE, ExportError, export_to_onnx
 from export.optimize import optimize_graph
-from export.runtime import graph_op_counts
+from export.runtime import float_weight_matmuls, graph_op_counts
 
 INT8_OPS = {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention", "QLinearMatMul", "MatMulIntegerToFloat", "QGemm",
             "QEmbedLayerNormalization", "QOrderedMatMul"}
@@ -84,7 +85,7 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
     v = recipe.validate_
     evaluation = Evaluation(eval_data.texts, ckpt.tokenizer, v.max_length, v.batch_size, v.latency_samples, v.warmup)
     with staged(options.out, options.force) as stage:
-        builder = _VariantBuilder(stage, task, ckpt, evaluation, eval_data, threads, recipe)
+        builder = _VariantBuilder(stage, task, ckpt, evaluation, eval_data, threads, recipe, train_data=calib)
         baseline = builder.baseline()
         builder.build_all(ckpt.model, "", preset, calib_texts)
         pruning = None
@@ -164,9 +165,10 @@ def _sample(texts: list[str], n: int) -> list[str]:
 class _VariantBuilder:
     """Builds each variant folder, validates it, and keeps the result rows."""
 
-    def __init__(self, stage: Path, task: Task, ckpt: Checkpoint, evaluation: Evaluation, data: TextData, threads: int, recipe: Recipe):
+    def __init__(self, stage: Path, task: Task, ckpt: Checkpoint, evaluation: Evaluation, data: TextData, threads: int, recipe: Recipe,
+                 train_data: TextData | None = None):
         self.stage, self.task, self.ckpt, self.evaluation = stage, task, ckpt, evaluation
-        self.data, self.threads, self.recipe = data, threads, recipe
+        self.data, self.threads, self.recipe, self.train_data = data, threads, recipe, train_data or data
         self.results: list[dict[str, Any]] = []
         self.baseline_outputs: np.ndarray | None = None
 
@@ -194,6 +196,29 @@ class _VariantBuilder:
                           lambda d: quantize_int8_static(fp32, d / MODEL_FILE, preset, feeds, spec.calibration_method, spec.percentile),
                           fp32, settings={"preset": preset.as_dict(), "calibration_method": spec.calibration_method,
                                           "calibration_samples": len(feeds), **extra})
+        if self.recipe.qat is not None:
+            settings = {"preset": preset.as_dict(), "qat": self.recipe.qat.model_dump(), **extra}
+            self._variant(prefix + "onnx-int8-qat", "int8", lambda d: self._qat(model, d, preset, calib_texts, settings), fp32,
+                          settings=settings)
+
+    def _qat(self, model: torch.nn.Module, folder: Path, preset: Int8Preset, calib_texts: list[str], settings: dict) -> Path:
+        """Train a fake-quantized copy, export its float weights, quantize them with the learned ranges, and check
+        that ONNX Runtime's integer graph reproduces the fake-quantized model."""
+        from compress.qat import learned_params, quantization_aware_train, strip_fake_quant
+
+        data, limit = self.train_data, self.recipe.validate_.max_length
+        qat_model, moved = quantization_aware_train(model, self.ckpt.tokenizer, data.texts, data.labels,
+                                                    self.recipe.qat.to_config(preset), limit)
+        qat_model.eval()
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32 = self._export(strip_fake_quant(copy.deepcopy(qat_model)), Path(tmp))
+            feeds = [dict(self.ckpt.tokenizer([t], truncation=True, max_length=limit, return_tensors="np")) for t in calib_texts[:8]]
+            path = quantize_int8_static(fp32, folder / MODEL_FILE, preset, feeds, "minmax", learned=learned_params(qat_model))
+        torch_run, onnx_run = torch_runner(qat_model), onnx_runner(path, self.threads)
+        diff = max(float(np.max(np.abs(torch_run(f) - onnx_run(f)))) for f in self.evaluation.batches[:4])
+        settings["learned_scales"] = moved
+        settings["fake_quant_vs_onnx_max_logit_diff"] = round(diff, 6)
+        return path
 
     def _calibration_feeds(self, texts: list[str], method: str) -> list[dict[str, np.ndarray]]:
         """One text per feed at its own length; histogram methods need one shape, so those are padded/truncated
@@ -271,8 +296,10 @@ class _VariantBuilder:
             optimized = Path(tmp) / "runtime.onnx"
             onnx_runner(path, 1, optimized_graph=optimized)
             ops = graph_op_counts(optimized)
+            float_weights = float_weight_matmuls(optimized)
         return {"int8_ops": {k: n for k, n in ops.items() if k in INT8_OPS},
-                "float_matmul_ops": {k: n for k, n in ops.items() if k in FLOAT_MATMUL_OPS}}
+                "float_matmul_ops": {k: n for k, n in ops.items() if k in FLOAT_MATMUL_OPS},
+                "float_weight_matmuls": len(float_weights)}
 
     def _check_parity(self, model: torch.nn.Module, path: Path) -> None:
         """The export must reproduce its PyTorch model on real eval texts (optimum checks random inputs only)."""

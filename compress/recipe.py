@@ -83,6 +83,24 @@ class DistillSpec(Strict):
         return DistillConfig(**self.model_dump())
 
 
+class QATSpec(Strict):
+    """Quantization-aware training (compress.qat): int8 fake quantization, ranges calibrated then learned,
+    trained by distillation from the float model; adds an onnx-int8-qat variant to each line."""
+    epochs: float = Field(2.0, gt=0)
+    max_steps: int = -1
+    learning_rate: float = Field(2e-5, gt=0)
+    batch_size: int = Field(16, ge=1)
+    temperature: float = Field(2.0, gt=0)
+    label_weight: float = Field(0.0, ge=0, description="weight of the labels' cross-entropy beside the distillation loss")
+    calib_batches: int = Field(16, ge=1, description="batches that set the initial activation ranges")
+    percentile: float = Field(99.99, gt=90, le=100, description="initial activation range: this percentile of calibration values")
+
+    def to_config(self, preset):
+        from compress.qat import QATConfig
+
+        return QATConfig(activation_type=preset.activation_type, reduce_range=preset.reduce_range, **self.model_dump())
+
+
 class ValidateSpec(Strict):
     threads: int | None = Field(None, ge=1, description="intra-op threads for every latency run (default: all cores, at most 4)")
     latency_samples: int = Field(200, ge=5, description="eval texts timed one by one at batch 1")
@@ -97,6 +115,7 @@ class Recipe(Strict):
     max_accuracy_drop: float = Field(1.0, ge=0, description="points of the primary metric a variant may lose")
     prune: PruneSpec | None = None
     distill: DistillSpec | None = None
+    qat: QATSpec | None = None
     export: ExportSpec = ExportSpec()
     lm: LMSpec = Field(LMSpec(), description="causal-lm task only: evaluation, calibration and variants")
     optimize: OptimizeSpec = OptimizeSpec()
@@ -109,6 +128,8 @@ class Recipe(Strict):
         """Cross-field checks that pydantic field types cannot express."""
         if self.task == "causal-lm" and self.prune is not None:
             raise CompressError("pruning is implemented for text classifiers only", "remove prune:/distill: from a causal-lm recipe")
+        if self.task == "causal-lm" and self.qat is not None:
+            raise CompressError("QAT is implemented for text classifiers only", "remove qat: from a causal-lm recipe")
         if self.prune is not None:
             self.prune.to_config()
         if self.distill is not None:

@@ -77,3 +77,15 @@ def graph_op_counts(path: Path) -> dict[str, int]:
     for node in onnx.load(str(path), load_external_data=False).graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def float_weight_matmuls(path: Path) -> list[str]:
+    """MatMuls that still multiply by a float weight initializer: layers an int8 graph left unquantized.
+
+    Gemm is not counted (classification heads are exported as Gemm and kept float on purpose).
+    """
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    floats = {i.name for i in graph.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
+    return [n.name for n in graph.node if n.op_type in ("MatMul", "FusedMatMul") and len(n.input) > 1 and n.input[1] in floats]

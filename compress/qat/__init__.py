@@ -1,0 +1,14 @@
+"""Quantization-aware training that exports to an int8 ONNX graph ONNX Runtime runs with integer kernels.
+
+    qat_model, moved = quantization_aware_train(model, tokenizer, texts, labels, QATConfig())
+    quantize_int8_static(fp32_export_of(strip_fake_quant(qat_model)), dst, preset, feeds, learned=learned_params(qat_model))
+
+Why hand-written (see README, "Why our own QAT"): the fake quantization must reproduce the graph
+ONNX Runtime's static quantizer writes, bit for bit, so the export is that quantizer fed with the
+learned ranges; no maintained QAT tool exports int8 to ONNX for the CPU provider.
+"""
+from compress.qat.export_params import learned_params
+from compress.qat.modules import insert_fake_quant, strip_fake_quant
+from compress.qat.train import QATConfig, quantization_aware_train
+
+__all__ = ["QATConfig", "insert_fake_quant", "learned_params", "quantization_aware_train", "strip_fake_quant"]
