@@ -95,6 +95,37 @@ def prune(
 
 
 @app.command()
+def qat(
+    model: str = typer.Argument(..., help="Fine-tuned classifier checkpoint folder (a pruned one from `compress prune` too)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the int8 ONNX model (loadable by ORTModelForSequenceClassification)."),
+    data: str = typer.Option(..., "--data", help="Training texts (.csv/.tsv/.jsonl); labels are used when --label-weight > 0 and present."),
+    epochs: float = typer.Option(2.0, help="Training epochs (distillation from the float model)."),
+    max_steps: int = typer.Option(-1, help="Stop after this many steps (overrides --epochs)."),
+    learning_rate: float = typer.Option(2e-5, help="Learning rate for weights and quantization ranges."),
+    batch_size: int = typer.Option(16, help="Training batch size."),
+    label_weight: float = typer.Option(0.0, help="Weight of the labels' cross-entropy beside the distillation loss."),
+    recipe: Optional[Path] = typer.Option(None, help="Recipe YAML whose qat: section is used (the flags above are then ignored)."),
+    text_column: Optional[str] = typer.Option(None, help="Column holding the text."),
+    label_column: Optional[str] = typer.Option(None, help="Column holding the label."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Quantization-aware training: int8 fake quantization (ONNX Runtime's exact arithmetic), activation ranges
+    calibrated then learned, trained to match the float model; exported as an int8 graph that runs integer kernels."""
+    from compress.qat_stage import qat_checkpoint
+    from compress.recipe import QATSpec, load_recipe
+
+    try:
+        spec = load_recipe(str(recipe) if recipe else None)
+        if spec.qat is None:
+            spec.qat = QATSpec(epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
+                               label_weight=label_weight)
+        spec.check()
+        qat_checkpoint(model, out, data, spec, force, text_column, label_column)
+    except CompressError as err:
+        _fail(err)
+
+
+@app.command()
 def generate(
     path: Path = typer.Argument(..., help="A `compress run --task causal-lm` OUT folder (its selected variant is used) or a variant folder."),
     prompt: str = typer.Argument(..., help="Text to continue."),

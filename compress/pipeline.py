@@ -7,7 +7,6 @@ recorded as failed and the run goes on.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -34,15 +33,12 @@ from compress.recipe import Recipe
 from compress.report import add_deltas, select, summary_table, write_report
 from compress.tasks import get_task
 from compress.tasks.base import Task
-from compress.validate import Evaluation, Measurement, onnx_params, onnx_runner, onnx_size, torch_params, torch_runner
+from compress.validate import (Evaluation, Measurement, onnx_params, onnx_runner, onnx_size, runtime_graph, torch_params,
+                              torch_runner)
 from export.hardware import cpu_info
 from export.onnx_export import MODEL_FILE, ExportError, export_to_onnx
 from export.optimize import optimize_graph
-from export.runtime import float_weight_matmuls, graph_op_counts
 
-INT8_OPS = {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention", "QLinearMatMul", "MatMulIntegerToFloat", "QGemm",
-            "QEmbedLayerNormalization", "QOrderedMatMul"}
-FLOAT_MATMUL_OPS = {"MatMul", "FusedMatMul", "Gemm", "Attention", "MultiHeadAttention"}
 
 
 @dataclass
@@ -202,22 +198,18 @@ class _VariantBuilder:
                           settings=settings)
 
     def _qat(self, model: torch.nn.Module, folder: Path, preset: Int8Preset, calib_texts: list[str], settings: dict) -> Path:
-        """Train a fake-quantized copy, export its float weights, quantize them with the learned ranges, and check
-        that ONNX Runtime's integer graph reproduces the fake-quantized model."""
-        from compress.qat import learned_params, quantization_aware_train, strip_fake_quant
+        """Train a fake-quantized copy, export it with the learned ranges, and check that ONNX Runtime's
+        integer graph reproduces the fake-quantized model."""
+        from compress.qat import quantization_aware_train
+        from compress.qat.build import build_qat_onnx, fake_quant_gap
 
         data, limit = self.train_data, self.recipe.validate_.max_length
         qat_model, moved = quantization_aware_train(model, self.ckpt.tokenizer, data.texts, data.labels,
                                                     self.recipe.qat.to_config(preset), limit)
-        qat_model.eval()
-        with tempfile.TemporaryDirectory() as tmp:
-            fp32 = self._export(strip_fake_quant(copy.deepcopy(qat_model)), Path(tmp))
-            feeds = [dict(self.ckpt.tokenizer([t], truncation=True, max_length=limit, return_tensors="np")) for t in calib_texts[:8]]
-            path = quantize_int8_static(fp32, folder / MODEL_FILE, preset, feeds, "minmax", learned=learned_params(qat_model))
-        torch_run, onnx_run = torch_runner(qat_model), onnx_runner(path, self.threads)
-        diff = max(float(np.max(np.abs(torch_run(f) - onnx_run(f)))) for f in self.evaluation.batches[:4])
+        feeds = [dict(self.ckpt.tokenizer([t], truncation=True, max_length=limit, return_tensors="np")) for t in calib_texts[:8]]
+        path = build_qat_onnx(qat_model, folder / MODEL_FILE, self.task.export_task, preset, feeds, self.recipe.export.opset)
         settings["learned_scales"] = moved
-        settings["fake_quant_vs_onnx_max_logit_diff"] = round(diff, 6)
+        settings["fake_quant_vs_onnx_max_logit_diff"] = round(fake_quant_gap(qat_model, path, self.evaluation.batches[:4], self.threads), 6)
         return path
 
     def _calibration_feeds(self, texts: list[str], method: str) -> list[dict[str, np.ndarray]]:
@@ -261,7 +253,7 @@ class _VariantBuilder:
                 self._check_parity(parity_with, path)
             m = self._measure(path, name)
             entry = self._entry(name, str(folder), "onnx", precision, m, onnx_size(path), onnx_params(path))
-            entry["graph"] = self._runtime_graph(path)
+            entry["graph"] = runtime_graph(path)
         except CompressError as err:
             if fatal:
                 raise
@@ -289,17 +281,6 @@ class _VariantBuilder:
 
     def _measure(self, path: Path, name: str) -> Measurement:
         return self.evaluation.measure(onnx_runner(path, self.threads), name, self.threads)
-
-    def _runtime_graph(self, path: Path) -> dict[str, Any]:
-        """Ops of the graph ONNX Runtime actually executes after its own fusions: proof that int8 kernels run."""
-        with tempfile.TemporaryDirectory() as tmp:
-            optimized = Path(tmp) / "runtime.onnx"
-            onnx_runner(path, 1, optimized_graph=optimized)
-            ops = graph_op_counts(optimized)
-            float_weights = float_weight_matmuls(optimized)
-        return {"int8_ops": {k: n for k, n in ops.items() if k in INT8_OPS},
-                "float_matmul_ops": {k: n for k, n in ops.items() if k in FLOAT_MATMUL_OPS},
-                "float_weight_matmuls": len(float_weights)}
 
     def _check_parity(self, model: torch.nn.Module, path: Path) -> None:
         """The export must reproduce its PyTorch model on real eval texts (optimum checks random inputs only)."""

@@ -5,6 +5,7 @@ same tokenized inputs, the same thread count and the same timing protocol.
 """
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from compress.console import progress
-from export.runtime import Latency, create_session, measure_latency
+from export.runtime import Latency, create_session, float_weight_matmuls, graph_op_counts, measure_latency
 
 Feed = dict[str, np.ndarray]
 Runner = Callable[[Feed], np.ndarray]
@@ -93,3 +94,21 @@ def onnx_params(path: Path) -> int:
 
 def torch_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+INT8_OPS = {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention", "QLinearMatMul", "MatMulIntegerToFloat", "QGemm",
+            "QEmbedLayerNormalization", "QOrderedMatMul"}
+FLOAT_MATMUL_OPS = {"MatMul", "FusedMatMul", "Gemm", "Attention", "MultiHeadAttention"}
+
+
+def runtime_graph(path: Path) -> dict:
+    """Ops of the graph ONNX Runtime actually executes after its own fusions: proof that int8 kernels run,
+    and `float_weight_matmuls`: MatMuls that still multiply by a float weight (a layer left unquantized)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        optimized = Path(tmp) / "runtime.onnx"
+        onnx_runner(path, 1, optimized_graph=optimized)
+        ops = graph_op_counts(optimized)
+        float_weights = float_weight_matmuls(optimized)
+    return {"int8_ops": {k: n for k, n in ops.items() if k in INT8_OPS},
+            "float_matmul_ops": {k: n for k, n in ops.items() if k in FLOAT_MATMUL_OPS},
+            "float_weight_matmuls": len(float_weights)}

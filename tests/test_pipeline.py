@@ -60,7 +60,9 @@ def test_int8_variants_run_integer_kernels(bert_run):
     for name in ("onnx-int8-dynamic", "onnx-int8-static"):
         graph = by_name[name]["graph"]
         assert sum(graph["int8_ops"].values()) >= 8, graph  # 2 layers x (4 attention + 2 FFN) matmuls at least
-        assert "MatMul" not in graph["float_matmul_ops"], graph
+        assert graph["float_weight_matmuls"] == 0, graph  # no Linear layer left in float
+    # static QDQ keeps attention's activation x activation MatMuls float (faster on the CPU provider); dynamic fuses them
+    assert "MatMul" not in by_name["onnx-int8-dynamic"]["graph"]["float_matmul_ops"]
     assert by_name["onnx-int8-dynamic"]["size_bytes"] < by_name["onnx-fp32"]["size_bytes"] * 0.6
 
 

@@ -7,7 +7,7 @@ calls the nodes.  This is what lets the QAT export reuse `quantize_int8_static` 
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import onnx

@@ -45,7 +45,7 @@ def scale_zero_point(lo: float, hi: float, qmin: int, qmax: int) -> tuple[float,
     scale = (hi - lo) / (qmax - qmin)
     if scale <= torch.finfo(torch.float32).tiny:
         return 1.0, 0
-    return scale, int(round(qmin - lo / scale))
+    return scale, round(qmin - lo / scale)
 
 
 class ActivationQuantizer(nn.Module):

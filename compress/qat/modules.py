@@ -14,8 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress.qat.fake_quant import ACTIVATION_RANGES, ActivationQuantizer, round_ste, scale_zero_point
-from compress.qat.fake_quant import fake_quant_weight
+from compress.qat.fake_quant import (
+    ACTIVATION_RANGES,
+    ActivationQuantizer,
+    fake_quant_weight,
+    round_ste,
+    scale_zero_point,
+)
 
 
 class QuantLinear(nn.Module):
@@ -54,12 +59,14 @@ def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
 def quantized_linears(model: nn.Module, calibration_batches: list[dict[str, torch.Tensor]]) -> dict[str, list[str]]:
     """Linears the exporter turns into MatMul (applied to >2-D inputs), grouped by the tensor they read."""
     groups: dict[tuple, list[str]] = {}
+    alive: list[torch.Tensor] = []  # held so a freed tensor's memory cannot be reused by another input
     hooks = []
 
     def record(name: str):
         def hook(_module, args):
             x = args[0]
             if x.dim() > 2:
+                alive.append(x)
                 groups.setdefault((x.data_ptr(), tuple(x.shape), x.stride()), []).append(name)
         return hook
 
@@ -78,6 +85,7 @@ def quantized_linears(model: nn.Module, calibration_batches: list[dict[str, torc
 def insert_fake_quant(model: nn.Module, calibration_batches: list[dict[str, torch.Tensor]], activation_type: str,
                       reduce_range: bool, percentile: float) -> nn.Module:
     """Swap in QuantLinear/QuantEmbedding (in place) and initialize activation ranges on the batches."""
+    check_supported(model)
     for names in quantized_linears(model, calibration_batches).values():
         shared = ActivationQuantizer(activation_type, percentile)
         for name in names:
@@ -87,13 +95,22 @@ def insert_fake_quant(model: nn.Module, calibration_batches: list[dict[str, torc
             _replace(model, name, QuantEmbedding(module, activation_type))
     quantizers = activation_quantizers(model)
     if not quantizers:
-        raise ValueError("the model has no Linear layer applied to sequences: nothing to quantize")
+        raise ValueError("it has no nn.Linear layer applied to token sequences: nothing to quantize")
     with torch.no_grad():
         for batch in calibration_batches:
             model(**{k: v for k, v in batch.items() if k != "labels"})
     for quantizer in quantizers:
         quantizer.start()
     return model
+
+
+def check_supported(model: nn.Module) -> None:
+    """Layers with a matrix weight that are not Linear/Embedding (e.g. GPT-2's Conv1D) would stay float silently."""
+    unsupported = sorted({type(m).__name__ for m in model.modules() if type(m) not in (nn.Linear, nn.Embedding)
+                          and isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() == 2})
+    if unsupported:
+        raise ValueError(f"it has weight layers of type {', '.join(unsupported)}, which QAT cannot quantize yet "
+                         "(only nn.Linear and nn.Embedding)")
 
 
 def activation_quantizers(model: nn.Module) -> list[ActivationQuantizer]:

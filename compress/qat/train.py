@@ -11,7 +11,11 @@ from torch import nn
 
 from compress.console import info
 from compress.errors import CompressError
-from compress.qat.modules import activation_quantizers, insert_fake_quant
+from compress.qat.modules import (
+    activation_quantizers,
+    check_supported,
+    insert_fake_quant,
+)
 
 
 @dataclass(frozen=True)
@@ -36,13 +40,17 @@ def quantization_aware_train(model: nn.Module, tokenizer, texts: list[str], labe
 
     if not texts:
         raise CompressError("QAT needs training texts and got none", "pass --calib-data (or a train file beside the eval file)")
+    try:
+        check_supported(model)
+    except ValueError as err:
+        raise _unsupported(model, err) from err
     student = copy.deepcopy(model).eval()
     batches = [dict(tokenizer(texts[i:i + config.batch_size], padding=True, truncation=True, max_length=max_length,
                               return_tensors="pt")) for i in range(0, min(len(texts), config.calib_batches * config.batch_size), config.batch_size)]
     try:
         insert_fake_quant(student, batches, config.activation_type, config.reduce_range, config.percentile)
     except ValueError as err:
-        raise CompressError(f"QAT cannot quantize this model: {err}", "QAT supports transformer encoders whose Linear layers act on sequences") from err
+        raise _unsupported(model, err) from err
     info(f"QAT: {len(activation_quantizers(student))} learned activation ranges, distilling for "
          f"{config.epochs:g} epochs on {len(texts)} texts")
     encoded = tokenizer(texts, truncation=True, max_length=max_length)
@@ -63,6 +71,12 @@ def quantization_aware_train(model: nn.Module, tokenizer, texts: list[str], labe
             param.requires_grad_(flag)
     change = (_scales(student) - initial).abs() / initial
     return student, {"scales": len(initial), "mean_relative_change": float(change.mean()), "max_relative_change": float(change.max())}
+
+
+def _unsupported(model: nn.Module, err: ValueError) -> CompressError:
+    return CompressError(f"QAT cannot quantize this {type(model).__name__}: {err}",
+                         "use a model built from nn.Linear layers (BERT, RoBERTa, DistilBERT, MiniLM, ...), or drop qat: "
+                         "and use the static/dynamic int8 variants")
 
 
 def _scales(model: nn.Module) -> torch.Tensor:

@@ -1,0 +1,31 @@
+"""QAT model -> int8 ONNX: export the trained float weights, then ONNX Runtime's static quantizer with
+the learned ranges (so the graph is laid out, fused and timed exactly like static PTQ's)."""
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from compress.qat.export_params import learned_params
+from compress.qat.modules import strip_fake_quant
+from compress.quantize.presets import Int8Preset
+from compress.quantize.ptq import quantize_int8_static
+from compress.validate import onnx_runner, torch_runner
+from export.onnx_export import export_to_onnx
+
+
+def build_qat_onnx(qat_model: nn.Module, dst: Path, export_task: str, preset: Int8Preset, feeds: list[dict],
+                   opset: int | None = None) -> Path:
+    """`feeds` only let ORT's quantizer run its calibration pass; every quantized tensor gets the learned range."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_to_onnx(strip_fake_quant(copy.deepcopy(qat_model)).eval(), Path(tmp), export_task, opset)
+        return quantize_int8_static(fp32, dst, preset, feeds, "minmax", learned=learned_params(qat_model))
+
+
+def fake_quant_gap(qat_model: nn.Module, path: Path, feeds: list[dict], threads: int) -> float:
+    """Max |logit difference| between the fake-quantized model and the int8 graph: ~0 when export is faithful."""
+    torch_run, onnx_run = torch_runner(qat_model.eval()), onnx_runner(path, threads)
+    return max(float(np.max(np.abs(torch_run(f) - onnx_run(f)))) for f in feeds)

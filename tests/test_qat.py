@@ -1,0 +1,141 @@
+"""Quantization-aware training: numerics of the fake quantization vs the exported int8 graph, learning, errors."""
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_texts
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from typer.testing import CliRunner
+
+from compress.cli import app
+from compress.errors import CompressError
+from compress.qat import QATConfig, insert_fake_quant, quantization_aware_train
+from compress.qat.build import build_qat_onnx, fake_quant_gap
+from compress.qat.fake_quant import ActivationQuantizer, fake_quant_weight
+from compress.qat.modules import QuantLinear, activation_quantizers
+from compress.quantize.presets import PRESETS
+from compress.validate import onnx_runner, runtime_graph, torch_runner
+
+
+def _batches(tokenizer, n=48, size=16, seed=0):
+    texts = [t for t, _ in make_texts(n, seed=seed)]
+    return [dict(tokenizer(texts[i:i + size], padding=True, return_tensors="pt")) for i in range(0, n, size)]
+
+
+@pytest.fixture(scope="module")
+def bert(tiny_bert):
+    return AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval(), AutoTokenizer.from_pretrained(tiny_bert)
+
+
+@pytest.fixture(scope="module")
+def exported(bert, tmp_path_factory):
+    model, tokenizer = bert
+    qat = insert_fake_quant(copy.deepcopy(model), _batches(tokenizer), "uint8", False, 99.99).eval()
+    feeds = [{k: v.numpy() for k, v in b.items()} for b in _batches(tokenizer, seed=3)]
+    path = build_qat_onnx(qat, tmp_path_factory.mktemp("qat") / "model.onnx", "text-classification", PRESETS["vnni"], feeds[:1])
+    return model, qat, path, feeds
+
+
+def test_fake_quant_matches_the_int8_onnx_graph(exported):
+    model, qat, path, feeds = exported
+    gap = fake_quant_gap(qat, path, feeds, threads=1)
+    float_gap = max(np.abs(torch_runner(model)(f) - onnx_runner(path, 1)(f)).max() for f in feeds)
+    assert gap < 1e-4, gap                      # the graph computes what training saw ...
+    assert float_gap > 50 * max(gap, 1e-7)      # ... and that is not the float model (quantization is real)
+
+
+def test_exported_graph_runs_integer_kernels_only(exported):
+    graph = runtime_graph(exported[2])
+    assert graph["int8_ops"].get("MatMulIntegerToFloat", 0) == 12, graph  # 2 layers x (q, k, v, out, ffn in, ffn out)
+    assert graph["float_weight_matmuls"] == 0, graph
+
+
+def test_query_key_value_share_one_input_range(exported):
+    qat = exported[1]
+    attention = qat.bert.encoder.layer[0].attention.self
+    assert attention.query.input_quantizer is attention.key.input_quantizer is attention.value.input_quantizer
+    assert len(activation_quantizers(qat)) == 8  # per layer: qkv, attention output, FFN in, FFN out
+    assert not isinstance(qat.classifier, QuantLinear)  # 2-D input: exported as Gemm, kept float like PTQ
+
+
+def test_weight_fake_quant_is_symmetric_per_channel():
+    w = torch.tensor([[1.0, -0.5, 0.25], [0.01, 0.02, -0.04]])
+    q = fake_quant_weight(w, reduce_range=False)
+    assert torch.allclose(q.abs().amax(1), w.abs().amax(1))   # each row's extreme is exact (scale = max|w| / 127)
+    assert torch.allclose(q[1], torch.round(w[1] / (0.04 / 127)) * (0.04 / 127))
+
+
+def test_activation_quantizer_learns_and_passes_gradients():
+    quantizer = ActivationQuantizer()
+    quantizer(torch.linspace(-1, 3, 1000))
+    quantizer.start()
+    scale, zero_point = quantizer.onnx_params()
+    assert abs(scale - 4 / 255) < 1e-3 and zero_point == 64
+    x = torch.linspace(-2, 4, 100, requires_grad=True)
+    quantizer(x).pow(2).sum().backward()
+    assert quantizer.scale.grad is not None and quantizer.scale.grad != 0
+    assert x.grad[50] != 0 and x.grad[0] == 0   # inside the range: straight through; clipped outside
+
+
+def test_training_a_few_steps_moves_scales_and_weights(bert):
+    model, tokenizer = bert
+    texts, labels = zip(*make_texts(32, seed=5))
+    before = model.bert.encoder.layer[0].output.dense.weight.detach().clone()
+    config = QATConfig(max_steps=4, batch_size=8, calib_batches=2, learning_rate=1e-3)
+    qat, moved = quantization_aware_train(model, tokenizer, list(texts), [i % 3 for i in range(32)], config)
+    assert moved["scales"] == 8 and moved["mean_relative_change"] > 0
+    assert not torch.equal(qat.bert.encoder.layer[0].output.dense.linear.weight, before)
+    assert torch.equal(model.bert.encoder.layer[0].output.dense.weight, before)   # the teacher is untouched ...
+    assert all(p.requires_grad for p in model.parameters())                      # ... and still trainable
+
+
+def test_unsupported_layers_are_named(tiny_gpt2):
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_gpt2)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2)
+    with pytest.raises(CompressError, match="Conv1D.*only nn.Linear"):
+        quantization_aware_train(model, tokenizer, ["the film was good"] * 4, None, QATConfig(max_steps=1))
+
+
+def test_qat_recipe_is_refused_for_causal_lm():
+    from compress.recipe import QATSpec, Recipe
+
+    with pytest.raises(CompressError, match="QAT is implemented for text classifiers"):
+        Recipe(task="causal-lm", qat=QATSpec()).check()
+
+
+def test_qat_command_writes_an_int8_model_optimum_loads(tiny_bert, data_dir, tmp_path):
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+
+    out = tmp_path / "qat"
+    result = CliRunner().invoke(app, ["qat", str(tiny_bert), "--out", str(out), "--data", str(data_dir / "train.csv"),
+                                      "--max-steps", "2", "--batch-size", "8"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "qat_report.json").read_text())
+    assert report["runtime_graph"]["float_weight_matmuls"] == 0 and report["fake_quant_vs_onnx_max_logit_diff"] < 1e-4
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    logits = ORTModelForSequenceClassification.from_pretrained(out)(**tokenizer(["a good film"], return_tensors="pt")).logits
+    assert logits.shape == (1, 3)
+
+
+def test_prune_distill_qat_compose_in_one_run(tiny_bert, data_dir, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\n"
+                      "quantize: {dynamic: {enabled: false}, static: {num_samples: 8}}\noptimize: {enabled: false}\n"
+                      "prune: {head_fraction: 0.5, num_calib_batches: 2, batch_size: 8}\ndistill: {max_steps: 2, batch_size: 8}\n"
+                      "qat: {max_steps: 2, batch_size: 8, calib_batches: 2}\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(tiny_bert), "--out", str(out), "--eval-data", str(data_dir / "eval.csv"),
+                                      "--recipe", str(recipe), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    by_name = {v["name"]: v for v in report["variants"]}
+    assert set(by_name) == {"onnx-fp32", "onnx-int8-static", "onnx-int8-qat", "pruned-onnx-fp32", "pruned-onnx-int8-static",
+                            "pruned-onnx-int8-qat"}, by_name
+    for name in ("onnx-int8-qat", "pruned-onnx-int8-qat"):
+        entry = by_name[name]
+        assert entry["error"] is None and entry["graph"]["float_weight_matmuls"] == 0
+        assert entry["settings"]["fake_quant_vs_onnx_max_logit_diff"] < 1e-4
+        assert entry["settings"]["learned_scales"]["mean_relative_change"] > 0
+    assert "onnx-int8-qat" in (out / "report.md").read_text()
