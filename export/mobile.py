@@ -43,12 +43,14 @@ def convert_to_ort(models: list[Path], out_dir: Path, platform: str = "arm") -> 
     logger = logging.getLogger("ort_format_model.utils")  # the converter sets it to DEBUG for its command line
     level = logger.level
     logger.setLevel(logging.WARNING)
-    with tempfile.TemporaryDirectory() as tmp, quiet():
-        for model in models:  # the converter takes a folder and converts every .onnx in it
-            shutil.copy(model, Path(tmp) / model.name)
-        convert_onnx_models_to_ort(Path(tmp), output_dir=out_dir, optimization_styles=[OptimizationStyle.Fixed],
-                                   target_platform=platform, enable_type_reduction=True)
-    logger.setLevel(level)
+    try:
+        with tempfile.TemporaryDirectory() as tmp, quiet():
+            for model in models:  # the converter takes a folder and converts every .onnx in it
+                shutil.copy(model, Path(tmp) / model.name)
+            convert_onnx_models_to_ort(Path(tmp), output_dir=out_dir, optimization_styles=[OptimizationStyle.Fixed],
+                                       target_platform=platform, enable_type_reduction=True)
+    finally:
+        logger.setLevel(level)
     config = out_dir / "required_operators_and_types.config"
     config.write_text(config.read_text().replace(str(out_dir.resolve()) + "/", ""))  # the header names the models: no staging paths
     return [out_dir / model.with_suffix(".ort").name for model in models], config

@@ -7,13 +7,16 @@ checked against the providers that session actually got.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import onnxruntime as ort
 
-ORT_GPU_PIN = "onnxruntime-gpu==1.32.0"
-GPU_INSTALL = f"pip uninstall -y onnxruntime && pip install {ORT_GPU_PIN} (see README, Deployment targets)"
+# onnxruntime-gpu's newest PyPI release (there is no 1.32.0 GPU wheel); it installs the same `onnxruntime` package.
+ORT_GPU_PIN = "onnxruntime-gpu==1.31.1"
+GPU_INSTALL = f"pip uninstall -y onnxruntime onnxruntime-gpu && pip install {ORT_GPU_PIN} (see README, Deployment targets)"
 
 
 @dataclass(frozen=True)
@@ -50,17 +53,28 @@ TARGETS: dict[str, Target] = {
 def unavailable_reason(target: Target) -> str | None:
     """None when this machine can run `target`, else why not."""
     first = target.providers[0]
+    if first != "CPUExecutionProvider" and _both_wheels():
+        return "both onnxruntime and onnxruntime-gpu are installed; they write the same files, so which one runs is undefined"
     if first not in ort.get_available_providers():
         return f"{first} is not in this onnxruntime build ({ort.__version__}, providers {ort.get_available_providers()})"
     if first == "CPUExecutionProvider":
         return None
     try:
-        session = ort.InferenceSession(_probe_model(), providers=list(target.providers))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ORT warns before falling back; the fallback is checked below
+            session = ort.InferenceSession(_probe_model(), providers=list(target.providers))
     except Exception as err:  # a provider that fails to initialise raises or falls back, depending on the build
         return f"{first} failed to start: {err}"
     if session.get_providers()[0] != first:
         return f"{first} is installed but could not start (no GPU, driver or libraries); the session fell back to {session.get_providers()}"
     return None
+
+
+def _both_wheels() -> bool:
+    try:
+        return bool(version("onnxruntime") and version("onnxruntime-gpu"))
+    except PackageNotFoundError:
+        return False
 
 
 def _probe_model() -> bytes:
