@@ -32,8 +32,8 @@ from compress.quantize.presets import Int8Preset, preset_for
 from compress.quantize.ptq import quantize_int8_dynamic, quantize_int8_static
 from compress.recipe import Recipe
 from compress.report import add_deltas, select, summary_table, write_report
-from compress.tasks import get_task
 from compress.targets import TargetRun, preset_for_targets
+from compress.tasks import get_task
 from compress.tasks.base import Task
 from compress.validate import Evaluation, Measurement, onnx_params, onnx_runner, onnx_size, torch_params, torch_runner
 from export.hardware import cpu_info

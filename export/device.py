@@ -24,7 +24,7 @@ class TargetRunner:
                  output: str = "logits") -> None:
         self.target, self.output = target, output
         self._cache = tempfile.TemporaryDirectory(prefix="trt-engines-")  # lives as long as the session
-        inputs = [i.name for i in _input_names(path)]
+        inputs = _input_names(path)
         providers = session_providers(target, precision, inputs, max_batch, max_seq, Path(self._cache.name))
         self.session = ort.InferenceSession(str(path), sess_options=session_options(threads), providers=providers)
         if self.session.get_providers()[0] != target.providers[0]:
@@ -58,9 +58,7 @@ class TargetRunner:
         return {k: v for k, v in feed.items() if k in self.names}
 
 
-def _input_names(path: Path) -> list[Any]:
+def _input_names(path: Path) -> list[str]:
     import onnx
 
-    if path.suffix == ".ort":  # ORT format: ask a CPU session
-        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()
-    return list(onnx.load(str(path), load_external_data=False).graph.input)
+    return [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]

@@ -29,24 +29,21 @@ class Target:
     precision_options: dict[str, dict[str, str]] = field(default_factory=dict)  # first provider's options per precision
     install: str = ""                   # how to get the provider when it is missing
     packaged: bool = False              # measured as the packaged artefact after selection (mobile), not per variant
-    description: str = ""
 
 
 TARGETS: dict[str, Target] = {
-    "cpu": Target("cpu", ("CPUExecutionProvider",), "cpu", ("*",), description="this machine's CPU"),
+    "cpu": Target("cpu", ("CPUExecutionProvider",), "cpu", ("*",)),
     "cuda": Target("cuda", ("CUDAExecutionProvider", "CPUExecutionProvider"), "cuda",
                    # int8 kernels (QAttention, DynamicQuantizeMatMul, QDQ MatMul) run on the CPU under the CUDA EP: not a GPU result
-                   ("onnx-fp32", "onnx-fp32-optimized", "onnx-fp16"), builds=("onnx-fp16",), install=GPU_INSTALL,
-                   description="NVIDIA GPU through ONNX Runtime's CUDA provider"),
+                   ("onnx-fp32", "onnx-fp32-optimized", "onnx-fp16"), builds=("onnx-fp16",), install=GPU_INSTALL),
     "tensorrt": Target("tensorrt", ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"), "cuda",
                        # TensorRT reads the unfused graph (ORT's contrib-op fusions are CUDA-only) and QDQ with zero points of 0
                        ("onnx-fp32", "onnx-fp16", "onnx-int8-tensorrt"), builds=("onnx-fp16", "onnx-int8-tensorrt"),
                        precision_options={"fp16": {"trt_fp16_enable": "True"},
                                           "int8": {"trt_int8_enable": "True", "trt_fp16_enable": "True"}},
-                       install=GPU_INSTALL + ", plus TensorRT 10 libraries on LD_LIBRARY_PATH (pip install tensorrt-cu12)",
-                       description="NVIDIA GPU through ONNX Runtime's TensorRT provider"),
-    "mobile": Target("mobile", ("CPUExecutionProvider",), "cpu", (), packaged=True,
-                     description="ORT-format package for a minimal ONNX Runtime build (ARM); checked on this host's CPU"),
+                       install=GPU_INSTALL + ", plus TensorRT 10 libraries on LD_LIBRARY_PATH (pip install tensorrt-cu12)"),
+    # The ORT-format package for a minimal ONNX Runtime build on an ARM device, checked on this host's CPU after selection.
+    "mobile": Target("mobile", ("CPUExecutionProvider",), "cpu", (), packaged=True),
 }
 
 
