@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from bench_classifier import interleaved_p50, prepare
+
 from compress.console import console
 from compress.pipeline import RunOptions, run
 from compress.prune_stage import prune_checkpoint

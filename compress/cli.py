@@ -35,6 +35,9 @@ def run(
     threads: Optional[int] = typer.Option(None, help="Intra-op threads for every latency measurement [default: all cores, at most 4]."),
     calib_method: Optional[str] = typer.Option(None, help="Static int8 calibration: minmax, entropy or percentile [default: percentile, 99.99]."),
     task: Optional[str] = typer.Option(None, help="text-classification or causal-lm [default: the recipe's, else text-classification]."),
+    target: Optional[str] = typer.Option(None, help="Where to validate, comma-separated: cpu, cuda, tensorrt, mobile; the first available one decides the selection [default: cpu]."),
+    package_mobile: bool = typer.Option(False, "--package-mobile", help="Package the selected variant in ORT format with the reduced-operator build config (package/)."),
+    fixed_shape: Optional[str] = typer.Option(None, help="Also package a fixed-shape model BATCH,SEQUENCE (e.g. 1,128) for NPUs/delegates."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it already holds results."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the checkpoint (only for checkpoints you trust)."),
 ) -> None:
@@ -58,9 +61,24 @@ def run(
             if calib_method not in ("minmax", "entropy", "percentile"):
                 raise CompressError(f"unknown --calib-method '{calib_method}'", "use minmax, entropy or percentile")
             spec.quantize.static.calibration_method = calib_method  # type: ignore[assignment]
+        _apply_target_flags(spec, target, package_mobile, fixed_shape)
         run_pipeline(RunOptions(model, out, eval_data, text_column, label_column, calib_data, force, trust_remote_code), spec)
     except CompressError as err:
         _fail(err)
+
+
+def _apply_target_flags(spec, target: str | None, package_mobile: bool, fixed_shape: str | None) -> None:
+    from compress.recipe import FixedShapeSpec
+    from compress.targets import parse_fixed_shape, parse_targets
+
+    if target is not None:
+        spec.targets = parse_targets(target)
+    if package_mobile:
+        spec.package.ort_format = True
+    if fixed_shape is not None:
+        batch, sequence = parse_fixed_shape(fixed_shape)
+        spec.package.fixed_shape = FixedShapeSpec(batch=batch, sequence=sequence)
+    spec.check()
 
 
 @app.command()

@@ -2,18 +2,26 @@
 from __future__ import annotations
 
 import platform
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from compress.quantize.presets import Int8Preset
 from export.hardware import CpuInfo
 from export.runtime import available_providers
 
-LIBRARIES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime")
+LIBRARIES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "onnxruntime-gpu")
 
 
 def library_versions() -> dict[str, str]:
-    return {"python": platform.python_version(), **{lib: version(lib) for lib in LIBRARIES}}
+    """Installed versions; of onnxruntime and onnxruntime-gpu (same import, one or the other) only what is installed."""
+    return {"python": platform.python_version(), **{lib: v for lib in LIBRARIES if (v := _version(lib))}}
+
+
+def _version(lib: str) -> str | None:
+    try:
+        return version(lib)
+    except PackageNotFoundError:
+        return None
 
 
 def environment(cpu: CpuInfo, preset: Int8Preset, threads: int) -> dict[str, Any]:

@@ -26,16 +26,19 @@ from compress.data import TextData, load_text_data, sibling_train_file
 from compress.environment import environment, library_versions
 from compress.errors import CompressError
 from compress.outputs import check_target, staged
+from compress.package import package_selected, wants_package
 from compress.prune_stage import prune_stage
 from compress.quantize.presets import Int8Preset, preset_for
 from compress.quantize.ptq import quantize_int8_dynamic, quantize_int8_static
 from compress.recipe import Recipe
 from compress.report import add_deltas, select, summary_table, write_report
+from compress.targets import TargetRun, preset_for_targets
 from compress.tasks import get_task
 from compress.tasks.base import Task
 from compress.validate import (Evaluation, Measurement, onnx_params, onnx_runner, onnx_size, runtime_graph, torch_params,
                               torch_runner)
 from export.hardware import cpu_info
+from export.memory import peak_memory
 from export.onnx_export import MODEL_FILE, ExportError, export_to_onnx
 from export.optimize import optimize_graph
 
@@ -75,13 +78,14 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
     calib = _calibration_data(options, eval_data, config.label2id, config.num_labels)
     calib_texts = _sample(calib.texts, recipe.quantize.static.num_samples)
     cpu = cpu_info()
-    preset = preset_for(cpu, recipe.quantize.preset)
+    preset = preset_for_targets(cpu, recipe.quantize.preset, recipe.targets)
+    targets = TargetRun(recipe.targets)
     info(f"{len(eval_data.texts)} eval texts from {eval_data.source}; {threads} threads; int8 preset '{preset.name}' ({preset.reason})")
 
     v = recipe.validate_
     evaluation = Evaluation(eval_data.texts, ckpt.tokenizer, v.max_length, v.batch_size, v.latency_samples, v.warmup)
     with staged(options.out, options.force) as stage:
-        builder = _VariantBuilder(stage, task, ckpt, evaluation, eval_data, threads, recipe, train_data=calib)
+        builder = _VariantBuilder(stage, task, ckpt, evaluation, eval_data, threads, recipe, targets, train_data=calib)
         baseline = builder.baseline()
         builder.build_all(ckpt.model, "", preset, calib_texts)
         pruning = None
@@ -91,7 +95,10 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
         report = _assemble(task, recipe, baseline, builder.results, cpu, preset, threads,
                            eval={"source": eval_data.source, "samples": len(eval_data.texts),
                                  "text_column": eval_data.text_column, "label_column": eval_data.label_column},
-                           calibration={"source": calib.source, "samples": len(calib_texts)}, pruning=pruning)
+                           calibration={"source": calib.source, "samples": len(calib_texts)}, pruning=pruning,
+                           targets=targets.summary(), selection_target=targets.selection_target)
+        if wants_package(recipe):
+            report["package"] = package_selected(stage, report, recipe, targets, eval_data.texts, ckpt.tokenizer, builder.baseline_outputs)
         _finish(stage, report, recipe)
     return _announce(report, options.out)
 
@@ -113,11 +120,12 @@ def _run_causal_lm(options: RunOptions, recipe: Recipe, task: Task, threads: int
 
 
 def _assemble(task: Task, recipe: Recipe, baseline: dict, variants: list[dict], cpu, preset: Int8Preset, threads: int,
-              **sections: Any) -> dict[str, Any]:
+              selection_target: str = "cpu", **sections: Any) -> dict[str, Any]:
     """Deltas, selection and the report's top level, the same for every task."""
     for entry in variants:
         add_deltas(baseline, entry, task.primary_metric)
-    selected, reason = select(baseline, variants, task.primary_metric, task.higher_is_better, recipe.max_accuracy_drop)
+    selected, reason = select(baseline, variants, task.primary_metric, task.higher_is_better, recipe.max_accuracy_drop,
+                              target=selection_target)
     return {"task": task.name, "metric": task.primary_metric, "higher_is_better": task.higher_is_better,
             "max_accuracy_drop": recipe.max_accuracy_drop, "baseline": baseline, "variants": variants,
             "selected": selected, "selection_reason": reason, **sections, "environment": environment(cpu, preset, threads)}
@@ -162,9 +170,11 @@ class _VariantBuilder:
     """Builds each variant folder, validates it, and keeps the result rows."""
 
     def __init__(self, stage: Path, task: Task, ckpt: Checkpoint, evaluation: Evaluation, data: TextData, threads: int, recipe: Recipe,
-                 train_data: TextData | None = None):
+                 targets: TargetRun, train_data: TextData | None = None):
         self.stage, self.task, self.ckpt, self.evaluation = stage, task, ckpt, evaluation
-        self.data, self.threads, self.recipe, self.train_data = data, threads, recipe, train_data or data
+        self.data, self.threads, self.recipe, self.targets = data, threads, recipe, targets
+        self.train_data = train_data or data
+        targets.bind(evaluation, task, data.labels, threads, recipe.validate_.max_length)
         self.results: list[dict[str, Any]] = []
         self.baseline_outputs: np.ndarray | None = None
 
@@ -172,7 +182,9 @@ class _VariantBuilder:
         info("validating the PyTorch fp32 baseline")
         m = self.evaluation.measure(torch_runner(self.ckpt.model), "pytorch-fp32", self.threads)
         self.baseline_outputs = m.outputs
-        return self._entry("pytorch-fp32", self.ckpt.source, "pytorch", "fp32", m, self.ckpt.weights_bytes, torch_params(self.ckpt.model))
+        entry = self._entry("pytorch-fp32", self.ckpt.source, "pytorch", "fp32", m, self.ckpt.weights_bytes, torch_params(self.ckpt.model))
+        entry["targets"] = self.targets.measure_baseline(self.ckpt.model, entry)
+        return entry
 
     def build_all(self, model: torch.nn.Module, prefix: str, preset: Int8Preset, calib_texts: list[str], extra: dict | None = None) -> None:
         """One line of variants from `model`: fp32 export -> fused graph -> int8 dynamic / static."""
@@ -196,6 +208,8 @@ class _VariantBuilder:
             settings = {"preset": preset.as_dict(), "qat": self.recipe.qat.model_dump(), **extra}
             self._variant(prefix + "onnx-int8-qat", "int8", lambda d: self._qat(model, d, preset, calib_texts, settings), fp32,
                           settings=settings)
+        for name, precision, build, parent, settings in self.targets.extra_variants(fp32, graph, lambda: self._target_calibration(calib_texts)):
+            self._variant(prefix + name, precision, build, parent, settings={**settings, **extra})
 
     def _qat(self, model: torch.nn.Module, folder: Path, preset: Int8Preset, calib_texts: list[str], settings: dict) -> Path:
         """Train a fake-quantized copy, export it with the learned ranges, and check that ONNX Runtime's
@@ -211,6 +225,10 @@ class _VariantBuilder:
         settings["learned_scales"] = moved
         settings["fake_quant_vs_onnx_max_logit_diff"] = round(fake_quant_gap(qat_model, path, self.evaluation.batches[:4], self.threads), 6)
         return path
+
+    def _target_calibration(self, texts: list[str]) -> tuple[list[dict[str, np.ndarray]], str, float]:
+        spec = self.recipe.quantize.static
+        return self._calibration_feeds(texts, spec.calibration_method), spec.calibration_method, spec.percentile
 
     def _calibration_feeds(self, texts: list[str], method: str) -> list[dict[str, np.ndarray]]:
         """One text per feed at its own length; histogram methods need one shape, so those are padded/truncated
@@ -254,6 +272,7 @@ class _VariantBuilder:
             m = self._measure(path, name)
             entry = self._entry(name, str(folder), "onnx", precision, m, onnx_size(path), onnx_params(path))
             entry["graph"] = runtime_graph(path)
+            entry["targets"] = self.targets.measure(path, name, precision, entry, self.baseline_outputs)
         except CompressError as err:
             if fatal:
                 raise
@@ -280,7 +299,10 @@ class _VariantBuilder:
         self.ckpt.tokenizer.save_pretrained(folder)
 
     def _measure(self, path: Path, name: str) -> Measurement:
-        return self.evaluation.measure(onnx_runner(path, self.threads), name, self.threads)
+        with peak_memory() as peak:
+            m = self.evaluation.measure(onnx_runner(path, self.threads), name, self.threads)
+        m.peak_memory_mb = peak()
+        return m
 
     def _check_parity(self, model: torch.nn.Module, path: Path) -> None:
         """The export must reproduce its PyTorch model on real eval texts (optimum checks random inputs only)."""
@@ -295,7 +317,8 @@ class _VariantBuilder:
         metrics = self.task.metrics(m.outputs, self.data.labels, self.baseline_outputs if name != "pytorch-fp32" else None)
         return {"name": name, "path": path, "format": fmt, "precision": precision, "provider": "CPUExecutionProvider" if fmt == "onnx" else "torch-cpu",
                 "metrics": {k: round(v, 4) for k, v in metrics.items()}, "latency_ms": m.latency.as_dict(),
-                "latency_ms_batch": m.latency_batch.as_dict(), "size_bytes": size, "params": params, "error": None}
+                "latency_ms_batch": m.latency_batch.as_dict(), "peak_memory_mb": m.peak_memory_mb, "size_bytes": size, "params": params,
+                "error": None}
 
 
 def _write_manifest(folder: Path, entry: dict, parent: Path | None, recipe: Recipe) -> None:

@@ -110,6 +110,17 @@ class ValidateSpec(Strict):
     max_eval_samples: int | None = Field(None, ge=1, description="evaluate on the first N texts only")
 
 
+class FixedShapeSpec(Strict):
+    batch: int = Field(1, ge=1, description="static batch size of the packaged model")
+    sequence: int = Field(128, ge=1, description="static sequence length (texts are padded/truncated to it)")
+
+
+class PackageSpec(Strict):
+    """Device artefacts made from the selected variant (compress.package)."""
+    ort_format: bool = Field(False, description="ORT-format model + reduced-operator build config (implied by target mobile)")
+    fixed_shape: FixedShapeSpec | None = Field(None, description="also a fixed-shape model for NPUs/delegates")
+
+
 class Recipe(Strict):
     task: str = "text-classification"
     max_accuracy_drop: float = Field(1.0, ge=0, description="points of the primary metric a variant may lose")
@@ -121,6 +132,8 @@ class Recipe(Strict):
     optimize: OptimizeSpec = OptimizeSpec()
     quantize: QuantizeSpec = QuantizeSpec()
     validate_: ValidateSpec = Field(ValidateSpec(), alias="validate")
+    targets: list[str] = Field(["cpu"], description="where variants are validated: cpu, cuda, tensorrt, mobile (first decides selection)")
+    package: PackageSpec = PackageSpec()
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -130,6 +143,12 @@ class Recipe(Strict):
             raise CompressError("pruning is implemented for text classifiers only", "remove prune:/distill: from a causal-lm recipe")
         if self.task == "causal-lm" and self.qat is not None:
             raise CompressError("QAT is implemented for text classifiers only", "remove qat: from a causal-lm recipe")
+        from compress.targets import parse_targets
+
+        self.targets = parse_targets(",".join(self.targets))
+        if self.task == "causal-lm" and (self.targets != ["cpu"] or self.package != PackageSpec()):
+            raise CompressError("deployment targets and device packaging are implemented for text classifiers only",
+                                "leave targets/package (--target, --package-mobile, --fixed-shape) out for a causal LM")
         if self.prune is not None:
             self.prune.to_config()
         if self.distill is not None:

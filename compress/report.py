@@ -12,17 +12,28 @@ from typing import Any
 
 from rich.table import Table
 
+from compress.gate import apply_latency_gate, gated_out, target_result
+from compress.report_targets import environment_lines, package_lines, targets_lines
+
 SCHEMA_VERSION = 1
 
 
-def select(baseline: dict, variants: list[dict], metric: str, higher_is_better: bool, budget: float) -> tuple[str | None, str]:
-    """Fastest (batch-1 p50) variant whose primary-metric drop is within `budget` points."""
+def select(baseline: dict, variants: list[dict], metric: str, higher_is_better: bool, budget: float,
+           target: str = "cpu") -> tuple[str | None, str]:
+    """Fastest (batch-1 p50 on `target`) variant whose primary-metric drop on that target is within `budget` points,
+    leaving out int8 variants that fail the latency gate there."""
+    apply_latency_gate(variants)
     base = baseline["metrics"][metric]
-    ok = [v for v in variants if v.get("error") is None and _drop(v["metrics"][metric], base, higher_is_better) <= budget + 1e-9]
+    measured = [(v, r) for v in variants if (r := target_result(v, target)) is not None]
+    within = [(v, r) for v, r in measured if _drop(r["metrics"][metric], base, higher_is_better) <= budget + 1e-9]
+    ok = [(v, r) for v, r in within if not gated_out(v, target)]
+    where = "" if target == "cpu" else f" on {target}"
+    gated = f"; {len(within) - len(ok)} int8 variant(s) within budget failed the latency gate" if len(ok) < len(within) else ""
     if not ok:
-        return None, f"no variant stays within {budget:g} points of the baseline's {metric} ({base:.2f}); all results are kept"
-    best = min(ok, key=lambda v: v["latency_ms"]["p50"])
-    return best["name"], (f"fastest at batch 1 among {len(ok)} variants within {budget:g} points of the baseline's {metric}")
+        return None, f"no variant stays within {budget:g} points of the baseline's {metric} ({base:.2f}){where}{gated}; all results are kept"
+    best = min(ok, key=lambda vr: vr[1]["latency_ms"]["p50"])[0]
+    return best["name"], (f"fastest at batch 1{where} among {len(ok)} variants within {budget:g} points of the baseline's {metric}"
+                          f"{gated}")
 
 
 def _drop(value: float, base: float, higher_is_better: bool) -> float:
@@ -86,9 +97,10 @@ def markdown(report: dict, plot_name: str | None) -> str:
               f"Eval set: {report['eval']['samples']} texts from `{report['eval']['source']}`.", ""]
     if plot_name:
         lines += [f"![accuracy vs size and latency]({plot_name})", ""]
+    lines += targets_lines(report) + package_lines(report)
     lines += ["## Environment", "", f"- CPU: {env['cpu']['model']} ({env['cpu']['arch']}, {env['cpu']['logical_cores']} logical cores, "
               f"int8 flags: {', '.join(env['cpu']['flags']) or 'none'})", f"- int8 preset: `{env['int8_preset']['name']}` — {env['int8_preset']['reason']}",
-              "- " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), ""]
+              *environment_lines(report), "- " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), ""]
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -20,11 +20,20 @@ Feed = dict[str, np.ndarray]
 Runner = Callable[[Feed], np.ndarray]
 
 
+class Timed(Protocol):
+    """A runner timed on inputs prepared beforehand (e.g. already copied to a GPU), so preparation is not timed."""
+
+    def prepare(self, feed: Feed) -> Any: ...
+
+    def timed(self, prepared: Any) -> None: ...
+
+
 @dataclass
 class Measurement:
     outputs: np.ndarray
     latency: Latency
     latency_batch: Latency
+    peak_memory_mb: float | None = None
 
 
 class Evaluation:
@@ -44,7 +53,7 @@ class Evaluation:
         self.big = [encode(texts[s * batch_size:(s + 1) * batch_size]) for s in range(n_big)]
         self.big_len = float(np.mean([f["attention_mask"].sum(1).mean() for f in self.big]))
 
-    def measure(self, run: Runner, label: str, threads: int) -> Measurement:
+    def measure(self, run: Runner, label: str, threads: int, timed: Timed | None = None) -> Measurement:
         outputs: list[np.ndarray] = []
         with progress() as bar:
             task = bar.add_task(f"{label}: accuracy", total=len(self.batches))
@@ -55,8 +64,10 @@ class Evaluation:
         merged[self.order] = np.concatenate(outputs)
         with progress() as bar:
             bar.add_task(f"{label}: latency ({threads} threads)", total=None)
-            single = measure_latency(run, self.singles, 1, self.single_len, self.warmup)
-            batch = measure_latency(run, self.big, self.big[0]["input_ids"].shape[0], self.big_len, min(2, self.warmup))
+            call, prepare = (timed.timed, timed.prepare) if timed else (run, lambda feed: feed)
+            single = measure_latency(call, [prepare(f) for f in self.singles], 1, self.single_len, self.warmup)
+            batch = measure_latency(call, [prepare(f) for f in self.big], self.big[0]["input_ids"].shape[0], self.big_len,
+                                    min(2, self.warmup))
         return Measurement(merged, single, batch)
 
 

@@ -1,0 +1,39 @@
+"""int8 QDQ laid out for TensorRT's explicit quantization, with onnxruntime.quantization.
+
+What TensorRT expects and why each setting (ONNX Runtime's quantizer notes on TensorRT, TensorRT's
+"Working with Quantized Types"): int8 activations and weights with zero points of 0 (TensorRT only runs
+symmetric int8), per-channel weight scales along MatMul's output axis, one dedicated Q/DQ pair per
+consumer (TensorRT cannot share a pair between nodes) and Q/DQ pairs on the weights too (TensorRT folds
+them when it builds the engine).  Only MatMul inputs are quantized; TensorRT picks int8 or fp16 kernels
+for the rest itself.  The source is the unfused fp32 export: ORT's fused contrib ops are not TensorRT ops.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Iterable, Literal
+
+from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
+
+from compress.quantize.ptq import CALIBRATION_METHODS, _Feeds
+from export.quiet import quiet
+
+TENSORRT_SETTINGS = {"format": "QDQ", "activation_type": "int8", "weight_type": "int8", "per_channel": True,
+                     "activation_symmetric": True, "weight_symmetric": True, "dedicated_qdq_pair": True,
+                     "qdq_pair_on_weights": True, "op_types": ["MatMul"]}
+
+
+def quantize_int8_tensorrt(src: Path, dst: Path, calibration_feeds: Iterable[dict],
+                           method: Literal["minmax", "entropy", "percentile"] = "percentile", percentile: float = 99.99) -> Path:
+    extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "DedicatedQDQPair": True, "AddQDQPairToWeight": True,
+             "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}}
+    if method == "percentile":
+        extra["CalibPercentile"] = percentile
+    with tempfile.TemporaryDirectory() as tmp, quiet():
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True, skip_optimization=True)
+        quantize_static(prepared, dst, _Feeds(calibration_feeds, prepared), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=TENSORRT_SETTINGS["op_types"], per_channel=True, reduce_range=False,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CALIBRATION_METHODS[method], extra_options=extra)
+    return dst
