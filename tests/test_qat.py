@@ -46,6 +46,15 @@ def test_fake_quant_matches_the_int8_onnx_graph(exported):
     assert float_gap > 50 * max(gap, 1e-7)      # ... and that is not the float model (quantization is real)
 
 
+def test_reduced_range_preset_matches_too(bert, tmp_path):
+    """CPUs without VNNI get 7-bit weights (the avx2 preset): training must see the same grid as the graph."""
+    model, tokenizer = bert
+    qat = insert_fake_quant(copy.deepcopy(model), _batches(tokenizer), "uint8", True, 99.99).eval()
+    feeds = [{k: v.numpy() for k, v in b.items()} for b in _batches(tokenizer, seed=4)]
+    path = build_qat_onnx(qat, tmp_path / "model.onnx", "text-classification", PRESETS["avx2"], feeds[:1])
+    assert fake_quant_gap(qat, path, feeds, threads=1) < 1e-4
+
+
 def test_exported_graph_runs_integer_kernels_only(exported):
     graph = runtime_graph(exported[2])
     assert graph["int8_ops"].get("MatMulIntegerToFloat", 0) == 12, graph  # 2 layers x (q, k, v, out, ffn in, ffn out)
