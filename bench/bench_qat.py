@@ -1,13 +1,13 @@
 """QAT benchmark (issue 4): a real case where static int8 PTQ loses accuracy, and QAT recovering it.
 
-The case: the MiniLM fine-tuned on Rotten Tomatoes (bench_classifier.py, cached), pruned to half its
-heads and half its FFN neurons and distilled (bench_prune.py's "distilled" setting, cached) -- pruned
-models concentrate information in fewer channels and quantize worse. `compress run` on the pruned
+The case: the MiniLM fine-tuned on Rotten Tomatoes (bench_classifier.py, cached), pruned with
+bench_prune.py's settings (cached): retraining-free to 70 % of FLOPs (default; least-squares mask
+tuning rescales the kept weights), or half heads + half FFN neurons then distilled. `compress run` on the pruned
 checkpoint with a `qat:` stage builds and validates fp32, int8 dynamic, int8 static (PTQ) and int8
 QAT side by side; the float baseline is the pruned PyTorch model itself. Models are then re-timed
 interleaved on the same inputs.
 
-    python bench/bench_qat.py [--threads 2] [--qat-epochs 2] [--rounds 3]
+    python bench/bench_qat.py [--case retraining-free|distilled] [--threads 2] [--qat-epochs 2] [--rounds 3] [--retime]
 """
 from __future__ import annotations
 
@@ -34,11 +34,16 @@ from compress.validate import (
 TARGETS = {"ptq_static_drop": 1.0, "qat_drop": 0.3, "qat_latency_vs_static": 1.10}
 
 
-def pruned_checkpoint(model_dir: Path, train_csv: Path, cache: Path, distill_epochs: float) -> Path:
-    out = cache / f"{model_dir.name}-pruned-h50-f50-d{distill_epochs:g}"
-    if not (out / "config.json").exists():
+def pruned_checkpoint(case: str, model_dir: Path, train_csv: Path, cache: Path, distill_epochs: float) -> Path:
+    """bench_prune.py's two settings: half heads + half FFN then distilled, or retraining-free at 70 % of FLOPs."""
+    if case == "distilled":
+        out = cache / f"{model_dir.name}-pruned-h50-f50-d{distill_epochs:g}"
         recipe = Recipe(prune=PruneSpec(head_fraction=0.5, ffn_fraction=0.5, num_calib_batches=64),
                         distill=DistillSpec(epochs=distill_epochs, batch_size=32, label_weight=0.5))
+    else:
+        out = cache / f"{model_dir.name}-pruned-flops70"
+        recipe = Recipe(prune=PruneSpec(flops_budget=0.70, num_calib_batches=64))
+    if not (out / "config.json").exists():
         prune_checkpoint(str(model_dir), out, str(train_csv), recipe, force=True)
     return out
 
@@ -49,19 +54,22 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=3000)
     parser.add_argument("--eval", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of the float model")
+    parser.add_argument("--case", choices=["retraining-free", "distilled"], default="retraining-free",
+                        help="which pruned MiniLM to quantize (see pruned_checkpoint)")
     parser.add_argument("--distill-epochs", type=float, default=2.0)
     parser.add_argument("--qat-epochs", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edge-compress" / "bench")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench-qat"))
+    parser.add_argument("--out", type=Path, default=None, help="default: runs/bench-qat-CASE")
     parser.add_argument("--retime", action="store_true", help="reuse OUT/report.json (a finished run): only re-time and re-score")
     args = parser.parse_args()
+    args.out = args.out or Path(f"runs/bench-qat-{args.case}")
     started = time.time()
     console.width = max(console.width, 190)
 
     train, evaluation, model_dir, work = prepare(args, "bench-qat-")
     eval_csv, train_csv = work / "eval.csv", work / "train.csv"
-    pruned = pruned_checkpoint(model_dir, train_csv, args.cache, args.distill_epochs)
+    pruned = pruned_checkpoint(args.case, model_dir, train_csv, args.cache, args.distill_epochs)
 
     if args.retime:
         report = json.loads((args.out / "report.json").read_text())
@@ -94,7 +102,7 @@ def main() -> None:
                                               "size_bytes": onnx_size(default), "graph": runtime_graph(default)}
     runners["static PTQ, ORT default layout"] = onnx_runner(default, args.threads)
     p50 = interleaved_p50(runners, ev.singles, args.rounds)
-    print_table(rows, p50, args.threads)
+    print_table(rows, p50, args.threads, args.case)
     check(rows, p50)
     console.print(f"wall time {time.time() - started:.0f} s; report: {args.out / 'report.md'}")
 
@@ -123,11 +131,11 @@ def ort_default_static(fp32: Path, dst: Path, tokenizer, texts: list[str]) -> Pa
     return dst
 
 
-def print_table(rows: dict, p50: dict, threads: int) -> None:
+def print_table(rows: dict, p50: dict, threads: int, case: str) -> None:
     from rich.table import Table
 
     base = rows["pytorch-fp32 (pruned)"]
-    t = Table(title=f"QAT vs PTQ, pruned MiniLM-L6 (1/2 heads, 1/2 FFN) on Rotten Tomatoes: batch 1, {threads} threads")
+    t = Table(title=f"QAT vs PTQ, {case} pruned MiniLM-L6 on Rotten Tomatoes: batch 1, {threads} threads")
     for col in ("model", "accuracy", "Δ pts", "agree %", "p50 ms", "vs torch", "vs onnx-fp32", "size MB", "int8 kernels"):
         t.add_column(col, justify="left" if col in ("model", "int8 kernels") else "right", no_wrap=True)
     for name, v in rows.items():
