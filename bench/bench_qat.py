@@ -1,8 +1,8 @@
 """QAT benchmark (issue 4): a real case where static int8 PTQ loses accuracy, and QAT recovering it.
 
 The case: the MiniLM fine-tuned on Rotten Tomatoes (bench_classifier.py, cached), pruned with
-bench_prune.py's settings (cached): retraining-free to 70 % of FLOPs (default; least-squares mask
-tuning rescales the kept weights), or half heads + half FFN neurons then distilled. `compress run` on the pruned
+bench_prune.py's settings (cached): half heads + half FFN neurons then distilled (default), or
+retraining-free to 70 % of FLOPs (least-squares mask tuning rescales the kept weights). `compress run` on the pruned
 checkpoint with a `qat:` stage builds and validates fp32, int8 dynamic, int8 static (PTQ) and int8
 QAT side by side; the float baseline is the pruned PyTorch model itself. Models are then re-timed
 interleaved on the same inputs.
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=3000)
     parser.add_argument("--eval", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of the float model")
-    parser.add_argument("--case", choices=["retraining-free", "distilled"], default="retraining-free",
+    parser.add_argument("--case", choices=["retraining-free", "distilled"], default="distilled",
                         help="which pruned MiniLM to quantize (see pruned_checkpoint)")
     parser.add_argument("--distill-epochs", type=float, default=2.0)
     parser.add_argument("--qat-epochs", type=float, default=2.0)
