@@ -29,7 +29,7 @@ class LMSpec(BaseModel):
     block_size: int = Field(32, ge=16, description="weight-only block size (32/64/128; power of two)")
     accuracy_level: Literal[0, 1, 2, 3, 4] = Field(4, description=(
         "MatMulNBits compute: 0 = as input (fp32), 4 = int8 activations (fastest on CPU). ORT 1.32 has no fast fp32 "
-        "kernel for 8-bit weights: at 0 an 8-bit MatMulNBits dequantizes per call (x20-70 slower, seconds per token "
+        "kernel for 8-bit weights: at 0 an 8-bit MatMulNBits dequantizes per call (60-180x slower per op, seconds per token "
         "for a 262k-vocab head), so keep 4 whenever 8-bit weights are in the graph (int8 weight-only, head, keep_8bit)"))
     symmetric: bool = False
     int4_keep_8bit: list[str] = Field(
