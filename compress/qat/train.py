@@ -20,6 +20,7 @@ from compress.qat.modules import (
 
 @dataclass(frozen=True)
 class QATConfig:
+    """Quantization grid (from the int8 preset), calibration start, and the distillation schedule."""
     activation_type: str = "uint8"
     reduce_range: bool = False
     percentile: float = 99.99          # initial ranges, as static PTQ calibrates them
