@@ -45,7 +45,8 @@ def run(
 
     Text classifiers: accuracy-scored fp32, fused, int8 dynamic and int8 static variants (plus a pruned line when the
     recipe has prune:, and an onnx-int8-qat variant per line when it has qat:).  Causal LMs (--task causal-lm, eval
-    data = plain text): KV-cache export, int8 and int4 variants scored by perplexity (the budget is then in perplexity points), token agreement and generation speed.
+    data = plain text): KV-cache export, int8 and int4 variants scored by perplexity (the budget is then in perplexity
+    points), token agreement and generation speed.
     """
     from compress.pipeline import RunOptions
     from compress.pipeline import run as run_pipeline
