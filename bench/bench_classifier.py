@@ -115,14 +115,20 @@ def interleaved_p50(runners: dict, inputs: list, rounds: int) -> dict[str, float
     return {name: statistics.median(v) for name, v in p50s.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every MiniLM/Rotten Tomatoes bench shares (split, fine-tuning, timing, cache)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train", type=int, default=3000)
     parser.add_argument("--eval", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of the float model")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved latency rounds")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edge-compress" / "bench")
+    return parser
+
+
+def main() -> None:
+    parser = bench_parser(__doc__)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-classifier"))
     args = parser.parse_args()
     started = time.time()

@@ -8,11 +8,10 @@ half the FFN neurons with distillation -- then every model is timed interleaved 
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-from bench_classifier import interleaved_p50, prepare
+from bench_classifier import bench_parser, interleaved_p50, prepare
 from compress.console import console
 from compress.pipeline import RunOptions, run
 from compress.recipe import DistillSpec, PruneSpec, Recipe
@@ -20,16 +19,10 @@ from compress.validate import Evaluation, onnx_runner, torch_runner
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--train", type=int, default=3000)
-    parser.add_argument("--eval", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of the float model")
+    parser = bench_parser(__doc__)
     parser.add_argument("--flops-budget", type=float, default=0.70, help="retraining-free: fraction of FLOPs kept")
     parser.add_argument("--calib-batches", type=int, default=64, help="batches of 16 labelled train texts for importance scores")
     parser.add_argument("--distill-epochs", type=float, default=2.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edge-compress" / "bench")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-prune"))
     args = parser.parse_args()
     started = time.time()

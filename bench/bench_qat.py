@@ -11,13 +11,12 @@ interleaved on the same inputs.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import numpy as np
-from bench_classifier import interleaved_p50, prepare
+from bench_classifier import bench_parser, interleaved_p50, prepare
 
 from compress.console import console
 from compress.pipeline import RunOptions, run
@@ -49,17 +48,11 @@ def pruned_checkpoint(case: str, model_dir: Path, train_csv: Path, cache: Path, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--train", type=int, default=3000)
-    parser.add_argument("--eval", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of the float model")
+    parser = bench_parser(__doc__)
     parser.add_argument("--case", choices=["retraining-free", "distilled"], default="distilled",
                         help="which pruned MiniLM to quantize (see pruned_checkpoint)")
     parser.add_argument("--distill-epochs", type=float, default=2.0)
     parser.add_argument("--qat-epochs", type=float, default=2.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edge-compress" / "bench")
     parser.add_argument("--out", type=Path, default=None, help="default: runs/bench-qat-CASE")
     parser.add_argument("--retime", action="store_true", help="reuse OUT/report.json (a finished run): only re-time and re-score")
     args = parser.parse_args()

@@ -186,6 +186,16 @@ def load_text_data(source: str, label2id: dict[str, int] | None, num_labels: int
     return TextData(texts, labels, where, text_col, label_col)
 
 
+def load_training_texts(source: str, label2id: dict[str, int] | None, num_labels: int | None,
+                        text_column: str | None = None, label_column: str | None = None) -> TextData:
+    """Texts for calibration, pruning or training: labelled when the file has a label column the model knows
+    (Fisher scores and label losses use them), else texts only."""
+    try:
+        return load_text_data(source, label2id, num_labels, text_column, label_column)
+    except CompressError:
+        return load_text_data(source, None, None, text_column, None, require_labels=False)
+
+
 def sibling_train_file(eval_source: str) -> str | None:
     """`eval.csv` -> `train.csv` in the same folder, if it exists (calibration default)."""
     path = Path(eval_source)

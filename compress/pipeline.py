@@ -22,7 +22,7 @@ import torch
 
 from compress.checkpoint import Checkpoint, load_checkpoint
 from compress.console import console, info, warn
-from compress.data import TextData, load_text_data, sibling_train_file
+from compress.data import TextData, load_text_data, load_training_texts, sibling_train_file
 from compress.environment import environment, library_versions
 from compress.errors import CompressError
 from compress.outputs import check_target, staged
@@ -154,10 +154,7 @@ def _calibration_data(options: RunOptions, eval_data: TextData, label2id: dict, 
     if source is None:
         warn("no --calib-data and no train file beside the eval file: calibrating (and pruning) on the eval texts")
         return eval_data
-    try:
-        return load_text_data(source, label2id, num_labels, options.text_column, options.label_column)
-    except CompressError:
-        return load_text_data(source, None, None, options.text_column, None, require_labels=False)
+    return load_training_texts(source, label2id, num_labels, options.text_column, options.label_column)
 
 
 def _sample(texts: list[str], n: int) -> list[str]:
@@ -214,16 +211,14 @@ class _VariantBuilder:
     def _qat(self, model: torch.nn.Module, folder: Path, preset: Int8Preset, calib_texts: list[str], settings: dict) -> Path:
         """Train a fake-quantized copy, export it with the learned ranges, and check that ONNX Runtime's
         integer graph reproduces the fake-quantized model."""
-        from compress.qat import quantization_aware_train
-        from compress.qat.build import build_qat_onnx, fake_quant_gap
+        from compress.qat.build import qat_to_onnx
 
         data, limit = self.train_data, self.recipe.validate_.max_length
-        qat_model, moved = quantization_aware_train(model, self.ckpt.tokenizer, data.texts, data.labels,
-                                                    self.recipe.qat.to_config(preset), limit)
         feeds = [dict(self.ckpt.tokenizer([t], truncation=True, max_length=limit, return_tensors="np")) for t in calib_texts[:8]]
-        path = build_qat_onnx(qat_model, folder / MODEL_FILE, self.task.export_task, preset, feeds, self.recipe.export.opset)
-        settings["learned_scales"] = moved
-        settings["fake_quant_vs_onnx_max_logit_diff"] = round(fake_quant_gap(qat_model, path, self.evaluation.batches[:4], self.threads), 6)
+        path, record = qat_to_onnx(model, self.ckpt.tokenizer, data.texts, data.labels, self.recipe.qat.to_config(preset),
+                                   folder / MODEL_FILE, self.task.export_task, preset, feeds, self.evaluation.batches[:4],
+                                   self.threads, limit, self.recipe.export.opset)
+        settings.update(record)
         return path
 
     def _target_calibration(self, texts: list[str]) -> tuple[list[dict[str, np.ndarray]], str, float]:

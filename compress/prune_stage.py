@@ -12,7 +12,6 @@ from rich.table import Table
 from compress.checkpoint import Checkpoint
 from compress.console import console, info
 from compress.data import TextData
-from compress.errors import CompressError
 from compress.recipe import Recipe
 
 
@@ -60,7 +59,7 @@ def prune_checkpoint(model_source: str, out: Path, data_source: str, recipe: Rec
                      text_column: str | None = None, label_column: str | None = None) -> dict[str, Any]:
     """`compress prune`: write the pruned (and distilled) checkpoint folder plus prune_report.json, atomically."""
     from compress.checkpoint import load_checkpoint
-    from compress.data import load_text_data
+    from compress.data import load_training_texts
     from compress.outputs import check_target, staged
     from compress.tasks import get_task
 
@@ -70,10 +69,7 @@ def prune_checkpoint(model_source: str, out: Path, data_source: str, recipe: Rec
     ckpt = load_checkpoint(model_source, get_task(recipe.task))
     check_prunable(ckpt.model, recipe.prune.to_config())
     config = ckpt.model.config
-    try:
-        data = load_text_data(data_source, config.label2id, config.num_labels, text_column, label_column)
-    except CompressError:
-        data = load_text_data(data_source, None, None, text_column, None, require_labels=False)
+    data = load_training_texts(data_source, config.label2id, config.num_labels, text_column, label_column)
     model, section = prune_stage(ckpt, recipe, data)
     with staged(out, force) as stage:
         model.save_pretrained(stage, safe_serialization=True)

@@ -13,7 +13,6 @@ from typing import Any
 import torch
 
 from compress.console import console, info
-from compress.errors import CompressError
 from compress.recipe import Recipe
 
 
@@ -21,10 +20,9 @@ def qat_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recip
                    text_column: str | None = None, label_column: str | None = None) -> dict[str, Any]:
     """Write OUT/model.onnx (int8, learned ranges) + config, tokenizer, qat_report.json, recipe.yaml, atomically."""
     from compress.checkpoint import load_checkpoint
-    from compress.data import load_text_data
+    from compress.data import load_training_texts
     from compress.outputs import check_target, staged
-    from compress.qat import quantization_aware_train
-    from compress.qat.build import build_qat_onnx, fake_quant_gap
+    from compress.qat.build import qat_to_onnx
     from compress.quantize.presets import preset_for
     from compress.tasks import get_task
     from compress.validate import runtime_graph
@@ -35,24 +33,20 @@ def qat_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recip
     task = get_task(recipe.task)
     ckpt = load_checkpoint(model_source, task)
     config = ckpt.model.config
-    try:
-        data = load_text_data(data_source, config.label2id, config.num_labels, text_column, label_column)
-    except CompressError:
-        data = load_text_data(data_source, None, None, text_column, None, require_labels=False)
+    data = load_training_texts(data_source, config.label2id, config.num_labels, text_column, label_column)
     preset = preset_for(cpu_info(), recipe.quantize.preset)
     threads = recipe.validate_.threads or min(4, os.cpu_count() or 1)
     torch.set_num_threads(threads)
     limit = recipe.validate_.max_length
-    qat_model, moved = quantization_aware_train(ckpt.model, ckpt.tokenizer, data.texts, data.labels, recipe.qat.to_config(preset), limit)
     feeds = [dict(ckpt.tokenizer([t], truncation=True, max_length=limit, return_tensors="np")) for t in data.texts[:8]]
     with staged(out, force) as stage:
-        path = build_qat_onnx(qat_model, stage / MODEL_FILE, task.export_task, preset, feeds, recipe.export.opset)
+        path, record = qat_to_onnx(ckpt.model, ckpt.tokenizer, data.texts, data.labels, recipe.qat.to_config(preset),
+                                   stage / MODEL_FILE, task.export_task, preset, feeds, feeds, threads, limit, recipe.export.opset)
         config.save_pretrained(stage)
         ckpt.tokenizer.save_pretrained(stage)
         graph = runtime_graph(path)
         report = {"source": data.source, "texts": len(data.texts), "labels_used": data.labels is not None,
-                  "preset": preset.as_dict(), "learned_scales": moved, "runtime_graph": graph,
-                  "fake_quant_vs_onnx_max_logit_diff": fake_quant_gap(qat_model, path, feeds, threads), "qat": recipe.qat.model_dump()}
+                  "preset": preset.as_dict(), "runtime_graph": graph, **record, "qat": recipe.qat.model_dump()}
         (stage / "qat_report.json").write_text(json.dumps(report, indent=2))
         (stage / "recipe.yaml").write_text(recipe.to_yaml())
     info(f"int8 kernels in the runtime graph: {graph['int8_ops']}; float weight MatMuls left: {graph['float_weight_matmuls']}")

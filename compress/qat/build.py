@@ -11,6 +11,7 @@ from torch import nn
 
 from compress.qat.export_params import learned_params
 from compress.qat.modules import strip_fake_quant
+from compress.qat.train import QATConfig, quantization_aware_train
 from compress.quantize.presets import Int8Preset
 from compress.quantize.ptq import quantize_int8_static
 from compress.validate import onnx_runner, torch_runner
@@ -29,3 +30,14 @@ def fake_quant_gap(qat_model: nn.Module, path: Path, feeds: list[dict], threads:
     """Max |logit difference| between the fake-quantized model and the int8 graph: ~0 when export is faithful."""
     torch_run, onnx_run = torch_runner(qat_model.eval()), onnx_runner(path, threads)
     return max(float(np.max(np.abs(torch_run(f) - onnx_run(f)))) for f in feeds)
+
+
+def qat_to_onnx(model: nn.Module, tokenizer, texts: list[str], labels: list[int] | None, config: QATConfig, dst: Path,
+                export_task: str, preset: Int8Preset, feeds: list[dict], check_feeds: list[dict], threads: int,
+                max_length: int, opset: int | None = None) -> tuple[Path, dict]:
+    """The whole stage: train, export with the learned ranges, and check the graph against the fake-quantized model.
+    Returns the int8 model and what to record (scale movement, fake-quant vs ONNX gap)."""
+    qat_model, moved = quantization_aware_train(model, tokenizer, texts, labels, config, max_length)
+    path = build_qat_onnx(qat_model, dst, export_task, preset, feeds, opset)
+    return path, {"learned_scales": moved,
+                  "fake_quant_vs_onnx_max_logit_diff": round(fake_quant_gap(qat_model, path, check_feeds, threads), 6)}
