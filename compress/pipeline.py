@@ -40,7 +40,7 @@ from compress.validate import (Evaluation, Measurement, onnx_params, onnx_runner
 from export.hardware import cpu_info
 from export.memory import peak_memory
 from export.onnx_export import MODEL_FILE, ExportError, export_to_onnx
-from export.optimize import optimize_graph
+from export.optimize import optimize_graph, optimizer_supports
 
 
 
@@ -189,7 +189,11 @@ class _VariantBuilder:
         fp32 = self._variant(prefix + "onnx-fp32", "fp32", lambda d: self._export(model, d), parent=None, fatal=True,
                              settings=extra, parity_with=model)
         graph = fp32
-        if self.recipe.optimize.enabled:
+        model_type = model.config.model_type
+        if self.recipe.optimize.enabled and not optimizer_supports(model_type):
+            info(f"ONNX Runtime's transformer optimizer has no fusions for '{model_type}': no onnx-fp32-optimized variant; "
+                 "int8 dynamic quantizes the exported graph (ORT's session still applies its generic fusions)")
+        elif self.recipe.optimize.enabled:
             graph = self._variant(prefix + "onnx-fp32-optimized", "fp32", lambda d: self._optimize(model, fp32, d), fp32, settings=extra) or fp32
         if self.recipe.quantize.dynamic.enabled:
             self._variant(prefix + "onnx-int8-dynamic", "int8", lambda d: quantize_int8_dynamic(graph, d / MODEL_FILE, preset), graph,

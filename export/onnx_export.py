@@ -16,6 +16,13 @@ from export.quiet import quiet
 
 MODEL_FILE = "model.onnx"
 
+# Tasks optimum's ONNX config for an architecture does not list, although the config exports them
+# correctly (checked against PyTorch in tests): model_type -> (optimum config class, extra tasks).
+# Decoder LMs used as classifiers pool the last non-pad token, which the text-decoder configs trace as is.
+EXTRA_TASKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "gemma3_text": ("Gemma3TextOnnxConfig", ("text-classification",)),
+}
+
 
 class ExportError(RuntimeError):
     """The exporter failed; the message names the model part and operator when known."""
@@ -31,6 +38,7 @@ def export_to_onnx(model: torch.nn.Module, out_dir: Path, task: str, opset: int 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
+    _register_extra_tasks()
     try:
         with quiet(), _eager_attention(model):
             onnx_export_from_model(model, out_dir, task=task, opset=opset, do_validation=False)
@@ -41,6 +49,17 @@ def export_to_onnx(model: torch.nn.Module, out_dir: Path, task: str, opset: int 
         raise ExportError(f"optimum finished but wrote no {MODEL_FILE} in {out_dir} (files: {sorted(p.name for p in out_dir.iterdir())})")
     onnx.checker.check_model(str(path))
     return path
+
+
+def _register_extra_tasks() -> None:
+    import optimum.exporters.onnx.model_configs as configs
+    from optimum.exporters.tasks import TasksManager
+
+    for model_type, (config_name, tasks) in EXTRA_TASKS.items():
+        known = TasksManager.get_supported_tasks_for_model_type(model_type, "onnx", library_name="transformers")
+        missing = [t for t in tasks if t not in known]
+        if missing:
+            TasksManager.create_register("onnx", overwrite_existing=True)(model_type, *missing)(getattr(configs, config_name))
 
 
 def _describe_export_failure(model: torch.nn.Module, err: Exception) -> str:

@@ -7,6 +7,17 @@ from export.onnx_export import MODEL_FILE
 from export.quiet import quiet
 
 
+def optimizer_supports(model_type: str) -> bool:
+    """Whether ORT's transformer optimizer has fusions for this architecture (optimum's own table)."""
+    from optimum.onnxruntime.utils import ORTConfigManager
+
+    try:
+        ORTConfigManager.check_optimization_supported_model(model_type, None)
+    except (KeyError, NotImplementedError):
+        return False
+    return True
+
+
 def optimize_graph(src_dir: Path, out_dir: Path, level: int = 2, fuse_embeddings: bool = True) -> Path:
     """Fuse `src_dir/model.onnx` at ORT transformer-optimizer `level` into `out_dir/model.onnx`.
 

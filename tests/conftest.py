@@ -75,6 +75,22 @@ def make_gpt2(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def make_gemma3(folder: Path, seed: int = 0) -> Path:
+    """A tiny Gemma 3 text classifier: a decoder whose embedding subclass scales its output, sliding-window layers."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tokenizer = _gpt2_tokenizer()
+    tokenizer.pad_token = tokenizer.eos_token
+    config = AutoConfig.for_model("gemma3_text", vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=1, head_dim=8, max_position_embeddings=128,
+                                  sliding_window=16, pad_token_id=tokenizer.pad_token_id, **labels_config())
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def make_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
     import random
 

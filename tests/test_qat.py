@@ -148,3 +148,26 @@ def test_prune_distill_qat_compose_in_one_run(tiny_bert, data_dir, tmp_path):
         assert entry["settings"]["fake_quant_vs_onnx_max_logit_diff"] < 1e-4
         assert entry["settings"]["learned_scales"]["mean_relative_change"] > 0
     assert "activation ranges calibrated then learned" in (out / "report.md").read_text()
+
+
+def test_gemma3_classifier_qat_keeps_the_scaled_embedding(data_dir, tmp_path):
+    """A decoder classifier whose embedding is an nn.Embedding subclass (Gemma multiplies by sqrt(hidden)): the QAT
+    model must run that subclass's forward, or the fake-quantized model and the int8 graph disagree."""
+    from conftest import make_gemma3
+
+    ckpt = make_gemma3(tmp_path / "gemma3")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\nquantize: {static: {num_samples: 8}}\n"
+                      "qat: {max_steps: 2, batch_size: 8, calib_batches: 2}\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(ckpt), "--out", str(out), "--eval-data", str(data_dir / "eval.csv"),
+                                      "--calib-data", str(data_dir / "train.csv"), "--recipe", str(recipe), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "no fusions for 'gemma3_text'" in result.output
+    by_name = {v["name"]: v for v in json.loads((out / "report.json").read_text())["variants"]}
+    assert set(by_name) == {"onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-qat"}
+    assert all(v["error"] is None for v in by_name.values()), by_name
+    assert by_name["onnx-fp32"]["metrics"]["max_abs_logit_diff"] < 1e-4
+    qat = by_name["onnx-int8-qat"]
+    assert qat["settings"]["fake_quant_vs_onnx_max_logit_diff"] < 1e-4 and qat["graph"]["float_weight_matmuls"] == 0
+    assert qat["graph"]["int8_ops"]["MatMulIntegerToFloat"] == 2 * 7 + 1  # q k v o gate up down per layer, and the score head

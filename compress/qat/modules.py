@@ -4,7 +4,8 @@ Which layers: exactly those `compress.quantize.ptq.quantize_int8_static` quantiz
 the arithmetic the exported graph runs —
 - every `nn.Linear` applied to a sequence (exported as MatMul): input per tensor, weight per channel;
   a Linear applied to a 2-D input (pooler, classifier) exports as Gemm and stays float;
-- every `nn.Embedding` table (exported as Gather): uint8 per tensor, like an activation.
+- every `nn.Embedding` table (exported as Gather), subclasses included (Gemma scales its output):
+  uint8 per tensor, like an activation.
 Linears reading the same tensor (query/key/value) share one input quantizer: in the graph they
 read one QuantizeLinear.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from compress.qat.fake_quant import (
     ACTIVATION_RANGES,
@@ -47,8 +49,8 @@ class QuantEmbedding(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         scale, zero_point = self.table_params()
         q = torch.clamp(round_ste(self.embedding.weight / scale) + zero_point, self.qmin, self.qmax)
-        e = self.embedding
-        return F.embedding(ids, (q - zero_point) * scale, e.padding_idx, e.max_norm, e.norm_type, e.scale_grad_by_freq, e.sparse)
+        # The wrapped module's own forward, on the fake-quantized table: keeps what a subclass adds.
+        return functional_call(self.embedding, {"weight": (q - zero_point) * scale}, (ids,))
 
 
 def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -91,7 +93,7 @@ def insert_fake_quant(model: nn.Module, calibration_batches: list[dict[str, torc
         for name in names:
             _replace(model, name, QuantLinear(model.get_submodule(name), shared, reduce_range))
     for name, module in list(model.named_modules()):
-        if type(module) is nn.Embedding:
+        if isinstance(module, nn.Embedding):
             _replace(model, name, QuantEmbedding(module, activation_type))
     quantizers = activation_quantizers(model)
     if not quantizers:
@@ -106,8 +108,8 @@ def insert_fake_quant(model: nn.Module, calibration_batches: list[dict[str, torc
 
 def check_supported(model: nn.Module) -> None:
     """Layers with a matrix weight that are not Linear/Embedding (e.g. GPT-2's Conv1D) would stay float silently."""
-    unsupported = sorted({type(m).__name__ for m in model.modules() if type(m) not in (nn.Linear, nn.Embedding)
-                          and isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() == 2})
+    unsupported = sorted({type(m).__name__ for m in model.modules() if type(m) is not nn.Linear
+                          and not isinstance(m, nn.Embedding) and isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() == 2})
     if unsupported:
         raise ValueError(f"it has weight layers of type {', '.join(unsupported)}, which QAT cannot quantize yet "
                          "(only nn.Linear and nn.Embedding)")
