@@ -178,6 +178,8 @@ def main() -> None:
                         help="MatMul node names or fnmatch patterns kept in float in every quantized variant, e.g. '*/mlp/down_proj/*'")
     parser.add_argument("--skip", nargs="*", default=[], choices=("int8-dynamic", "int8-static", "int8-weight-only", "int4-weight-only"),
                         help="variants not to build")
+    parser.add_argument("--smoothquant", type=float, default=None, metavar="ALPHA",
+                        help="also build int8 dynamic/static from a SmoothQuant-ed copy (e.g. 0.5)")
     parser.add_argument("--json", type=Path, help="also write the entries here")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -191,7 +193,7 @@ def main() -> None:
         spec = LMSpec(context=256, stride=128, max_eval_tokens=args.max_eval_tokens, prompts=args.prompts, prompt_tokens=16,
                       new_tokens=args.new_tokens, batch_size=4, calib_samples=32, calib_max_length=64, calib_decode_steps=4,
                       block_size=args.block_size, accuracy_level=args.accuracy_level, head_bits=args.head_bits, exclude=args.exclude,
-                      int4_keep_8bit=args.int4_keep_8bit,
+                      int4_keep_8bit=args.int4_keep_8bit, smoothquant_alpha=args.smoothquant,
                       **{v.replace("-", "_"): False for v in args.skip})
         baseline, variants, eval_info = build_and_validate_lm(str(checkpoint), work / "out", str(eval_file), str(calib_file), spec, args.threads)
     console.print(table(baseline, variants))

@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--gemma-epochs", type=float, default=1.0, help="fine-tuning epochs of the Gemma classifier")
     parser.add_argument("--distill-epochs", type=float, default=2.0)
     parser.add_argument("--qat-epochs", type=float, default=2.0)
+    parser.add_argument("--smoothquant", type=float, default=None, metavar="ALPHA",
+                        help="also build static int8 after SmoothQuant (the strongest PTQ to compare QAT with; decoders only)")
     parser.add_argument("--out", type=Path, default=None, help="default: runs/bench-qat-CASE")
     parser.add_argument("--retime", action="store_true", help="reuse OUT/report.json (a finished run): only re-time and re-score")
     args = parser.parse_args()
@@ -95,6 +97,7 @@ def main() -> None:
         report = json.loads((args.out / "report.json").read_text())
     else:
         recipe = Recipe(qat=QATSpec(epochs=args.qat_epochs, batch_size=32))
+        recipe.quantize.static.smoothquant_alpha = args.smoothquant
         recipe.validate_.threads = args.threads
         report = run(RunOptions(str(checkpoint), args.out, str(eval_csv), calib_data=str(train_csv), force=True), recipe)
 

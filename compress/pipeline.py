@@ -7,6 +7,7 @@ recorded as failed and the run goes on.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -205,6 +206,10 @@ class _VariantBuilder:
                           lambda d: quantize_int8_static(fp32, d / MODEL_FILE, preset, feeds, spec.calibration_method, spec.percentile),
                           fp32, settings={"preset": preset.as_dict(), "calibration_method": spec.calibration_method,
                                           "calibration_samples": len(feeds), **extra})
+        if self.recipe.quantize.static.enabled and self.recipe.quantize.static.smoothquant_alpha is not None:
+            settings = {"preset": preset.as_dict(), "calibration_method": spec.calibration_method, "calibration_samples": len(feeds), **extra}
+            self._variant(prefix + "onnx-int8-static-smoothquant", "int8",
+                          lambda d: self._smoothed_static(model, d, preset, calib_texts, feeds, settings), fp32, settings=settings)
         if self.recipe.qat is not None:
             settings = {"preset": preset.as_dict(), "qat": self.recipe.qat.model_dump(), **extra}
             self._variant(prefix + "onnx-int8-qat", "int8", lambda d: self._qat(model, d, preset, calib_texts, settings), fp32,
@@ -224,6 +229,22 @@ class _VariantBuilder:
                                    self.threads, limit, self.recipe.export.opset)
         settings.update(record)
         return path
+
+    def _smoothed_static(self, model: torch.nn.Module, folder: Path, preset: Int8Preset, calib_texts: list[str],
+                         feeds: list[dict[str, np.ndarray]], settings: dict) -> Path:
+        """SmoothQuant a copy of the model on the calibration texts, export it, quantize that like the static variant."""
+        from compress.quantize.smooth import smooth_
+
+        spec, limit = self.recipe.quantize.static, self.recipe.validate_.max_length
+        texts = calib_texts[:spec.num_samples]
+        batches = [dict(self.ckpt.tokenizer(texts[i:i + 16], truncation=True, max_length=limit, padding=True, return_tensors="pt"))
+                   for i in range(0, len(texts), 16)]
+        smoothed = copy.deepcopy(model)
+        settings["smoothquant"] = smooth_(smoothed, batches, spec.smoothquant_alpha)
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32 = self._export(smoothed, Path(tmp))
+            self._check_parity(model, fp32)
+            return quantize_int8_static(fp32, folder / MODEL_FILE, preset, feeds, spec.calibration_method, spec.percentile)
 
     def _target_calibration(self, texts: list[str]) -> tuple[list[dict[str, np.ndarray]], str, float]:
         spec = self.recipe.quantize.static

@@ -39,6 +39,9 @@ class StaticSpec(Strict):
     calibration_method: Literal["minmax", "entropy", "percentile"] = "percentile"
     percentile: float = Field(99.99, gt=90, le=100)
     num_samples: int = Field(256, ge=1, description="calibration texts (batch 1 each)")
+    smoothquant_alpha: float | None = Field(None, ge=0, le=1, description=(
+        "also build onnx-int8-static-smoothquant: activation outliers moved into the weights before static int8 "
+        "(compress.quantize.smooth; decoders such as Llama, Gemma, GPT-2). 0.5 is the usual start; higher moves more"))
 
 
 class QuantizeSpec(Strict):

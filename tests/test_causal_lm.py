@@ -357,3 +357,21 @@ def test_int4_keeps_the_named_projections_at_8_bits(lm_run, tmp_path):
     assert eight and all("/mlp/c_proj/" in name for name in eight)
     assert sum(b == 4 for b in bits.values()) == len(body) - len(eight)
     assert _variant(report, "onnx-int4-weight-only")["settings"]["keep_8bit"]  # the recipe default is recorded
+
+
+def test_smoothquant_variants_are_built_beside_the_plain_ones(tiny_lm, tmp_path):
+    from compress.lm.run import build_and_validate_lm
+    from compress.lm.spec import LMSpec
+
+    spec = LMSpec(**SPEC, int8_weight_only=False, int4_weight_only=False, smoothquant_alpha=0.5)
+    _, variants, _ = build_and_validate_lm(str(tiny_lm), tmp_path, str(LM_TEXT_EVAL), str(LM_TEXT_TRAIN), spec, threads=1)
+    by_name = {v["name"]: v for v in variants}
+    assert list(by_name) == ["onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-dynamic-smoothquant",
+                             "onnx-int8-static-smoothquant"]
+    for name in ("onnx-int8-dynamic-smoothquant", "onnx-int8-static-smoothquant"):
+        entry = by_name[name]
+        assert entry["error"] is None, entry
+        assert entry["settings"]["smoothquant"]["smoothed_inputs"] == 2 * 2  # GPT-2 blocks: ln_1 -> c_attn, ln_2 -> c_fc
+        assert abs(entry["metrics"]["perplexity_change_pct"]) < 5 and entry["graph"]["ops"].get("MatMulInteger", 0) + \
+            entry["graph"]["ops"].get("QuantizeLinear", 0) > 0
+    assert not any(p.name.startswith("tmp") for p in tmp_path.iterdir())  # the smoothed fp32 scratch export is gone

@@ -8,9 +8,11 @@ decode step at `spec.batch_size` prompts.
 """
 from __future__ import annotations
 
+import copy
 import json
 import random
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -67,6 +69,8 @@ def build_and_validate_lm(model_source: str, stage_dir: Path, eval_source: str, 
         builder.variant("onnx-int8-static", "int8", static,
                         settings={"preset": preset.as_dict(), "head": vars(head), "calibration": "minmax, prefill + decode steps",
                                   "calibration_texts": len(calib_texts), "decode_steps": spec.calib_decode_steps})
+    if spec.smoothquant_alpha is not None and (spec.int8_dynamic or spec.int8_static):
+        builder.smoothquant_variants(preset, head, calib_texts, opset)
     for bits, enabled in ((8, spec.int8_weight_only), (4, spec.int4_weight_only)):
         if enabled:
             builder.variant(f"onnx-int{bits}-weight-only", f"int{bits}",
@@ -84,8 +88,8 @@ def build_and_validate_lm(model_source: str, stage_dir: Path, eval_source: str, 
 
 
 def _calibration(source: str | None, eval_texts: list[str], spec: LMSpec) -> tuple[list[str], str]:
-    if not spec.int8_static:
-        return [], "none (static int8 disabled)"
+    if not spec.int8_static and spec.smoothquant_alpha is None:
+        return [], "none (static int8 and SmoothQuant disabled)"
     if source is None:
         warn("no calibration text given: calibrating static int8 on the eval text")
         texts, source = list(eval_texts), "eval text"
@@ -136,6 +140,28 @@ class _Builder:
              "versions": library_versions()},
             indent=2))
         return path
+
+    def smoothquant_variants(self, preset: Int8Preset, head: HeadSpec, calib_texts: list[str], opset: int | None) -> None:
+        """int8 dynamic/static from a SmoothQuant-ed copy of the model, exported once to a scratch folder."""
+        from compress.quantize.smooth import smooth_
+
+        spec, tokenizer = self.spec, self.ckpt.tokenizer
+        batches = [dict(tokenizer(t, truncation=True, max_length=spec.calib_max_length, return_tensors="pt")) for t in calib_texts]
+        model = copy.deepcopy(self.ckpt.model)
+        record = smooth_(model, batches, spec.smoothquant_alpha)
+        with tempfile.TemporaryDirectory(dir=self.stage) as tmp:
+            fp32 = export_causal_lm(model, tokenizer, Path(tmp), opset)
+            del model
+            settings = {"preset": preset.as_dict(), "head": vars(head), "smoothquant": record}
+            if spec.int8_dynamic:
+                self.variant("onnx-int8-dynamic-smoothquant", "int8",
+                             lambda d: quantize_dynamic_lm(fp32, d / MODEL_FILE, preset, head, spec.exclude), settings=settings)
+            if spec.int8_static:
+                def static(d: Path) -> Path:
+                    feeds = calibration_feeds(fp32, tokenizer, calib_texts, spec.calib_max_length, spec.calib_decode_steps, self.threads)
+                    return quantize_static_lm(fp32, d / MODEL_FILE, preset, head, feeds, spec.exclude)
+                self.variant("onnx-int8-static-smoothquant", "int8", static,
+                             settings={**settings, "calibration": "minmax, prefill + decode steps", "calibration_texts": len(calib_texts)})
 
     def _complete_folder(self, folder: Path) -> None:
         """config, generation config and tokenizer beside model.onnx: ORTModelForCausalLM.from_pretrained(folder) works."""

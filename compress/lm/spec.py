@@ -24,6 +24,9 @@ class LMSpec(BaseModel):
     # variants
     int8_dynamic: bool = True
     int8_static: bool = True
+    smoothquant_alpha: float | None = Field(None, ge=0, le=1, description=(
+        "also build the int8 dynamic/static variants from a SmoothQuant-ed copy (…-smoothquant): activation outliers "
+        "moved into the weights (compress.quantize.smooth); 0.5 is the usual start"))
     int8_weight_only: bool = True
     int4_weight_only: bool = True
     block_size: int = Field(32, ge=16, description="weight-only block size (32/64/128; power of two)")

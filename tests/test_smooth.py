@@ -1,0 +1,66 @@
+"""SmoothQuant: the float model is unchanged, activation outliers move into the weights, unknown architectures are named."""
+import copy
+
+import pytest
+import torch
+from conftest import make_gemma3, make_gpt2, make_texts
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from compress.quantize.smooth import SmoothError, _input_abs_max, _resolve, SMOOTH_MAPS, smooth_
+
+
+def _batches(tokenizer, n=32, size=8):
+    texts = [t for t, _ in make_texts(n, seed=4)]
+    return [dict(tokenizer(texts[i:i + size], padding=True, return_tensors="pt")) for i in range(0, n, size)]
+
+
+def _with_outlier_channel(model, block_norm: str):
+    """A real-model trait the tiny random models lack: one hidden channel 50x larger after every block's norm."""
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if name.endswith(block_norm):
+                module.weight[3] += 50.0
+    return model
+
+
+def _classifier(folder):
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    return AutoModelForSequenceClassification.from_pretrained(folder).eval(), tokenizer
+
+
+@pytest.mark.parametrize("make, norm", [(make_gemma3, "input_layernorm"), (make_gpt2, "ln_1")])
+def test_smoothing_keeps_outputs_and_flattens_activations(make, norm, tmp_path):
+    model, tokenizer = _classifier(make(tmp_path / "m"))
+    model = _with_outlier_channel(model, norm)
+    batches = _batches(tokenizer)
+    smoothed = copy.deepcopy(model)
+    record = smooth_(smoothed, batches, alpha=0.5)
+    with torch.no_grad():
+        for batch in batches:
+            torch.testing.assert_close(smoothed(**batch).logits, model(**batch).logits, rtol=1e-4, atol=1e-5)
+    spec = SMOOTH_MAPS[model.config.model_type]
+    first_targets = lambda m: [targets[0] for _, targets in _resolve(m, spec)]  # noqa: E731
+    spread = lambda maxima: max(float(x.max() / x.median()) for x in maxima)  # noqa: E731
+    before, after = spread(_input_abs_max(model, first_targets(model), batches)), spread(_input_abs_max(smoothed, first_targets(smoothed), batches))
+    assert after < before / 3, (before, after)
+    assert record["smoothed_inputs"] == len(_resolve(model, spec)) and record["alpha"] == 0.5
+
+
+def test_llama_causal_lm_smooths_the_mlp_through_up_proj():
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2)).eval()
+    ids = torch.randint(0, 64, (2, 12))
+    reference = model(input_ids=ids).logits
+    record = smooth_(model, [{"input_ids": ids}], alpha=0.8)
+    torch.testing.assert_close(model(input_ids=ids).logits, reference, rtol=1e-4, atol=1e-5)
+    assert record["smoothed_inputs"] == 2 * 3  # per block: attention input, MLP input, down_proj input
+
+
+def test_unknown_architecture_and_bad_alpha_are_refused(tiny_bert):
+    model, tokenizer = _classifier(tiny_bert)
+    with pytest.raises(SmoothError, match="no SmoothQuant map for 'bert'.*SMOOTH_MAPS"):
+        smooth_(model, _batches(tokenizer))
+    with pytest.raises(SmoothError, match=r"alpha must be in \[0, 1\]"):
+        smooth_(model, _batches(tokenizer), alpha=1.5)
