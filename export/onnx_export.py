@@ -40,7 +40,7 @@ def export_to_onnx(model: torch.nn.Module, out_dir: Path, task: str, opset: int 
     model = model.eval()
     _register_extra_tasks()
     try:
-        with quiet(), _eager_attention(model):
+        with quiet(), _eager_attention(model), conv1d_as_linear(model):
             onnx_export_from_model(model, out_dir, task=task, opset=opset, do_validation=False)
     except Exception as err:  # optimum raises many types; name the part that failed
         raise ExportError(_describe_export_failure(model, err)) from err
@@ -69,6 +69,42 @@ def _describe_export_failure(model: torch.nn.Module, err: Exception) -> str:
     op_hint = next((line.strip() for line in text if "aten::" in line or "operator" in line.lower()), "")
     where = f" (operator: {op_hint})" if op_hint else ""
     return f"ONNX export of the {model_type} model ({type(model).__name__}) failed{where}: {type(err).__name__}: {first}"
+
+
+def linear_from_conv1d(conv: torch.nn.Module) -> torch.nn.Linear:
+    """nn.Linear computing what GPT-2's Conv1D (weight stored [in, out]) computes, on the same storage order."""
+    nx, nf = conv.weight.shape
+    linear = torch.nn.Linear(nx, nf, bias=conv.bias is not None, device=conv.weight.device, dtype=conv.weight.dtype)
+    with torch.no_grad():
+        linear.weight.copy_(conv.weight.t())
+        if conv.bias is not None:
+            linear.bias.copy_(conv.bias)
+    return linear
+
+
+@contextlib.contextmanager
+def conv1d_as_linear(model: torch.nn.Module):
+    """Trace GPT-2-style Conv1D layers as nn.Linear, then put the originals back.
+
+    Conv1D runs addmm on a flattened 2-D input, which exports as Gemm; ONNX Runtime's int8 quantizers
+    (static QDQ, dynamic, MatMulNBits) quantize MatMul, so the layers would silently stay float. As
+    Linear they export as MatMul + Add like every other model's projections (ORT fuses them back).
+    """
+    from transformers.pytorch_utils import Conv1D
+
+    swapped = [(name, module) for name, module in model.named_modules() if isinstance(module, Conv1D)]
+    for name, module in swapped:
+        _set_submodule(model, name, linear_from_conv1d(module))
+    try:
+        yield
+    finally:
+        for name, module in swapped:
+            _set_submodule(model, name, module)
+
+
+def _set_submodule(model: torch.nn.Module, name: str, module: torch.nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
 @contextlib.contextmanager

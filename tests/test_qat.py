@@ -100,11 +100,39 @@ def test_training_a_few_steps_moves_scales_and_weights(bert):
     assert all(p.requires_grad for p in model.parameters())                      # ... and still trainable
 
 
-def test_unsupported_layers_are_named(tiny_gpt2):
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_gpt2)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2)
-    with pytest.raises(CompressError, match="Conv1D.*only nn.Linear"):
+class Scaler(torch.nn.Module):
+    """A layer with a matrix weight that is neither Linear, Conv1D nor Embedding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.eye(4))
+
+
+def test_unsupported_layers_are_named(tiny_bert):
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert)
+    model.bert.scaler = Scaler()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    with pytest.raises(CompressError, match="Scaler.*only nn.Linear, GPT-2's Conv1D and nn.Embedding"):
         quantization_aware_train(model, tokenizer, ["the film was good"] * 4, None, QATConfig(max_steps=1))
+
+
+def test_gpt2_conv1d_layers_are_quantized_by_static_ptq_and_qat(tiny_gpt2, data_dir, tmp_path):
+    """GPT-2's Conv1D exports as Gemm, which ORT's int8 quantizers skip: exported as Linear, every projection
+    (c_attn, c_proj, c_fc, mlp c_proj per layer) must run an integer kernel, and QAT must train them."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\nquantize: {static: {num_samples: 8}}\n"
+                      "optimize: {enabled: false}\nqat: {max_steps: 2, batch_size: 8, calib_batches: 2}\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(tiny_gpt2), "--out", str(out), "--eval-data", str(data_dir / "eval.csv"),
+                                      "--calib-data", str(data_dir / "train.csv"), "--recipe", str(recipe), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    by_name = {v["name"]: v for v in json.loads((out / "report.json").read_text())["variants"]}
+    assert all(v["error"] is None for v in by_name.values()), by_name
+    assert by_name["onnx-fp32"]["graph"]["float_weight_matmuls"] == 2 * 4 + 1  # + the score head
+    for name in ("onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-qat"):
+        graph = by_name[name]["graph"]
+        assert graph["float_weight_matmuls"] == 0 and sum(graph["int8_ops"].values()) >= 2 * 4, (name, graph)
+    assert by_name["onnx-int8-qat"]["settings"]["fake_quant_vs_onnx_max_logit_diff"] < 1e-4
 
 
 def test_qat_recipe_is_refused_for_causal_lm():
@@ -150,14 +178,14 @@ def test_prune_distill_qat_compose_in_one_run(tiny_bert, data_dir, tmp_path):
     assert "activation ranges calibrated then learned" in (out / "report.md").read_text()
 
 
-def test_gemma3_classifier_qat_keeps_the_scaled_embedding(data_dir, tmp_path):
+def test_gemma3_classifier_qat_and_smoothquant(data_dir, tmp_path):
     """A decoder classifier whose embedding is an nn.Embedding subclass (Gemma multiplies by sqrt(hidden)): the QAT
     model must run that subclass's forward, or the fake-quantized model and the int8 graph disagree."""
     from conftest import make_gemma3
 
     ckpt = make_gemma3(tmp_path / "gemma3")
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\nquantize: {static: {num_samples: 8}}\n"
+    recipe.write_text("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\nquantize: {static: {num_samples: 8, smoothquant_alpha: 0.5}}\n"
                       "qat: {max_steps: 2, batch_size: 8, calib_batches: 2}\n")
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["run", str(ckpt), "--out", str(out), "--eval-data", str(data_dir / "eval.csv"),
@@ -165,9 +193,12 @@ def test_gemma3_classifier_qat_keeps_the_scaled_embedding(data_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "no fusions for 'gemma3_text'" in result.output
     by_name = {v["name"]: v for v in json.loads((out / "report.json").read_text())["variants"]}
-    assert set(by_name) == {"onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-qat"}
+    assert set(by_name) == {"onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-static-smoothquant", "onnx-int8-qat"}
     assert all(v["error"] is None for v in by_name.values()), by_name
     assert by_name["onnx-fp32"]["metrics"]["max_abs_logit_diff"] < 1e-4
     qat = by_name["onnx-int8-qat"]
     assert qat["settings"]["fake_quant_vs_onnx_max_logit_diff"] < 1e-4 and qat["graph"]["float_weight_matmuls"] == 0
     assert qat["graph"]["int8_ops"]["MatMulIntegerToFloat"] == 2 * 7 + 1  # q k v o gate up down per layer, and the score head
+    smoothed = by_name["onnx-int8-static-smoothquant"]  # the same int8 graph, built from a smoothed export
+    assert smoothed["graph"]["int8_ops"] == by_name["onnx-int8-static"]["graph"]["int8_ops"]
+    assert smoothed["settings"]["smoothquant"]["smoothed_inputs"] == 2 * 3

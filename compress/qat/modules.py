@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from transformers.pytorch_utils import Conv1D
 
 from compress.qat.fake_quant import (
     ACTIVATION_RANGES,
@@ -23,6 +24,7 @@ from compress.qat.fake_quant import (
     round_ste,
     scale_zero_point,
 )
+from export.onnx_export import linear_from_conv1d
 
 
 class QuantLinear(nn.Module):
@@ -87,6 +89,9 @@ def quantized_linears(model: nn.Module, calibration_batches: list[dict[str, torc
 def insert_fake_quant(model: nn.Module, calibration_batches: list[dict[str, torch.Tensor]], activation_type: str,
                       reduce_range: bool, percentile: float) -> nn.Module:
     """Swap in QuantLinear/QuantEmbedding (in place) and initialize activation ranges on the batches."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, Conv1D):  # GPT-2: the same layer as nn.Linear, which is how the exporter writes it too
+            _replace(model, name, linear_from_conv1d(module))
     check_supported(model)
     for names in quantized_linears(model, calibration_batches).values():
         shared = ActivationQuantizer(activation_type, percentile)
@@ -108,11 +113,11 @@ def insert_fake_quant(model: nn.Module, calibration_batches: list[dict[str, torc
 
 def check_supported(model: nn.Module) -> None:
     """Layers with a matrix weight that are not Linear/Embedding (e.g. GPT-2's Conv1D) would stay float silently."""
-    unsupported = sorted({type(m).__name__ for m in model.modules() if type(m) is not nn.Linear
+    unsupported = sorted({type(m).__name__ for m in model.modules() if type(m) not in (nn.Linear, Conv1D)
                           and not isinstance(m, nn.Embedding) and isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() == 2})
     if unsupported:
         raise ValueError(f"it has weight layers of type {', '.join(unsupported)}, which QAT cannot quantize yet "
-                         "(only nn.Linear and nn.Embedding)")
+                         "(only nn.Linear, GPT-2's Conv1D and nn.Embedding)")
 
 
 def activation_quantizers(model: nn.Module) -> list[ActivationQuantizer]:
