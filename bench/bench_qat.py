@@ -167,7 +167,7 @@ def print_table(rows: dict, p50: dict, threads: int, case: str) -> None:
         agree = f"{v['metrics']['agreement']:.1f}" if "agreement" in v["metrics"] else ("100.0" if v is base else "")
         kernels = ", ".join(f"{k}×{n}" for k, n in v.get("graph", {}).get("int8_ops", {}).items())
         t.add_row(name, f"{acc:.2f}", f"{acc - base['metrics']['accuracy']:+.2f}", agree,
-                  f"{p50[name]:.2f}", f"{p50['pytorch-fp32 (pruned)'] / p50[name]:.2f}x", f"{p50['onnx-fp32'] / p50[name]:.2f}x",
+                  f"{p50[name]:.2f}", f"{p50[BASE] / p50[name]:.2f}x", f"{p50['onnx-fp32'] / p50[name]:.2f}x",
                   f"{v['size_bytes'] / 1e6:.1f}", kernels)
     console.print(t)
 
