@@ -72,7 +72,7 @@ def _describe_export_failure(model: torch.nn.Module, err: Exception) -> str:
 
 
 def linear_from_conv1d(conv: torch.nn.Module) -> torch.nn.Linear:
-    """nn.Linear computing what GPT-2's Conv1D (weight stored [in, out]) computes, on the same storage order."""
+    """nn.Linear computing what GPT-2's Conv1D computes (Conv1D stores its weight [in, out]; Linear [out, in])."""
     nx, nf = conv.weight.shape
     linear = torch.nn.Linear(nx, nf, bias=conv.bias is not None, device=conv.weight.device, dtype=conv.weight.dtype)
     with torch.no_grad():

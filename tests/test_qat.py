@@ -116,17 +116,22 @@ def test_unsupported_layers_are_named(tiny_bert):
         quantization_aware_train(model, tokenizer, ["the film was good"] * 4, None, QATConfig(max_steps=1))
 
 
+def _run_with_qat(ckpt, data_dir, tmp_path, recipe_text: str) -> tuple[dict, str]:
+    """`compress run` with a short qat: stage plus `recipe_text`; the variants by name and the console output."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\nqat: {max_steps: 2, batch_size: 8, calib_batches: 2}\n"
+                      + recipe_text)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(ckpt), "--out", str(out), "--eval-data", str(data_dir / "eval.csv"),
+                                      "--calib-data", str(data_dir / "train.csv"), "--recipe", str(recipe), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    return {v["name"]: v for v in json.loads((out / "report.json").read_text())["variants"]}, result.output
+
+
 def test_gpt2_conv1d_layers_are_quantized_by_static_ptq_and_qat(tiny_gpt2, data_dir, tmp_path):
     """GPT-2's Conv1D exports as Gemm, which ORT's int8 quantizers skip: exported as Linear, every projection
     (c_attn, c_proj, c_fc, mlp c_proj per layer) must run an integer kernel, and QAT must train them."""
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\nquantize: {static: {num_samples: 8}}\n"
-                      "optimize: {enabled: false}\nqat: {max_steps: 2, batch_size: 8, calib_batches: 2}\n")
-    out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["run", str(tiny_gpt2), "--out", str(out), "--eval-data", str(data_dir / "eval.csv"),
-                                      "--calib-data", str(data_dir / "train.csv"), "--recipe", str(recipe), "--threads", "1"])
-    assert result.exit_code == 0, result.output
-    by_name = {v["name"]: v for v in json.loads((out / "report.json").read_text())["variants"]}
+    by_name, _ = _run_with_qat(tiny_gpt2, data_dir, tmp_path, "quantize: {static: {num_samples: 8}}\noptimize: {enabled: false}\n")
     assert all(v["error"] is None for v in by_name.values()), by_name
     assert by_name["onnx-fp32"]["graph"]["float_weight_matmuls"] == 2 * 4 + 1  # + the score head
     for name in ("onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-qat"):
@@ -184,15 +189,8 @@ def test_gemma3_classifier_qat_and_smoothquant(data_dir, tmp_path):
     from conftest import make_gemma3
 
     ckpt = make_gemma3(tmp_path / "gemma3")
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\nquantize: {static: {num_samples: 8, smoothquant_alpha: 0.5}}\n"
-                      "qat: {max_steps: 2, batch_size: 8, calib_batches: 2}\n")
-    out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["run", str(ckpt), "--out", str(out), "--eval-data", str(data_dir / "eval.csv"),
-                                      "--calib-data", str(data_dir / "train.csv"), "--recipe", str(recipe), "--threads", "1"])
-    assert result.exit_code == 0, result.output
-    assert "no fusions for 'gemma3_text'" in result.output
-    by_name = {v["name"]: v for v in json.loads((out / "report.json").read_text())["variants"]}
+    by_name, output = _run_with_qat(ckpt, data_dir, tmp_path, "quantize: {static: {num_samples: 8, smoothquant_alpha: 0.5}}\n")
+    assert "no fusions for 'gemma3_text'" in output
     assert set(by_name) == {"onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-static-smoothquant", "onnx-int8-qat"}
     assert all(v["error"] is None for v in by_name.values()), by_name
     assert by_name["onnx-fp32"]["metrics"]["max_abs_logit_diff"] < 1e-4

@@ -1,7 +1,8 @@
 """Rewrite weight Gemms as MatMul + Add, so every quantizer sees one kind of weight op.
 
-GPT-2's Conv1D layers export as Gemm; ORT's MatMulNBits quantizer only handles
-MatMul, and a uniform graph lets one rule pick which weights to quantize.  ORT
+A Linear applied to a 2-D input exports as Gemm (GPT-2's Conv1D layers did, before
+`export.onnx_export.conv1d_as_linear`); ORT's MatMulNBits quantizer only handles MatMul,
+and a uniform graph lets one rule pick which weights to quantize.  ORT
 fuses MatMul + Add back at session load, so the float model is as fast as before.
 """
 from __future__ import annotations
