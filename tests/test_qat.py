@@ -88,6 +88,20 @@ def test_activation_quantizer_learns_and_passes_gradients():
     assert x.grad[50] != 0 and x.grad[0] == 0   # inside the range: straight through; clipped outside
 
 
+def test_calibration_ignores_padding_positions():
+    """Left-padded decoders give pad positions huge activations; the initial range must come from real tokens."""
+    x = torch.linspace(-1, 3, 2 * 500).reshape(2, 500, 1).repeat(1, 1, 4)
+    keep = torch.ones(2, 500, dtype=torch.bool)
+    keep[:, :100] = False
+    x[:, :100] = 800.0
+    quantizer = ActivationQuantizer()
+    quantizer.keep = keep
+    quantizer(x)
+    quantizer.start()
+    scale, _ = quantizer.onnx_params()
+    assert scale < 5 / 255, scale  # the real values span ~4; counting the pads would give ~800 / 255
+
+
 def test_training_a_few_steps_moves_scales_and_weights(bert):
     model, tokenizer = bert
     texts, labels = zip(*make_texts(32, seed=5))

@@ -105,8 +105,11 @@ def insert_fake_quant(model: nn.Module, calibration_batches: list[dict[str, torc
         raise ValueError("it has no nn.Linear layer applied to token sequences: nothing to quantize")
     with torch.no_grad():
         for batch in calibration_batches:
+            for quantizer in quantizers:
+                quantizer.keep = batch["attention_mask"].bool() if "attention_mask" in batch else None
             model(**{k: v for k, v in batch.items() if k != "labels"})
     for quantizer in quantizers:
+        quantizer.keep = None
         quantizer.start()
     return model
 
