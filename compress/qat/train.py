@@ -55,8 +55,8 @@ def quantization_aware_train(model: nn.Module, tokenizer, texts: list[str], labe
         insert_fake_quant(student, batches, config.activation_type, config.reduce_range, config.percentile)
     except ValueError as err:
         raise _unsupported(model, err) from err
-    info(f"QAT: {len(activation_quantizers(student))} learned activation ranges, distilling for "
-         f"{config.epochs:g} epochs on {len(texts)} texts")
+    length = f"{config.max_steps} steps" if config.max_steps > 0 else f"{config.epochs:g} epochs"
+    info(f"QAT: {len(activation_quantizers(student))} learned activation ranges, distilling for {length} on {len(texts)} texts")
     encoded = tokenizer(texts, truncation=True, max_length=max_length)
     rows = [{"input_ids": i, "attention_mask": m} for i, m in zip(encoded["input_ids"], encoded["attention_mask"])]
     if labels is not None:
