@@ -86,9 +86,10 @@ def linear_from_conv1d(conv: torch.nn.Module) -> torch.nn.Linear:
 def conv1d_as_linear(model: torch.nn.Module):
     """Trace GPT-2-style Conv1D layers as nn.Linear, then put the originals back.
 
-    Conv1D runs addmm on a flattened 2-D input, which exports as Gemm; ONNX Runtime's int8 quantizers
-    (static QDQ, dynamic, MatMulNBits) quantize MatMul, so the layers would silently stay float. As
-    Linear they export as MatMul + Add like every other model's projections (ORT fuses them back).
+    Conv1D runs addmm on a flattened 2-D input, which exports as Gemm; ONNX Runtime's dynamic and
+    MatMulNBits quantizers only quantize MatMul (and the static layout quantizes weight MatMuls), so the
+    layers would silently stay float. As Linear they export as MatMul + Add like every other model's
+    projections (ORT fuses them back).
     """
     from transformers.pytorch_utils import Conv1D
 
