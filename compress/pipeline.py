@@ -202,14 +202,14 @@ class _VariantBuilder:
         if self.recipe.quantize.static.enabled:
             spec = self.recipe.quantize.static
             feeds = self._calibration_feeds(calib_texts, spec.calibration_method)
+            static = {"preset": preset.as_dict(), "calibration_method": spec.calibration_method, "calibration_samples": len(feeds), **extra}
             self._variant(prefix + "onnx-int8-static", "int8",
                           lambda d: quantize_int8_static(fp32, d / MODEL_FILE, preset, feeds, spec.calibration_method, spec.percentile),
-                          fp32, settings={"preset": preset.as_dict(), "calibration_method": spec.calibration_method,
-                                          "calibration_samples": len(feeds), **extra})
-        if self.recipe.quantize.static.enabled and self.recipe.quantize.static.smoothquant_alpha is not None:
-            settings = {"preset": preset.as_dict(), "calibration_method": spec.calibration_method, "calibration_samples": len(feeds), **extra}
-            self._variant(prefix + "onnx-int8-static-smoothquant", "int8",
-                          lambda d: self._smoothed_static(model, d, preset, calib_texts, feeds, settings), fp32, settings=settings)
+                          fp32, settings=static)
+            if spec.smoothquant_alpha is not None:
+                smoothed = dict(static)
+                self._variant(prefix + "onnx-int8-static-smoothquant", "int8",
+                              lambda d: self._smoothed_static(model, d, preset, calib_texts, feeds, smoothed), fp32, settings=smoothed)
         if self.recipe.qat is not None:
             settings = {"preset": preset.as_dict(), "qat": self.recipe.qat.model_dump(), **extra}
             self._variant(prefix + "onnx-int8-qat", "int8", lambda d: self._qat(model, d, preset, calib_texts, settings), fp32,

@@ -95,17 +95,12 @@ def conv1d_as_linear(model: torch.nn.Module):
 
     swapped = [(name, module) for name, module in model.named_modules() if isinstance(module, Conv1D)]
     for name, module in swapped:
-        _set_submodule(model, name, linear_from_conv1d(module))
+        model.set_submodule(name, linear_from_conv1d(module))
     try:
         yield
     finally:
         for name, module in swapped:
-            _set_submodule(model, name, module)
-
-
-def _set_submodule(model: torch.nn.Module, name: str, module: torch.nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
+            model.set_submodule(name, module)
 
 
 @contextlib.contextmanager

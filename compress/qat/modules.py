@@ -55,11 +55,6 @@ class QuantEmbedding(nn.Module):
         return functional_call(self.embedding, {"weight": (q - zero_point) * scale}, (ids,))
 
 
-def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
-
-
 def quantized_linears(model: nn.Module, calibration_batches: list[dict[str, torch.Tensor]]) -> dict[str, list[str]]:
     """Linears the exporter turns into MatMul (applied to >2-D inputs), grouped by the tensor they read."""
     groups: dict[tuple, list[str]] = {}
@@ -91,15 +86,15 @@ def insert_fake_quant(model: nn.Module, calibration_batches: list[dict[str, torc
     """Swap in QuantLinear/QuantEmbedding (in place) and initialize activation ranges on the batches."""
     for name, module in list(model.named_modules()):
         if isinstance(module, Conv1D):  # GPT-2: the same layer as nn.Linear, which is how the exporter writes it too
-            _replace(model, name, linear_from_conv1d(module))
+            model.set_submodule(name, linear_from_conv1d(module))
     check_supported(model)
     for names in quantized_linears(model, calibration_batches).values():
         shared = ActivationQuantizer(activation_type, percentile)
         for name in names:
-            _replace(model, name, QuantLinear(model.get_submodule(name), shared, reduce_range))
+            model.set_submodule(name, QuantLinear(model.get_submodule(name), shared, reduce_range))
     for name, module in list(model.named_modules()):
         if isinstance(module, nn.Embedding):
-            _replace(model, name, QuantEmbedding(module, activation_type))
+            model.set_submodule(name, QuantEmbedding(module, activation_type))
     quantizers = activation_quantizers(model)
     if not quantizers:
         raise ValueError("it has no nn.Linear layer applied to token sequences: nothing to quantize")
@@ -131,7 +126,7 @@ def strip_fake_quant(model: nn.Module) -> nn.Module:
     """Put the plain (trained) Linear/Embedding modules back, in place: the float graph to export."""
     for name, module in list(model.named_modules()):
         if isinstance(module, QuantLinear):
-            _replace(model, name, module.linear)
+            model.set_submodule(name, module.linear)
         elif isinstance(module, QuantEmbedding):
-            _replace(model, name, module.embedding)
+            model.set_submodule(name, module.embedding)
     return model
