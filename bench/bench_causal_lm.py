@@ -31,8 +31,8 @@ from rich.table import Table  # noqa: E402
 
 from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN  # noqa: E402
 from compress.console import console  # noqa: E402
-from compress.lm.run import build_and_validate_lm  # noqa: E402
-from compress.lm.spec import LMSpec  # noqa: E402
+from compress.tasks.causal_lm.run import build_and_validate_lm  # noqa: E402
+from compress.tasks.causal_lm.spec import LMSpec  # noqa: E402
 
 
 def gemma_checkpoint(cache: Path) -> Path:

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from compress.console import console
-from compress.demo import fine_tune_classifier, minilm_path
-from compress.pipeline import RunOptions, run
+from compress.commands.demo import fine_tune_classifier, minilm_path
+from compress.run.pipeline import RunOptions, run
 from compress.recipe import Recipe
-from compress.validate import Evaluation, onnx_runner, onnx_size, torch_runner
+from compress.run.measure import Evaluation, onnx_runner, onnx_size, torch_runner
 from export.hardware import cpu_info
 from export.runtime import measure_latency
 

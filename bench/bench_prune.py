@@ -13,9 +13,9 @@ from pathlib import Path
 
 from bench_classifier import bench_parser, interleaved_p50, prepare
 from compress.console import console
-from compress.pipeline import RunOptions, run
+from compress.run.pipeline import RunOptions, run
 from compress.recipe import DistillSpec, PruneSpec, Recipe
-from compress.validate import Evaluation, onnx_runner, torch_runner
+from compress.run.measure import Evaluation, onnx_runner, torch_runner
 
 
 def main() -> None:

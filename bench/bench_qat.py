@@ -21,11 +21,11 @@ import numpy as np
 from bench_classifier import bench_parser, interleaved_p50, prepare
 
 from compress.console import console
-from compress.demo import fine_tune_classifier
-from compress.pipeline import RunOptions, run
-from compress.prune_stage import prune_checkpoint
+from compress.commands.demo import fine_tune_classifier
+from compress.run.pipeline import RunOptions, run
+from compress.run.prune_stage import prune_checkpoint
 from compress.recipe import DistillSpec, PruneSpec, QATSpec, Recipe
-from compress.validate import (
+from compress.run.measure import (
     Evaluation,
     onnx_runner,
     onnx_size,

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bench_classifier import interleaved_p50
-from compress.validate import Evaluation, onnx_runner, torch_runner
+from compress.run.measure import Evaluation, onnx_runner, torch_runner
 
 
 def main() -> None:

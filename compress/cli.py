@@ -48,8 +48,8 @@ def run(
     data = plain text): KV-cache export, int8 and int4 variants scored by perplexity (the budget is then in perplexity
     points), token agreement and generation speed.
     """
-    from compress.pipeline import RunOptions
-    from compress.pipeline import run as run_pipeline
+    from compress.run.pipeline import RunOptions
+    from compress.run.pipeline import run as run_pipeline
     from compress.recipe import load_recipe
 
     try:
@@ -70,7 +70,7 @@ def run(
 
 def _apply_target_flags(spec, target: str | None, package_mobile: bool, fixed_shape: str | None) -> None:
     from compress.recipe import FixedShapeSpec
-    from compress.targets import parse_fixed_shape, parse_targets
+    from compress.run.targets import parse_fixed_shape, parse_targets
 
     if target is not None:
         spec.targets = parse_targets(target)
@@ -100,7 +100,7 @@ def prune(
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
     """Remove attention heads, FFN neurons (and layers) physically, scored on --calib-data; optionally distill."""
-    from compress.prune_stage import prune_checkpoint
+    from compress.run.prune_stage import prune_checkpoint
     from compress.recipe import DistillSpec, PruneSpec, Recipe
 
     try:
@@ -130,7 +130,7 @@ def qat(
 ) -> None:
     """Quantization-aware training: int8 fake quantization (ONNX Runtime's exact arithmetic), activation ranges
     calibrated then learned, trained to match the float model; exported as an int8 graph that runs integer kernels."""
-    from compress.qat_stage import qat_checkpoint
+    from compress.commands.qat import qat_checkpoint
     from compress.recipe import QATSpec, load_recipe
 
     try:
@@ -154,7 +154,7 @@ def generate(
     temperature: float = typer.Option(0.8, help="Sampling temperature (with --sample)."),
 ) -> None:
     """Run a compressed causal LM on PROMPT, streaming tokens as they are generated."""
-    from compress.generate import generate as generate_text
+    from compress.commands.generate import generate as generate_text
 
     try:
         generate_text(path, prompt, max_new_tokens, threads, greedy=not sample, temperature=temperature)
@@ -170,7 +170,7 @@ def demo(
     threads: Optional[int] = typer.Option(None, help="Intra-op threads for latency [default: all cores, at most 4]."),
 ) -> None:
     """Fine-tune the bundled all-MiniLM-L6-v2 on the project's intent set (cached), then run `compress run` on it."""
-    from compress.demo import run_demo
+    from compress.commands.demo import run_demo
 
     try:
         run_demo(out, cache, threads)

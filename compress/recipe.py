@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compress.errors import CompressError
-from compress.lm.spec import LMSpec
+from compress.tasks.causal_lm.spec import LMSpec
 
 
 class Strict(BaseModel):
@@ -119,7 +119,7 @@ class FixedShapeSpec(Strict):
 
 
 class PackageSpec(Strict):
-    """Device artefacts made from the selected variant (compress.package)."""
+    """Device artefacts made from the selected variant (compress.run.package)."""
     ort_format: bool = Field(False, description="ORT-format model + reduced-operator build config (implied by target mobile)")
     fixed_shape: FixedShapeSpec | None = Field(None, description="also a fixed-shape model for NPUs/delegates")
 
@@ -146,7 +146,7 @@ class Recipe(Strict):
             raise CompressError("pruning is implemented for text classifiers only", "remove prune:/distill: from a causal-lm recipe")
         if self.task == "causal-lm" and self.qat is not None:
             raise CompressError("QAT is implemented for text classifiers only", "remove qat: from a causal-lm recipe")
-        from compress.targets import parse_targets
+        from compress.run.targets import parse_targets
 
         self.targets = parse_targets(",".join(self.targets))
         if self.task == "causal-lm" and (self.targets != ["cpu"] or self.package != PackageSpec()):

@@ -115,7 +115,7 @@ def test_every_variant_builds_and_reports_lm_metrics(lm_run):
 def test_onnx_fp32_generates_like_pytorch(lm_run, tiny_lm):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from compress.lm.runtime import load_ort_lm
+    from export.ort_lm import load_ort_lm
 
     out, report, _ = lm_run
     fp32 = _variant(report, "onnx-fp32")
@@ -167,8 +167,8 @@ def test_quantized_graphs_hold_the_expected_kernels_and_one_shared_table(lm_run,
 def test_dedupe_restores_a_duplicated_lm_head(lm_run):
     import onnxruntime as ort
 
-    from compress.lm.calibration import calibration_feeds
-    from compress.lm.tied import dedupe_tied, find_tied_head
+    from compress.tasks.causal_lm.calibration import calibration_feeds
+    from export.tied import dedupe_tied, find_tied_head
 
     out, report, _ = lm_run
     path = out / _variant(report, "onnx-fp32")["path"] / "model.onnx"
@@ -192,7 +192,7 @@ def test_dedupe_restores_a_duplicated_lm_head(lm_run):
 def test_calibration_covers_prefill_and_decode(lm_run):
     from transformers import AutoTokenizer
 
-    from compress.lm.calibration import calibration_feeds
+    from compress.tasks.causal_lm.calibration import calibration_feeds
 
     out, report, _ = lm_run
     folder = out / _variant(report, "onnx-fp32")["path"]
@@ -202,7 +202,7 @@ def test_calibration_covers_prefill_and_decode(lm_run):
 
 
 def test_generate_streams_from_the_selected_variant(lm_run, capsys):
-    from compress.generate import generate, resolve_variant
+    from compress.commands.generate import generate, resolve_variant
 
     out, report, _ = lm_run
     assert resolve_variant(out) == out / _variant(report, report["selected"])["path"]
@@ -214,7 +214,7 @@ def test_generate_streams_from_the_selected_variant(lm_run, capsys):
 
 def test_prompt_longer_than_the_context_is_refused(lm_run):
     from compress.errors import CompressError
-    from compress.generate import generate
+    from compress.commands.generate import generate
 
     out, report, _ = lm_run
     with pytest.raises(CompressError, match="context of 128 tokens"):
@@ -223,7 +223,7 @@ def test_prompt_longer_than_the_context_is_refused(lm_run):
 
 def test_empty_eval_text_is_refused(tmp_path):
     from compress.errors import CompressError
-    from compress.lm.data import load_lm_text
+    from compress.tasks.causal_lm.data import load_lm_text
 
     (tmp_path / "empty.txt").write_text("\n\n  \n")
     with pytest.raises(CompressError, match="holds no text"):
@@ -240,8 +240,8 @@ def test_too_short_eval_text_and_too_long_context_are_refused(tiny_lm):
     from transformers import AutoTokenizer
 
     from compress.errors import CompressError
-    from compress.lm.evaluate import LMEvaluation
-    from compress.lm.spec import LMSpec
+    from compress.tasks.causal_lm.evaluate import LMEvaluation
+    from compress.tasks.causal_lm.spec import LMSpec
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
     with pytest.raises(CompressError, match="shorter than two tokens"):
@@ -254,7 +254,7 @@ def test_tokenizer_without_pad_or_eos_is_refused(tiny_lm):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from compress.errors import CompressError
-    from compress.tasks.causal_lm import CausalLM
+    from compress.tasks.causal_lm.task import CausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_lm)
     tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
@@ -270,7 +270,7 @@ def test_tokenizer_without_pad_or_eos_is_refused(tiny_lm):
 def test_export_without_past_is_refused(tiny_lm, tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    import compress.lm.export as lm_export
+    import compress.tasks.causal_lm.export as lm_export
     from compress.errors import CompressError
 
     real = lm_export.export_to_onnx
@@ -298,8 +298,8 @@ def test_perplexity_windows_start_with_bos_when_the_tokenizer_adds_it(tiny_lm):
     from tokenizers import processors
     from transformers import AutoTokenizer
 
-    from compress.lm.evaluate import LMEvaluation, leading_bos
-    from compress.lm.spec import LMSpec
+    from compress.tasks.causal_lm.evaluate import LMEvaluation, leading_bos
+    from compress.tasks.causal_lm.spec import LMSpec
 
     texts = LM_TEXT_EVAL.read_text().splitlines()[:40]
     spec = LMSpec(context=16, stride=8, max_eval_tokens=100, prompts=3, prompt_tokens=4, new_tokens=4)
@@ -325,9 +325,9 @@ def test_perplexity_windows_start_with_bos_when_the_tokenizer_adds_it(tiny_lm):
 
 
 def test_exclude_takes_node_names_and_patterns(lm_run, monkeypatch):
-    from compress.lm.onnx_io import load_model
-    from compress.lm import quantize
-    from compress.lm.quantize import weight_matmuls
+    from export.onnx_io import load_model
+    from compress.quantize import lm as quantize
+    from compress.quantize.lm import weight_matmuls
 
     warnings: list[str] = []
     monkeypatch.setattr(quantize, "warn", warnings.append)
@@ -343,8 +343,8 @@ def test_exclude_takes_node_names_and_patterns(lm_run, monkeypatch):
 
 
 def test_int4_keeps_the_named_projections_at_8_bits(lm_run, tmp_path):
-    from compress.lm.onnx_io import load_model
-    from compress.lm.quantize import HeadSpec, quantize_weight_only, weight_matmuls
+    from export.onnx_io import load_model
+    from compress.quantize.lm import HeadSpec, quantize_weight_only, weight_matmuls
 
     out, report, _ = lm_run
     fp32 = out / _variant(report, "onnx-fp32")["path"] / "model.onnx"
@@ -360,8 +360,8 @@ def test_int4_keeps_the_named_projections_at_8_bits(lm_run, tmp_path):
 
 
 def test_smoothquant_variants_are_built_beside_the_plain_ones(tiny_lm, tmp_path):
-    from compress.lm.run import build_and_validate_lm
-    from compress.lm.spec import LMSpec
+    from compress.tasks.causal_lm.run import build_and_validate_lm
+    from compress.tasks.causal_lm.spec import LMSpec
 
     spec = LMSpec(**SPEC, int8_weight_only=False, int4_weight_only=False, smoothquant_alpha=0.5)
     _, variants, _ = build_and_validate_lm(str(tiny_lm), tmp_path, str(LM_TEXT_EVAL), str(LM_TEXT_TRAIN), spec, threads=1)

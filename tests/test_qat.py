@@ -16,7 +16,7 @@ from compress.qat.build import build_qat_onnx, fake_quant_gap
 from compress.qat.fake_quant import ActivationQuantizer, fake_quant_weight
 from compress.qat.modules import QuantLinear, activation_quantizers
 from compress.quantize.presets import PRESETS
-from compress.validate import onnx_runner, runtime_graph, torch_runner
+from compress.run.measure import onnx_runner, runtime_graph, torch_runner
 
 
 def _batches(tokenizer, n=48, size=16, seed=0):

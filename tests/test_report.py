@@ -1,5 +1,5 @@
 from compress.quantize.presets import preset_for
-from compress.report import _pareto, add_deltas, select
+from compress.report.writer import _pareto, add_deltas, select
 from export.hardware import CpuInfo
 
 

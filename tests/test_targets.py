@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from compress.cli import app
 from compress.errors import CompressError
-from compress.gate import apply_latency_gate
-from compress.report import select
-from compress.targets import TargetRun, parse_fixed_shape, parse_targets, preset_for_targets
+from compress.report.gate import apply_latency_gate
+from compress.report.writer import select
+from compress.run.targets import TargetRun, parse_fixed_shape, parse_targets, preset_for_targets
 from export.hardware import CpuInfo
 from export.targets import TARGETS, Target, measures, session_providers, unavailable_reason
 

@@ -14,7 +14,7 @@ from compress.qat.modules import strip_fake_quant
 from compress.qat.train import QATConfig, quantization_aware_train
 from compress.quantize.presets import Int8Preset
 from compress.quantize.ptq import quantize_int8_static
-from compress.validate import onnx_runner, torch_runner
+from compress.run.measure import onnx_runner, torch_runner
 from export.onnx_export import export_to_onnx
 
 

@@ -5,8 +5,8 @@ Adding a task means adding one module with a `Task` subclass and one line in `TA
 from __future__ import annotations
 
 from compress.tasks.base import Task
-from compress.tasks.causal_lm import CausalLM
-from compress.tasks.text_classification import TextClassification
+from compress.tasks.causal_lm.task import CausalLM
+from compress.tasks.text_classification.task import TextClassification
 
 TASKS: dict[str, type[Task]] = {"text-classification": TextClassification, "causal-lm": CausalLM}
 

@@ -20,7 +20,7 @@ from compress.console import info, warn
 from compress.errors import CompressError
 from compress.quantize.presets import PRESETS, Int8Preset, preset_for
 from compress.tasks.base import Task
-from compress.validate import Evaluation, Feed, Measurement
+from compress.run.measure import Evaluation, Feed, Measurement
 from export.device import TargetRunner
 from export.hardware import CpuInfo
 from export.memory import peak_memory

@@ -25,7 +25,7 @@ def qat_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recip
     from compress.qat.build import qat_to_onnx
     from compress.quantize.presets import preset_for
     from compress.tasks import get_task
-    from compress.validate import runtime_graph
+    from compress.run.measure import runtime_graph
     from export.hardware import cpu_info
     from export.onnx_export import MODEL_FILE
 

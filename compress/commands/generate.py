@@ -12,7 +12,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, TextStreamer
 
 from compress.errors import CompressError
-from compress.lm.runtime import load_ort_lm
+from export.ort_lm import load_ort_lm
 
 
 def resolve_variant(path: Path) -> Path:

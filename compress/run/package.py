@@ -17,8 +17,8 @@ import numpy as np
 
 from compress.console import info, warn
 from compress.recipe import Recipe
-from compress.targets import TargetRun
-from compress.validate import onnx_runner
+from compress.run.targets import TargetRun
+from compress.run.measure import onnx_runner
 from export.memory import peak_memory
 from export.mobile import convert_to_ort, fix_shapes
 from export.onnx_export import MODEL_FILE

@@ -79,7 +79,7 @@ def _read_labelled(path: Path) -> tuple[list[str], list[str]]:
 
 
 def run_demo(out: Path, cache: Path, threads: int | None) -> dict:
-    from compress.pipeline import RunOptions, run
+    from compress.run.pipeline import RunOptions, run
     from compress.recipe import Recipe
 
     if out.is_dir() and any(out.iterdir()) and not (out / "report.json").exists():

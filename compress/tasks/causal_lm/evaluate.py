@@ -29,7 +29,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from compress.console import progress
 from compress.errors import CompressError
-from compress.lm.spec import LMSpec
+from compress.tasks.causal_lm.spec import LMSpec
 from export.runtime import Latency
 
 

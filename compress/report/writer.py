@@ -12,8 +12,8 @@ from typing import Any
 
 from rich.table import Table
 
-from compress.gate import apply_latency_gate, gated_out, target_result
-from compress.report_targets import environment_lines, package_lines, targets_lines
+from compress.report.gate import apply_latency_gate, gated_out, target_result
+from compress.report.targets import environment_lines, package_lines, targets_lines
 
 SCHEMA_VERSION = 1
 

@@ -27,16 +27,16 @@ from compress.data import TextData, load_text_data, load_training_texts, sibling
 from compress.environment import environment, library_versions
 from compress.errors import CompressError
 from compress.outputs import check_target, staged
-from compress.package import package_selected, wants_package
-from compress.prune_stage import prune_stage
+from compress.run.package import package_selected, wants_package
+from compress.run.prune_stage import prune_stage
 from compress.quantize.presets import Int8Preset, preset_for
 from compress.quantize.ptq import quantize_int8_dynamic, quantize_int8_static
 from compress.recipe import Recipe
-from compress.report import add_deltas, select, summary_table, write_report
-from compress.targets import TargetRun, preset_for_targets
+from compress.report.writer import add_deltas, select, summary_table, write_report
+from compress.run.targets import TargetRun, preset_for_targets
 from compress.tasks import get_task
 from compress.tasks.base import Task
-from compress.validate import (Evaluation, Measurement, onnx_params, onnx_runner, onnx_size, runtime_graph, torch_params,
+from compress.run.measure import (Evaluation, Measurement, onnx_params, onnx_runner, onnx_size, runtime_graph, torch_params,
                               torch_runner)
 from export.hardware import cpu_info
 from export.memory import peak_memory
@@ -105,8 +105,8 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
 
 
 def _run_causal_lm(options: RunOptions, recipe: Recipe, task: Task, threads: int) -> dict[str, Any]:
-    """The same run for a causal LM: variants and validation come from compress.lm."""
-    from compress.lm.run import build_and_validate_lm
+    """The same run for a causal LM: variants and validation come from compress.tasks.causal_lm."""
+    from compress.tasks.causal_lm.run import build_and_validate_lm
 
     cpu = cpu_info()
     preset = preset_for(cpu, recipe.quantize.preset)

@@ -11,9 +11,9 @@ from pathlib import Path
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from compress.errors import CompressError
-from compress.lm.gemm import gemms_to_matmuls
-from compress.lm.onnx_io import load_model, save_model
-from compress.lm.tied import dedupe_tied
+from export.gemm import gemms_to_matmuls
+from export.onnx_io import load_model, save_model
+from export.tied import dedupe_tied
 from export.onnx_export import ExportError, export_to_onnx
 
 EXPORT_TASK = "text-generation-with-past"

@@ -4,7 +4,7 @@ Common rules, each for accuracy:
 - Only MatMuls with a constant weight are int8-quantized; attention's activation x
   activation MatMuls (QK^T, PV) stay float.
 - The LM head and the embedding it is tied to never get int8 *activation*
-  quantization: they become one shared weight-only table (`compress.lm.head`).
+  quantization: they become one shared weight-only table (`export.tied_head`).
 - `exclude` names further MatMuls to keep in float (e.g. from `sensitivity`): exact node names
   or shell-style patterns (`*/mlp/down_proj/*`).
 - The int4 weight-only variant is mixed precision: `keep_8bit` patterns name the MatMuls that
@@ -27,9 +27,9 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
                                       quantize_static)
 
 from compress.console import warn
-from compress.lm.head import quantize_tied_head
-from compress.lm.onnx_io import load_model, save_model
-from compress.lm.tied import find_tied_head
+from export.tied_head import quantize_tied_head
+from export.onnx_io import load_model, save_model
+from export.tied import find_tied_head
 from compress.quantize.presets import Int8Preset
 
 QUANT_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
@@ -85,7 +85,7 @@ def quantize_dynamic_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec
 
 def quantize_static_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec, feeds: Iterable[dict],
                        exclude: Iterable[str] = ()) -> Path:
-    """QDQ int8 with activation ranges calibrated on prefill *and* decode steps (see `compress.lm.calibration`)."""
+    """QDQ int8 with activation ranges calibrated on prefill *and* decode steps (see `compress.tasks.causal_lm.calibration`)."""
     nodes = weight_matmuls(load_model(src), exclude)
     if not nodes:  # ORT reads an empty list as "every MatMul"
         shutil.copyfile(src, dst)

@@ -2,7 +2,7 @@
 
 Returns report entries in the classification report's schema (name, path, format,
 precision, provider, metrics, latency_ms, latency_ms_batch, size_bytes, params,
-error, graph, settings), so compress.report's select/add_deltas/write_report work
+error, graph, settings), so compress.report.writer's select/add_deltas/write_report work
 unchanged.  latency_ms is decode time per token at batch 1; latency_ms_batch per
 decode step at `spec.batch_size` prompts.
 """
@@ -22,16 +22,16 @@ from compress.checkpoint import Checkpoint, load_checkpoint
 from compress.console import info, warn
 from compress.environment import library_versions
 from compress.errors import CompressError
-from compress.lm.calibration import calibration_feeds
-from compress.lm.data import load_lm_text
-from compress.lm.evaluate import LMEvaluation, LMOutputs, lm_metrics
-from compress.lm.export import export_causal_lm
-from compress.lm.quantize import HeadSpec, quantize_dynamic_lm, quantize_static_lm, quantize_weight_only
-from compress.lm.runtime import load_ort_lm
-from compress.lm.spec import LMSpec
+from compress.tasks.causal_lm.calibration import calibration_feeds
+from compress.tasks.causal_lm.data import load_lm_text
+from compress.tasks.causal_lm.evaluate import LMEvaluation, LMOutputs, lm_metrics
+from compress.tasks.causal_lm.export import export_causal_lm
+from compress.quantize.lm import HeadSpec, quantize_dynamic_lm, quantize_static_lm, quantize_weight_only
+from export.ort_lm import load_ort_lm
+from compress.tasks.causal_lm.spec import LMSpec
 from compress.quantize.presets import Int8Preset, preset_for
-from compress.tasks.causal_lm import CausalLM
-from compress.validate import onnx_params, onnx_size, torch_params
+from compress.tasks.causal_lm.task import CausalLM
+from compress.run.measure import onnx_params, onnx_size, torch_params
 from export.hardware import cpu_info
 from export.onnx_export import MODEL_FILE
 from export.runtime import graph_op_counts

@@ -18,7 +18,7 @@ import onnx
 from onnx import helper, numpy_helper
 from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, DefaultWeightOnlyQuantizer
 
-from compress.lm.tied import TiedHead, find_tied_head
+from export.tied import TiedHead, find_tied_head
 
 MS_DOMAIN = "com.microsoft"
 

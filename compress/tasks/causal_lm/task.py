@@ -1,6 +1,6 @@
 """Causal language modelling: perplexity (primary, lower is better), agreement with the float model, speed.
 
-Metrics are computed in `compress.lm.evaluate`, because they need the model itself
+Metrics are computed in `compress.tasks.causal_lm.evaluate`, because they need the model itself
 (sliding windows, generation, timing), not one array of logits per text.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ class CausalLM(Task):
             model.generation_config.pad_token_id = tokenizer.pad_token_id
 
     def metrics(self, outputs: Any, references: Any, baseline_outputs: Any | None) -> dict[str, float]:
-        """`outputs`/`baseline_outputs` are `compress.lm.evaluate.LMOutputs`; `references` is unused."""
-        from compress.lm.evaluate import lm_metrics
+        """`outputs`/`baseline_outputs` are `compress.tasks.causal_lm.evaluate.LMOutputs`; `references` is unused."""
+        from compress.tasks.causal_lm.evaluate import lm_metrics
 
         return lm_metrics(outputs, baseline_outputs)

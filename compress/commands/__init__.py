@@ -1,0 +1,1 @@
+"""Bodies of the verbs other than `run`: demo, generate, qat, prune."""

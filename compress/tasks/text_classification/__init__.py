@@ -1,0 +1,1 @@
+"""Text classification: sequence classifiers of any architecture the exporter handles."""
