@@ -1,18 +1,22 @@
 """What CPU are we on?  Int8 speed depends on it, so every report records it.
 
-Reads /proc/cpuinfo on Linux (no extra dependency); elsewhere falls back to
-`platform`.  The flags we care about decide the quantization preset:
-VNNI/AMX (fast u8s8 dot products, full range), AVX2 without VNNI (u8s8
-products can saturate in 16-bit accumulation, so use `reduce_range`), ARM
-(u8s8 with symmetric weights, per-channel).
+The flags come from py-cpuinfo, which reads /proc/cpuinfo on Linux and executes CPUID on
+Windows and macOS x86, so every platform gets the same preset logic (reading /proc alone
+sent Windows and macOS x86 to the reduce-range preset).  Flag spellings differ between
+those sources (`avx512_vnni` in /proc, `avx512vnni` from CPUID), so they are compared with
+underscores removed.  Apple Silicon reports no flags through either path; every Apple M
+core has the dot-product and fp16 extensions, and `sysctl hw.optional.arm.*` says so.
+The flags we care about decide the quantization preset: VNNI/AMX (fast u8s8 dot products,
+full range), AVX2 without VNNI (u8s8 products can saturate in 16-bit accumulation, so use
+`reduce_range`), ARM (u8s8 with symmetric weights, per-channel).
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import platform
+import subprocess
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "sve")
 # fp16/bf16 arithmetic: whether an fp16 model can run natively on this CPU rather than through conversions.
@@ -52,21 +56,32 @@ class CpuInfo:
                                "fingerprint": self.fingerprint()}
 
 
+def _normalized(flag: str) -> str:
+    return flag.lower().replace("_", "")
+
+
+def _apple_arm_flags() -> set[str]:
+    """hw.optional.arm.FEAT_* on macOS arm64, mapped to the Linux names used above."""
+    names = {"FEAT_DotProd": "asimddp", "FEAT_I8MM": "i8mm", "FEAT_FP16": "asimdhp", "FEAT_BF16": "bf16"}
+    found = set()
+    for feature, flag in names.items():
+        result = subprocess.run(["sysctl", "-n", f"hw.optional.arm.{feature}"], capture_output=True, text=True, check=False)
+        if result.stdout.strip() == "1":
+            found.add(flag)
+    return found
+
+
 def cpu_info() -> CpuInfo:
-    model, flags = platform.processor() or "unknown", set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip().lower()
-            if key in ("model name", "cpu model") and model in ("", "unknown", platform.machine()):
-                model = value.strip()
-            elif key in ("flags", "features") and not flags:
-                flags = set(value.split())
+    import cpuinfo  # py-cpuinfo
+
+    info = cpuinfo.get_cpu_info()
+    raw = {_normalized(f) for f in info.get("flags", [])}
+    if platform.system() == "Darwin" and platform.machine() == "arm64":
+        raw |= {_normalized(f) for f in _apple_arm_flags()}
     return CpuInfo(
-        model=model,
+        model=info.get("brand_raw") or platform.processor() or "unknown",
         arch=platform.machine(),
         logical_cores=os.cpu_count() or 1,
-        flags=tuple(f for f in INT8_FLAGS if f in flags),
-        float16_flags=tuple(f for f in FLOAT16_FLAGS if f in flags),
+        flags=tuple(f for f in INT8_FLAGS if _normalized(f) in raw),
+        float16_flags=tuple(f for f in FLOAT16_FLAGS if _normalized(f) in raw),
     )
