@@ -111,6 +111,15 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny matrices run fastest on one thread; set per test (not at import) and restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return make_bert(tmp_path_factory.mktemp("ckpt") / "bert")

@@ -11,7 +11,7 @@ from transformers import BertConfig, BertForSequenceClassification, BertTokenize
 from compress.distill import DistillConfig, DistillError, default_layer_map, distill, distill_loss
 from compress.prune import PrunePlan, apply_plan
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices: one thread is fastest
 
 
 @pytest.fixture()

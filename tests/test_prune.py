@@ -25,7 +25,7 @@ from compress.prune.importance import mask_gradients
 from compress.prune.specs import spec_for
 from compress.prune.structure import read_structure
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices: one thread is fastest
 VOCAB = 100
 
 
