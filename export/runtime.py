@@ -79,13 +79,42 @@ def graph_op_counts(path: Path) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def float_weight_matmuls(path: Path) -> list[str]:
-    """MatMuls that still multiply by a float weight initializer: layers an int8 graph left unquantized.
+_LAYOUT_OPS = ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Cast")
 
+
+def float_weight_matmuls(path: Path) -> list[str]:
+    """MatMuls that still multiply by a float weight: layers the graph ONNX Runtime runs left unquantized.
+
+    A weight counts as float when the MatMul's second input comes from a float initializer (or a Constant),
+    or from a DequantizeLinear whose output feeds a float MatMul: an unfused QDQ pair stores int8 but still
+    computes in float. Layout-only ops (Transpose, Reshape, ...) between the two are looked through.
     Gemm is not counted (classification heads are exported as Gemm and kept float on purpose).
     """
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
     floats = {i.name for i in graph.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
-    return [n.name for n in graph.node if n.op_type in ("MatMul", "FusedMatMul") and len(n.input) > 1 and n.input[1] in floats]
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def is_float_weight(name: str) -> bool:
+        while True:
+            if name in floats:
+                return True
+            node = producer.get(name)
+            if node is None:
+                return False
+            if node.op_type in ("DequantizeLinear", "Constant"):
+                return node.op_type == "DequantizeLinear" or _constant_is_float(node)
+            if node.op_type not in _LAYOUT_OPS:
+                return False
+            name = node.input[0]
+
+    return [n.name or f"{n.op_type}:{n.output[0]}" for n in graph.node
+            if n.op_type in ("MatMul", "FusedMatMul") and len(n.input) > 1 and is_float_weight(n.input[1])]
+
+
+def _constant_is_float(node: Any) -> bool:
+    import onnx
+
+    value = next((a.t for a in node.attribute if a.name == "value"), None)
+    return value is not None and value.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
