@@ -114,8 +114,8 @@ TOWN = {
          "q": {"region": ["In which region is {town}?", "What region is {town} part of?"],
                "river": ["On which river does {town} lie?", "Which river flows past {town}?"]}},
         {"full": ["{town} was founded in {founded} by {founder}, {founder_role}, who built the first mill beside the river.",
-                  "The settlement dates from {founded}, when {founder}, {founder_role}, was granted the right to hold a "
-                  "weekly market there."],
+                  ("The settlement dates from {founded}, when {founder}, {founder_role}, was granted the right to hold a "
+                  "weekly market there.")],
          "q": {"founded": ["When was {town} founded?", "In what year was {town} founded?"],
                "founder": ["Who founded {town}?", "Who is credited with founding {town}?"],
                "founder_role": ["What was the founder of {town}?"]},
@@ -150,8 +150,8 @@ TOWN = {
          "imp": [("In which month is the {festival} held in {town}?", "festival_month"),
                  ("How many visitors does the {festival} attract?", "visitors")]},
         {"full": ["The best-known building in {town} is the {landmark}, designed by {architect} and completed in {landmark_year}.",
-                  "Visitors to {town} usually start at the {landmark}, which was completed in {landmark_year} to plans "
-                  "by {architect}."],
+                  ("Visitors to {town} usually start at the {landmark}, which was completed in {landmark_year} to plans "
+                  "by {architect}.")],
          "q": {"architect": ["Who designed the {landmark} in {town}?", "Whose plans was the {landmark} built to?"],
                "landmark_year": ["When was the {landmark} in {town} completed?"],
                "landmark": ["Which building in {town} did {architect} design?"]},
@@ -168,8 +168,8 @@ TOWN = {
                  ("When did the railway between {town} and {city2} open?", "rail_year")]},
     ],
     "fillers": [
-        "The streets of the old centre of {town} are narrow and paved with grey cobbles, so most visitors leave their "
-        "cars in the car parks at the edge of town.",
+        ("The streets of the old centre of {town} are narrow and paved with grey cobbles, so most visitors leave their "
+        "cars in the car parks at the edge of town."),
         "In wet winters the river floods the meadows to the south, and the footpaths along the water are closed for weeks.",
         "Several cafés around the square stay open late in summer, when musicians play in the open air.",
         "The town library keeps a collection of old maps, letters and photographs that show how the streets once looked.",
@@ -684,10 +684,10 @@ SPECIES_KIND = {
          "bare": ["The {species} has been known to local farmers for centuries, but it was studied scientifically much later."],
          "imp": [("Who first described the {species}?", "discoverer"),
                  ("In which year was the {species} first described?", "disc_year")]},
-        {"full": ["Numbers of the {species} have fallen to about {population} animals because of {threat}, and it has "
-                  "been protected by law since {protected_year}.",
-                  "Because of {threat}, only about {population} {species}s remain; the species has been protected by law "
-                  "since {protected_year}."],
+        {"full": [("Numbers of the {species} have fallen to about {population} animals because of {threat}, and it has "
+                  "been protected by law since {protected_year}."),
+                  ("Because of {threat}, only about {population} {species}s remain; the species has been protected by law "
+                  "since {protected_year}.")],
          "q": {"population": ["How many {species}s are left in the wild?"],
                "threat": ["What has caused the numbers of the {species} to fall?"],
                "protected_year": ["Since when has the {species} been protected by law?"]},
@@ -767,8 +767,8 @@ MUSEUM = {
          "bare": ["The {museum} opened to the public after a long and expensive conversion."],
          "imp": [("When did the {museum} open to the public?", "opened"),
                  ("Who designed the conversion of the {museum}?", "architect")]},
-        {"full": ["The collection of the {museum} contains more than {objects} objects, of which about {on_show} are on "
-                  "display at any time."],
+        {"full": [("The collection of the {museum} contains more than {objects} objects, of which about {on_show} are on "
+                  "display at any time.")],
          "q": {"objects": ["How many objects does the collection of the {museum} contain?"],
                "on_show": ["How many objects does the {museum} display at any time?"]},
          "bare": ["Only a small part of the collection of the {museum} is on display at any time."],
@@ -788,8 +788,8 @@ MUSEUM = {
                "prev": ["Where did {director} work before joining the {museum}?"]},
          "bare": ["The {museum} is run by a small team of curators and volunteers."],
          "imp": [("Who is the director of the {museum}?", "director")]},
-        {"full": ["About {visitors} people visited the {museum} last year; admission costs {price} for adults, and "
-                  "children enter free."],
+        {"full": [("About {visitors} people visited the {museum} last year; admission costs {price} for adults, and "
+                  "children enter free.")],
          "q": {"visitors": ["How many people visited the {museum} last year?"],
                "price": ["How much does adult admission to the {museum} cost?", "What does an adult ticket cost?"]},
          "bare": ["Children enter the {museum} free of charge."],

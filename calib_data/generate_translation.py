@@ -109,22 +109,22 @@ HANDWRITTEN = [
      "Nachdem wir gegessen hatten, gingen wir am Fluss spazieren und sahen den Booten zu."),
     ("I didn't know that the museum is closed on Mondays.", "Ich wusste nicht, dass das Museum montags geschlossen ist."),
     ("Our neighbours have a big dog that barks all night.", "Unsere Nachbarn haben einen großen Hund, der die ganze Nacht bellt."),
-    ("When I was a child, we spent every summer at my grandparents' farm, where we fed the chickens, picked "
-     "apples and swam in the small lake behind the house until the sun went down.",
-     "Als ich ein Kind war, verbrachten wir jeden Sommer auf dem Bauernhof meiner Großeltern, wo wir die Hühner "
-     "fütterten, Äpfel pflückten und im kleinen See hinter dem Haus schwammen, bis die Sonne unterging."),
-    ("Although the tickets were expensive and the weather was terrible, thousands of people came to the concert "
-     "in the park, and many of them stayed until the very last song, singing and dancing in the rain.",
-     "Obwohl die Karten teuer waren und das Wetter schrecklich war, kamen Tausende von Menschen zum Konzert im "
-     "Park, und viele von ihnen blieben bis zum allerletzten Lied und sangen und tanzten im Regen."),
-    ("Please make sure that all windows are closed and the lights are switched off before you leave the office "
-     "in the evening, because the cleaning staff only come early in the morning.",
-     "Bitte sorgen Sie dafür, dass alle Fenster geschlossen und die Lichter ausgeschaltet sind, bevor Sie am Abend "
-     "das Büro verlassen, weil das Reinigungspersonal erst früh am Morgen kommt."),
-    ("The company announced on Tuesday that it will open a new factory in the north of the country next year, "
-     "which is expected to create about five hundred jobs in a region where unemployment is high.",
-     "Das Unternehmen hat am Dienstag angekündigt, dass es nächstes Jahr im Norden des Landes eine neue Fabrik "
-     "eröffnen wird, die etwa fünfhundert Arbeitsplätze in einer Region schaffen soll, in der die Arbeitslosigkeit hoch ist."),
+    (("When I was a child, we spent every summer at my grandparents' farm, where we fed the chickens, picked "
+     "apples and swam in the small lake behind the house until the sun went down."),
+     ("Als ich ein Kind war, verbrachten wir jeden Sommer auf dem Bauernhof meiner Großeltern, wo wir die Hühner "
+     "fütterten, Äpfel pflückten und im kleinen See hinter dem Haus schwammen, bis die Sonne unterging.")),
+    (("Although the tickets were expensive and the weather was terrible, thousands of people came to the concert "
+     "in the park, and many of them stayed until the very last song, singing and dancing in the rain."),
+     ("Obwohl die Karten teuer waren und das Wetter schrecklich war, kamen Tausende von Menschen zum Konzert im "
+     "Park, und viele von ihnen blieben bis zum allerletzten Lied und sangen und tanzten im Regen.")),
+    (("Please make sure that all windows are closed and the lights are switched off before you leave the office "
+     "in the evening, because the cleaning staff only come early in the morning."),
+     ("Bitte sorgen Sie dafür, dass alle Fenster geschlossen und die Lichter ausgeschaltet sind, bevor Sie am Abend "
+     "das Büro verlassen, weil das Reinigungspersonal erst früh am Morgen kommt.")),
+    (("The company announced on Tuesday that it will open a new factory in the north of the country next year, "
+     "which is expected to create about five hundred jobs in a region where unemployment is high."),
+     ("Das Unternehmen hat am Dienstag angekündigt, dass es nächstes Jahr im Norden des Landes eine neue Fabrik "
+     "eröffnen wird, die etwa fünfhundert Arbeitsplätze in einer Region schaffen soll, in der die Arbeitslosigkeit hoch ist.")),
 ]
 
 # --------------------------------------------------------------------------- German morphology
