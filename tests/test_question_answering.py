@@ -279,3 +279,66 @@ def test_calib_data_qa_has_contexts_longer_than_one_window():
             example = data.examples[labelled.example_index[w]]
             span = example.context[labelled.offsets[w][s][0]:labelled.offsets[w][e][1]]
             assert span == example.answers[0].text
+
+
+# --------------------------------------------------------------------------- end to end: PyTorch vs ONNX Runtime
+def _answer_examples(n: int, seed: int) -> list[QAExample]:
+    """Contexts of 20-60 one-token words with "money back" somewhere: long ones span several 32-token windows."""
+    rng = random.Random(seed)
+    examples = []
+    for i in range(n):
+        words = rng.randrange(20, 60)
+        tokens = [rng.choice(VOCAB) for _ in range(words)]
+        at = rng.randrange(0, words - 2)
+        tokens[at:at + 2] = ["money", "back"]
+        start = len(" ".join(tokens[:at])) + (1 if at else 0)
+        examples.append(QAExample(f"s{seed}-{i}", QUESTION, " ".join(tokens), [Answer("money back", start)]))
+    return examples
+
+
+def test_tiny_bert_qa_through_onnx_gives_the_pytorch_spans(tmp_path, tokenizer, one_torch_thread):
+    """features -> model -> postprocess -> metrics, once with PyTorch and once with the ONNX export in ONNX Runtime."""
+    import onnxruntime as ort
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    from export.onnx_export import export_to_onnx
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=64)
+    model = BertForQuestionAnswering(config)
+    train = prepare_features(tokenizer, _answer_examples(32, seed=1), max_length=32, doc_stride=8, with_labels=True)
+    batch = {k: torch.from_numpy(v) for k, v in train.inputs.items()}
+    labels = {"start_positions": torch.from_numpy(train.start_positions), "end_positions": torch.from_numpy(train.end_positions)}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(25):  # a few seconds: enough to learn where "money back" is (EM 0 -> 100 when written)
+        optimizer.zero_grad()
+        model(**batch, **labels).loss.backward()
+        optimizer.step()
+    model.eval()
+
+    examples = _answer_examples(24, seed=2)
+    features = prepare_features(tokenizer, examples, max_length=32, doc_stride=8)
+    assert len(features) > len(examples)  # some contexts need more than one window
+    with torch.no_grad():
+        out = model(**{k: torch.from_numpy(v) for k, v in features.inputs.items()})
+    torch_start, torch_end = out.start_logits.numpy(), out.end_logits.numpy()
+
+    path = export_to_onnx(model, tmp_path / "onnx", "question-answering")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {i.name: features.inputs[i.name] for i in session.get_inputs()}
+    onnx_start, onnx_end = session.run(["start_logits", "end_logits"], feeds)
+    np.testing.assert_allclose(onnx_start, torch_start, atol=1e-4)
+    np.testing.assert_allclose(onnx_end, torch_end, atol=1e-4)
+
+    torch_predictions = postprocess(examples, features, torch_start, torch_end)
+    onnx_predictions = postprocess(examples, features, onnx_start, onnx_end)
+    assert [(p.start, p.end) for p in onnx_predictions.values()] == [(p.start, p.end) for p in torch_predictions.values()]
+    references = {e.id: [a.text for a in e.answers] for e in examples}
+    torch_texts = {i: p.text for i, p in torch_predictions.items()}
+    onnx_scores = qa_metrics({i: p.text for i, p in onnx_predictions.items()}, references, torch_texts)
+    assert onnx_scores["agreement_exact"] == 100.0 and onnx_scores["agreement_f1"] == 100.0
+    assert onnx_scores["f1"] == pytest.approx(squad_scores(torch_texts, references)["f1"])
+    assert onnx_scores["f1"] > 50  # the trained model finds the answer, across windows
