@@ -224,6 +224,9 @@ def test_empty_questions_and_bad_files_are_errors_with_fixes(tmp_path):
     not_squad.write_text(json.dumps({"version": "1.1", "articles": []}))
     with pytest.raises(CompressError, match="not in SQuAD format"):
         load_qa_data(str(not_squad))
+    rows = tmp_path / "rows.json"  # a JSON array of rows, not SQuAD
+    rows.write_text(json.dumps([{"question": "When?", "context": CONTEXT, "answers": "1704"}], indent=1))
+    assert load_qa_data(str(rows)).examples[0].answers[0].start == 24
     hopeless = write_jsonl(tmp_path / "h.jsonl", [{"question": "a?", "context": CONTEXT, "answers": "Tom"}])
     with pytest.raises(CompressError, match="no usable examples"):
         load_qa_data(str(hopeless))

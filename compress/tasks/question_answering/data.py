@@ -68,30 +68,36 @@ def load_qa_data(source: str, *, question_column: str | None = None, context_col
                  id_column: str | None = None) -> QAData:
     """Examples of a SQuAD JSON file (v1.1 or v2.0) or of rows; see the module docstring for what is checked."""
     path = Path(source).expanduser()
-    squad = _read_squad(path) if path.suffix.lower() == ".json" and path.is_file() else None
-    if squad is not None:
-        raw, where = squad, str(path)
+    document = _read_json(path) if path.suffix.lower() == ".json" and path.is_file() else None
+    if _is_squad(document):
+        articles = document if isinstance(document, list) else document["data"]
+        return _check(_flatten(articles, path), str(path))
+    if isinstance(document, list) and document and all(isinstance(r, dict) for r in document):
+        rows, where = document, str(path)  # a JSON array of rows
+    elif isinstance(document, dict):
+        raise CompressError(f"{path} is JSON but not in SQuAD format (no top-level 'data' list)",
+                            "use SQuAD's layout {data: [{paragraphs: [{context, qas: [...]}]}]}, or JSONL rows with "
+                            "question, context and answers fields")
     else:
         rows, where = read_rows(source)
-        raw = _from_rows(rows, where, question_column, context_column, answers_column, answer_start_column, id_column)
+    raw = _from_rows(rows, where, question_column, context_column, answers_column, answer_start_column, id_column)
     return _check(raw, where)
 
 
 # --------------------------------------------------------------------------- reading
-def _read_squad(path: Path) -> list[dict] | None:
-    """SQuAD's nested layout as flat dicts; None when the file is not one JSON document (e.g. JSONL named .json)."""
+def _read_json(path: Path) -> Any:
+    """The file as one JSON document; None when it is not one (e.g. JSONL named .json)."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError:
         return None
-    if isinstance(document, list):
-        return None if not document or not isinstance(document[0], dict) or "paragraphs" not in document[0] else \
-            _flatten(document, path)
-    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-        raise CompressError(f"{path} is JSON but not in SQuAD format (no top-level 'data' list)",
-                            "use SQuAD's layout {data: [{paragraphs: [{context, qas: [...]}]}]}, or JSONL rows with "
-                            "question, context and answers fields")
-    return _flatten(document["data"], path)
+
+
+def _is_squad(document: Any) -> bool:
+    """SQuAD's {data: [articles]}, or a bare list of articles as some exports write it."""
+    if isinstance(document, dict):
+        return isinstance(document.get("data"), list)
+    return isinstance(document, list) and bool(document) and isinstance(document[0], dict) and "paragraphs" in document[0]
 
 
 def _flatten(articles: list, path: Path) -> list[dict]:

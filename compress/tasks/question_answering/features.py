@@ -93,19 +93,19 @@ def _check_question_room(tokenizer: PreTrainedTokenizerBase, examples: Sequence[
 
 def _labels(features: QAFeatures, examples: Sequence[QAExample]) -> tuple[np.ndarray, np.ndarray]:
     """First answer's start/end token in each window; windows that do not contain it whole point at cls_index."""
-    starts, ends = [], []
+    labels = []
     for w, example_index in enumerate(features.example_index):
-        example, cls = examples[example_index], int(features.cls_index[w])
-        offsets = features.offsets[w]
-        if not example.answers:
-            starts.append(cls), ends.append(cls)
-            continue
-        answer = example.answers[0]
-        first, last = answer.start, answer.start + len(answer.text)
+        example, cls, offsets = examples[example_index], int(features.cls_index[w]), features.offsets[w]
         tokens = [k for k, o in enumerate(offsets) if o is not None]
-        if offsets[tokens[0]][0] > first or offsets[tokens[-1]][1] < last:
-            starts.append(cls), ends.append(cls)
+        if not example.answers:
+            labels.append((cls, cls))
             continue
-        starts.append(next(k for k in tokens if offsets[k][1] > first))
-        ends.append(next(k for k in reversed(tokens) if offsets[k][0] < last))
+        first = example.answers[0].start
+        last = first + len(example.answers[0].text)
+        if offsets[tokens[0]][0] > first or offsets[tokens[-1]][1] < last:
+            labels.append((cls, cls))
+            continue
+        labels.append((next(k for k in tokens if offsets[k][1] > first),
+                       next(k for k in reversed(tokens) if offsets[k][0] < last)))
+    starts, ends = zip(*labels)
     return np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
