@@ -130,3 +130,23 @@ def test_markdown_marks_ties_and_spreads():
                      "int8_preset": {"name": "vnni", "reason": "r"}, "versions": {}}, {}, {"eval": {"samples": 1, "source": "e"}})
     md = markdown(report.to_dict(), None)
     assert "Tied within the measured latency spread: a, b" in md and "(1.90-2.10)" in md and "3 interleaved rounds" in md
+
+
+def test_measure_records_a_model_whose_timing_fails_and_times_the_rest():
+    from compress.run.measure import Subject, measure
+
+    class Evaluation:
+        seq_len, batch_size, batch_seq_len = 4.0, 2, 4.0
+
+        def timing(self, model):
+            if model == "broken":
+                raise RuntimeError("no kernel")
+            return lambda: {"single": [1.0, 2.0, 3.0], "batch": [4.0], "ttft": [7.0]}
+
+    opened = []
+    subjects = [Subject(name, "cpu", lambda name=name: opened.append(name) or name) for name in ("ok", "broken")]
+    results = measure(Evaluation(), subjects, 3)
+    assert results[("broken", "cpu")] == "RuntimeError: no kernel"
+    ok = results[("ok", "cpu")]
+    assert ok.single.p50 == 2.0 and ok.single.rounds == 3 and ok.batch.batch_size == 2 and ok.extras == {"ttft": 7.0}
+    assert opened == ["ok", "broken", "ok", "ok"]  # reopened each round; a failed model is not retried

@@ -280,6 +280,16 @@ def test_selected_variant_is_packaged_for_the_device(target_run):
     assert "mobile" in selected["targets"]
 
 
+def test_package_ships_the_checkpoints_own_tokenizer(target_run, tiny_bert):
+    from tokenizers import Tokenizer
+
+    out, _ = target_run
+    source, shipped = (Tokenizer.from_file(str(folder / "tokenizer.json")) for folder in (tiny_bert, out / "package"))
+    assert shipped.padding == source.padding and shipped.truncation == source.truncation
+    texts = ["my order is late", "refund please " * 30]
+    assert [e.ids for e in shipped.encode_batch(texts)] == [e.ids for e in source.encode_batch(texts)]
+
+
 def test_report_md_has_a_column_group_per_target(target_run):
     out, _ = target_run
     md = (out / "report.md").read_text()

@@ -14,9 +14,13 @@ from rich.table import Table
 
 from compress.report.targets import environment_lines, package_lines, targets_lines
 
+def write_json(out: Path, report: dict[str, Any]) -> None:
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+
+
 def write_report(out: Path, report: dict[str, Any]) -> None:
     """`report`: `Report.to_dict()` (compress.report.schema), paths already relative to `out`."""
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    write_json(out, report)
     plot_path = plot(out, report)
     (out / "report.md").write_text(markdown(report, plot_path.name if plot_path else None))
 

@@ -118,14 +118,13 @@ class Builder:
         return Built(entry, scored, opens)
 
     def _on_target(self, path: Path, name: str, variant: Variant, target) -> tuple[TargetResult, Callable[[], Any]]:
+        """Scored on `target`; the runner stays open for the timing rounds (a TensorRT engine takes minutes to build)."""
         ctx = self.ctx
-
-        def open_():
-            return ctx.task.open_onnx(path, ctx.threads, target, variant.precision, ctx)
         with peak_memory(target.device) as peak:
-            scored = ctx.evaluation.score(open_(), f"{name} on {target.name}")
+            runner = ctx.task.open_onnx(path, ctx.threads, target, variant.precision, ctx)
+            scored = ctx.evaluation.score(runner, f"{name} on {target.name}")
         metrics, _ = ctx.evaluation.metrics(scored, self.reference)
-        return TargetResult(target.providers[0], metrics, peak_memory_mb=peak()), open_
+        return TargetResult(target.providers[0], metrics, peak_memory_mb=peak()), lambda: runner
 
     def _guarded(self, label: str, run: Callable[[], tuple[TargetResult, Callable[[], Any]]]
                  ) -> tuple[TargetResult, Callable[[], Any] | None]:

@@ -29,7 +29,7 @@ from compress.outputs import check_target, staged
 from compress.recipe import Recipe
 from compress.report.schema import Entry, Report, TargetResult, Tool
 from compress.report.select import delta, latency_gate, select
-from compress.report.writer import summary_table, write_report
+from compress.report.writer import summary_table, write_json, write_report
 from compress.run.builder import Builder, Built
 from compress.run.context import RunContext, RunOptions, load_context
 from compress.run.measure import Subject, Timing, measure
@@ -110,10 +110,10 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
             (stage / "recipe.yaml").write_text(recipe.to_yaml())
             data = report.to_dict()
             write_report(stage, data)
-        # The write step's own duration and the total are known only now: rewrite report.json with them.
+        # The write step's own duration and the total are known only now: report.json again, with them.
         data["durations_s"] = steps.durations
         data["tool"]["duration_s"] = round(time.perf_counter() - clock, 3)
-        write_report(stage, data)
+        write_json(stage, data)
     return _announce(data, options.out)
 
 

@@ -102,6 +102,10 @@ class Task(ABC):
         if not (folder / "config.json").exists():
             model.config.save_pretrained(folder)
 
+    def package_files(self, ctx: Any, variant: Path, out: Path) -> dict[str, str]:
+        """Extra files a device runtime needs in package/ ({role: file name}); e.g. an on-device LLM runtime's config."""
+        return {}
+
     def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
         """Score a packaged (ORT-format) model on this host's CPU: {"metrics": ..., "open": what the evaluation times, or None}."""
         raise NotImplementedError
