@@ -240,7 +240,7 @@ def test_report_says_which_tool_and_command_made_it(bert_run):
     tool = report["tool"]
     assert tool["name"] == "edge-compress" and tool["version"] and tool["command"] and tool["duration_s"] > 0
     assert tool["started"].endswith("+00:00")
-    assert set(report["durations_s"]) >= {"check", "load", "torch_stages", "variants", "measure", "select", "write"}
+    assert set(report["durations_s"]) >= {"check", "load", "torch_stages", "baseline", "variants", "measure", "select", "write"}
     assert sum(report["durations_s"].values()) <= tool["duration_s"] + 1e-6
     for entry in [report["baseline"], *report["variants"]]:
         assert entry["latency_ms"]["rounds"] == 3 and len(entry["latency_ms"]["round_p50"]) == 3

@@ -75,15 +75,16 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
         with steps("torch_stages"):
             lines, sections = torch_stages(ctx)
         builder = Builder(ctx, stage)
-        with steps("variants"):
+        with steps("baseline"):
             baseline = builder.baseline()
+        with steps("variants"):
             records = plan(ctx)
             results: list[Built | Entry] = []
             for line in lines:
                 try:
                     results += [builder.build(variant, line) for variant in records]
                 finally:
-                    line.scratch.clear()
+                    line.close()
         with steps("measure"):
             timings = measure(ctx.evaluation, _subjects(baseline, results), recipe.validate_.rounds)
             base = _timed(ctx, baseline, timings)

@@ -34,6 +34,14 @@ class Line:
     built: dict[str, Path] = field(default_factory=dict)     # kind -> model.onnx
     scratch: dict[str, Any] = field(default_factory=dict)    # what variants of the line share (e.g. a SmoothQuant-ed export)
 
+    def close(self) -> None:
+        """Remove the line's scratch space (temporary folders the variants shared)."""
+        for value in self.scratch.values():
+            for item in value if isinstance(value, tuple) else (value,):
+                if hasattr(item, "cleanup"):
+                    item.cleanup()
+        self.scratch.clear()
+
 
 @dataclass(frozen=True)
 class BuildInput:
