@@ -313,7 +313,8 @@ def test_perplexity_windows_start_with_bos_when_the_tokenizer_adds_it(tiny_lm):
     for tokenizer, first in ((plain, None), (with_bos, bos)):
         evaluation = LMEvaluation(texts, tokenizer, spec, 128)
         model = _Recorder(len(tokenizer))
-        _, scored, predictions = evaluation._score(model, "t")
+        outputs = evaluation.score(model, "t", generate=False).outputs
+        scored, predictions = outputs.scored, outputs.predictions
         assert all(len(w) <= spec.context for w in model.seen)
         if first is None:
             assert scored == len(evaluation.ids) - 1 and len(evaluation.prefix) == 0
