@@ -55,26 +55,31 @@ class CausalLM(Task):
     # --- lifecycle steps ------------------------------------------------------------------------------------------
 
     def load_data(self, options: Any, ckpt: Any, recipe: Any) -> TaskData:
-        from compress.data import sibling_train_file
+        """Eval text; calibration text = --calib-data, else train.* beside the eval file, else the eval text (warned).
+
+        `train` (what torch stages such as decoder pruning score on) is every calibration text, unlabelled.
+        """
+        from compress.data import TextData, sibling_train_file
         from compress.tasks.causal_lm.data import load_lm_text
 
         spec = recipe.lm
         text = load_lm_text(options.eval_data, options.text_column)
         source = options.calib_data or sibling_train_file(options.eval_data)
-        if not spec.int8_static and spec.smoothquant_alpha is None:
-            calib, source = [], "none (static int8 and SmoothQuant disabled)"
-        elif source is None:
-            warn("no calibration text given: calibrating static int8 on the eval text")
-            calib, source = list(text.texts), "eval text"
+        if source is None:
+            texts, source = list(text.texts), "eval text"
+            if spec.int8_static or spec.smoothquant_alpha is not None:
+                warn("no calibration text given: calibrating static int8 on the eval text")
         else:
-            calib = load_lm_text(source).texts
+            texts = load_lm_text(source).texts
+        calib = list(texts)
         random.Random(0).shuffle(calib)
-        calib = calib[:spec.calib_samples]
-        return TaskData(text.texts, None, calib, train=calib,
+        calib = calib[:spec.calib_samples] if spec.int8_static or spec.smoothquant_alpha is not None else []
+        return TaskData(text.texts, None, calib, train=TextData(texts, None, source, "text", None),
                         sections={"eval": {"source": text.source, "samples": len(text.texts), "context": spec.context,
                                            "stride": min(spec.stride, spec.context), "prompts": spec.prompts,
                                            "prompt_tokens": spec.prompt_tokens, "new_tokens": spec.new_tokens},
-                                  "calibration": {"source": source, "samples": len(calib), "decode_steps": spec.calib_decode_steps}})
+                                  "calibration": {"source": source if calib else "none (static int8 and SmoothQuant disabled)",
+                                                  "samples": len(calib), "decode_steps": spec.calib_decode_steps}})
 
     def evaluation(self, ckpt: Any, data: TaskData, recipe: Any):
         from compress.tasks.causal_lm.evaluate import LMEvaluation
