@@ -24,7 +24,8 @@ Block = Callable[[], Samples]
 
 @dataclass(frozen=True)
 class RoundLatency:
-    """Milliseconds per call: p50/p90/mean are medians over rounds of each round's figure; spread = (min, max) of the rounds' p50."""
+    """Milliseconds per call: p50/p90/mean are medians over rounds of each round's figure;
+    spread = (min, max) of the rounds' p50."""
     p50: float
     p90: float
     mean: float

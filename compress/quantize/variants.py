@@ -116,7 +116,8 @@ register(Variant("onnx-int8-dynamic", "int8", _dynamic, CLS, order=20, parent=("
 register(Variant("onnx-int8-static", "int8", _static, CLS, order=30, settings=_static_settings,
                  enabled=lambda ctx: ctx.recipe.quantize.static.enabled))
 register(Variant("onnx-int8-static-smoothquant", "int8", _smoothed_static, CLS, order=40, settings=_static_settings,
-                 enabled=lambda ctx: ctx.recipe.quantize.static.enabled and ctx.recipe.quantize.static.smoothquant_alpha is not None))
+                 enabled=lambda ctx: ctx.recipe.quantize.static.enabled
+                 and ctx.recipe.quantize.static.smoothquant_alpha is not None))
 
 
 # --- causal LMs -----------------------------------------------------------------------------------------------------
@@ -184,7 +185,8 @@ def _weight_only(bits: int):
 
         spec = inp.ctx.recipe.lm
         return quantize_weight_only(inp.source, inp.folder / MODEL_FILE, bits, spec.block_size, _head(inp.ctx),
-                                    spec.accuracy_level or None, spec.symmetric, spec.exclude, spec.int4_keep_8bit if bits == 4 else ())
+                                    spec.accuracy_level or None, spec.symmetric, spec.exclude,
+                                    spec.int4_keep_8bit if bits == 4 else ())
     return build
 
 

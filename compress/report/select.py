@@ -61,10 +61,11 @@ def select(baseline: Entry, variants: list[Entry], metric: str, higher_is_better
     within = [(v, r) for v, r in measured if drop(r.metrics[metric], base, higher_is_better) <= budget + 1e-9]
     ok = [(v, r) for v, r in within if not gated_out(v, target)]
     where = "" if target == "cpu" else f" on {target}"
-    gated = f"; {len(within) - len(ok)} quantized variant(s) within budget failed the latency gate" if len(ok) < len(within) else ""
+    failed = len(within) - len(ok)
+    gated = f"; {failed} quantized variant(s) within budget failed the latency gate" if failed else ""
     if not ok:
-        return Selection(None, f"no variant stays within {budget:g} points of the baseline's {metric} ({base:.2f}){where}{gated}; "
-                               "all results are kept", [])
+        return Selection(None, f"no variant stays within {budget:g} points of the baseline's {metric} ({base:.2f})"
+                               f"{where}{gated}; all results are kept", [])
     fastest, fastest_result = min(ok, key=lambda vr: vr[1].latency_ms.p50)
     ceiling = fastest_result.latency_ms.spread[1]
     tied = [(v, r) for v, r in ok if r.latency_ms.spread[0] <= ceiling]

@@ -82,7 +82,8 @@ class Builder:
         if variant.parent:
             source = next((line.built[p] for p in variant.parent if p in line.built), None)
             if source is None:
-                return self._failed(name, None, variant.precision, settings, f"needs {' or '.join(variant.parent)}, which did not build")
+                needs = " or ".join(variant.parent)
+                return self._failed(name, None, variant.precision, settings, f"needs {needs}, which did not build")
         folder = self.stage / "variants" / name
         folder.mkdir(parents=True)
         info(f"building {name}")
@@ -106,7 +107,8 @@ class Builder:
         targets: dict[str, TargetResult] = {}
         for target in ctx.targets.measured[1:]:
             if target.name in variant.targets:
-                result, opener = self._guarded(f"{name} on {target.name}", lambda t=target: self._on_target(path, name, variant, t))
+                result, opener = self._guarded(f"{name} on {target.name}",
+                                               lambda t=target: self._on_target(path, name, variant, t))
                 targets[target.name] = result
                 if opener is not None:
                     opens[target.name] = opener

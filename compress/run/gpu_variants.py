@@ -14,4 +14,5 @@ def _fp16(inp: BuildInput) -> Path:
 
 # From the fused graph when there is one: ORT's fused attention and LayerNorm ops have CUDA fp16 kernels.
 register(Variant("onnx-fp16", "fp16", _fp16, ("text-classification",), order=80, parent=("onnx-fp32-optimized", "onnx-fp32"),
-                 settings=lambda ctx: {"keep_io_types": True}, targets=("cpu", "cuda", "tensorrt"), built_for=("cuda", "tensorrt")))
+                 settings=lambda ctx: {"keep_io_types": True}, targets=("cpu", "cuda", "tensorrt"),
+                 built_for=("cuda", "tensorrt")))

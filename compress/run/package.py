@@ -33,7 +33,8 @@ def wants_package(recipe: Recipe) -> bool:
     return recipe.package.ort_format or recipe.package.fixed_shape is not None or "mobile" in recipe.targets
 
 
-def package_selected(stage: Path, ctx: Any, entry: Entry | None, baseline: Scored) -> tuple[dict[str, Any] | None, TargetResult | None]:
+def package_selected(stage: Path, ctx: Any, entry: Entry | None,
+                     baseline: Scored) -> tuple[dict[str, Any] | None, TargetResult | None]:
     """Build and check OUT/package/ from the selected variant: (report.json's `package` section, the `mobile` result)."""
     if entry is None:
         warn("no variant was selected, so nothing is packaged for the device")
@@ -46,7 +47,8 @@ def package_selected(stage: Path, ctx: Any, entry: Entry | None, baseline: Score
         if file.is_file() and not file.name.startswith(MODEL_FILE) and file.name != "manifest.json":
             shutil.copy(file, out / file.name)
     section: dict[str, Any] = {"variant": entry.name, "int8_preset": entry.settings.get("preset"),
-                               "ort_model": None, "ops_config": None, "fixed_shape_model": None, "fixed_shape": None, "checks": {}}
+                               "ort_model": None, "ops_config": None, "fixed_shape_model": None, "fixed_shape": None,
+                               "checks": {}}
     onnx_models = [variant / MODEL_FILE]
     fixed = recipe.package.fixed_shape
     if fixed is not None:
@@ -79,7 +81,8 @@ def _check_ort(ctx: Any, path: Path, baseline: Scored) -> TargetResult:
     timing = measure(ctx.evaluation, [Subject(f"package/{path.name}", "cpu", check["open"])], ctx.recipe.validate_.rounds)
     result = next(iter(timing.values()))
     if isinstance(result, str):
-        return TargetResult("CPUExecutionProvider", check["metrics"], peak_memory_mb=peak(), note=f"{note}; timing failed: {result}")
+        return TargetResult("CPUExecutionProvider", check["metrics"], peak_memory_mb=peak(),
+                            note=f"{note}; timing failed: {result}")
     return TargetResult("CPUExecutionProvider", check["metrics"], result.single, result.batch, peak(), note=note)
 
 

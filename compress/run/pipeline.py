@@ -133,8 +133,9 @@ def _timed(ctx: RunContext, built: Built, timings: dict[tuple[str, str], Timing 
     for name, result in entry.targets.items():
         timing = timings.get((entry.name, name))
         if isinstance(timing, Timing):
+            speed = ctx.evaluation.timing_metrics(timing.single, timing.batch, timing.extras)
             targets[name] = dataclasses.replace(result, latency_ms=timing.single, latency_ms_batch=timing.batch,
-                                                metrics={**result.metrics, **ctx.evaluation.timing_metrics(timing.single, timing.batch, timing.extras)})
+                                                metrics={**result.metrics, **speed})
         elif isinstance(timing, str):
             targets[name] = TargetResult(error=timing)
     metrics = {**entry.metrics, **ctx.evaluation.timing_metrics(cpu.single, cpu.batch, cpu.extras)}
@@ -152,7 +153,8 @@ def _tool(options: RunOptions, started: datetime, clock: float) -> Tool:
     except PackageNotFoundError:
         tool_version = "unknown (not installed)"
     command = options.command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    return Tool("edge-compress", tool_version, command, started.isoformat(timespec="seconds"), round(time.perf_counter() - clock, 3))
+    return Tool("edge-compress", tool_version, command, started.isoformat(timespec="seconds"),
+                round(time.perf_counter() - clock, 3))
 
 
 def _announce(report: dict[str, Any], out: Path) -> dict[str, Any]:

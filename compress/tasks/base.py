@@ -107,5 +107,6 @@ class Task(ABC):
         return {}
 
     def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
-        """Score a packaged (ORT-format) model on this host's CPU: {"metrics": ..., "open": what the evaluation times, or None}."""
+        """Score a packaged (ORT-format) model on this host's CPU: {"metrics": ..., "open": what the evaluation times,
+        or None when it is not timed here}."""
         raise NotImplementedError

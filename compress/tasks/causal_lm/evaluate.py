@@ -80,7 +80,6 @@ class LMEvaluation:
         self.prompts = [e[:spec.prompt_tokens] for e in encoded if len(e) >= spec.prompt_tokens][:spec.prompts]
         if not self.prompts:
             self.prompts = [torch.cat([self.prefix, self.ids])[:spec.prompt_tokens]]
-
         self.batch_size = spec.batch_size
         self.seq_len = self.batch_seq_len = float(np.mean([len(p) for p in self.prompts]))
 
@@ -137,7 +136,8 @@ class LMEvaluation:
     def _generate_batch(self, model) -> list[float]:
         prompts = [self.prompts[i % len(self.prompts)] for i in range(self.spec.batch_size)]
         batch = self.tokenizer.pad({"input_ids": [p.tolist() for p in prompts]}, padding=True, return_tensors="pt")
-        _, _, times = _greedy(model, batch["input_ids"], self.spec.new_tokens, self.tokenizer.pad_token_id, batch["attention_mask"])
+        _, _, times = _greedy(model, batch["input_ids"], self.spec.new_tokens, self.tokenizer.pad_token_id,
+                              batch["attention_mask"])
         return [(b - a) * 1000 for a, b in zip(times[1:], times[2:])]
 
 
@@ -193,7 +193,8 @@ def lm_metrics(outputs: LMOutputs, baseline: LMOutputs | None) -> dict[str, floa
     if baseline is not None:
         result["agreement"] = float(np.mean(outputs.predictions == baseline.predictions) * 100)
         if outputs.generations:
-            result["greedy_exact_match"] = float(np.mean([a == b for a, b in zip(outputs.generations, baseline.generations)]) * 100)
+            same = [a == b for a, b in zip(outputs.generations, baseline.generations)]
+            result["greedy_exact_match"] = float(np.mean(same) * 100)
         result["perplexity_change_pct"] = (result["perplexity"] / math.exp(baseline.nll / baseline.scored) - 1) * 100
     return result
 

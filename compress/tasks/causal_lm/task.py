@@ -28,6 +28,8 @@ class CausalLM(Task):
     # yet. mobile: the ORT-format package (a KV-cache graph with pinned shapes would not generate, so no fixed shapes).
     targets = frozenset({"cpu", "mobile"})
     fixed_shapes = False
+    # No check_parity override: the fp32 export is judged by its metrics against PyTorch (next-token agreement, greedy
+    # exact match, perplexity), since a logit tolerance that holds for a 2-layer test model does not for a 262k vocabulary.
 
     def check_architecture(self, config: PretrainedConfig, source: str) -> None:
         if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:

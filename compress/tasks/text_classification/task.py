@@ -113,8 +113,9 @@ class TextClassification(Task):
         diff = max(float(np.max(np.abs(torch_run(f) - onnx_run(f)))) for f in ctx.evaluation.batches[:4])
         atol = ctx.recipe.export.parity_atol
         if diff > atol:
-            raise CompressError(f"the ONNX export disagrees with PyTorch: max |logit difference| {diff:.2e} > {atol:g} on the eval texts",
-                                "report this model to optimum, or raise export.parity_atol in the recipe if the difference is acceptable")
+            raise CompressError(f"the ONNX export disagrees with PyTorch: max |logit difference| {diff:.2e} > {atol:g} "
+                                "on the eval texts", "report this model to optimum, or raise export.parity_atol in the recipe "
+                                                     "if the difference is acceptable")
 
     def open_torch(self, model: PreTrainedModel) -> Any:
         from compress.run.measure import torch_runner
