@@ -18,7 +18,6 @@ import shlex
 import sys
 import time
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -148,12 +147,10 @@ def _relative(entry: Entry, stage: Path) -> Entry:
 
 
 def _tool(options: RunOptions, started: datetime, clock: float) -> Tool:
-    try:
-        tool_version = version("edge-compress")
-    except PackageNotFoundError:
-        tool_version = "unknown (not installed)"
+    from compress import __version__
+
     command = options.command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    return Tool("edge-compress", tool_version, command, started.isoformat(timespec="seconds"),
+    return Tool("edge-compress", __version__, command, started.isoformat(timespec="seconds"),
                 round(time.perf_counter() - clock, 3))
 
 
