@@ -40,7 +40,7 @@ def latency_gate(variants: list[Entry]) -> dict[str, dict[str, Gate]]:
             result = v.on(target)
             if v.precision in GATED and result is not None:
                 p50 = result.latency_ms.p50
-                gates.setdefault(v.name, {})[target] = Gate(p50 < fastest_ms, p50, fastest, fastest_ms)
+                gates.setdefault(v.name, {})[target] = Gate(p50 < fastest_ms, round(p50, 4), fastest, round(fastest_ms, 4))
     return gates
 
 
