@@ -213,8 +213,8 @@ def test_generate_streams_from_the_selected_variant(lm_run, capsys):
 # ---- errors a user can fix -------------------------------------------------------------------------------
 
 def test_prompt_longer_than_the_context_is_refused(lm_run):
-    from compress.errors import CompressError
     from compress.commands.generate import generate
+    from compress.errors import CompressError
 
     out, report, _ = lm_run
     with pytest.raises(CompressError, match="context of 128 tokens"):
@@ -326,9 +326,9 @@ def test_perplexity_windows_start_with_bos_when_the_tokenizer_adds_it(tiny_lm):
 
 
 def test_exclude_takes_node_names_and_patterns(lm_run, monkeypatch):
-    from export.onnx_io import load_model
     from compress.quantize import lm as quantize
     from compress.quantize.lm import weight_matmuls
+    from export.onnx_io import load_model
 
     warnings: list[str] = []
     monkeypatch.setattr(quantize, "warn", warnings.append)
@@ -344,8 +344,8 @@ def test_exclude_takes_node_names_and_patterns(lm_run, monkeypatch):
 
 
 def test_int4_keeps_the_named_projections_at_8_bits(lm_run, tmp_path):
-    from export.onnx_io import load_model
     from compress.quantize.lm import HeadSpec, quantize_weight_only, weight_matmuls
+    from export.onnx_io import load_model
 
     out, report, _ = lm_run
     fp32 = out / _variant(report, "onnx-fp32")["path"] / "model.onnx"

@@ -52,11 +52,11 @@ def _drift_on_long(run, min_len: int, amount: float):
 
 def test_parity_gate_checks_the_longest_batches_too(monkeypatch):
     """Length-sorted batches, shortest first: drift only in the last (longest) batch must still be refused."""
-    import compress.run.measure as measure
+    from compress.run import measure
     from compress.tasks.text_classification.task import TextClassification
 
     batches = [{"input_ids": np.zeros((8, n), np.int64)} for n in (3, 4, 5, 6, 7, 8, 9, 40)]
-    logits = lambda feed: np.zeros((feed["input_ids"].shape[0], 3), np.float32)  # noqa: E731
+    logits = lambda feed: np.zeros((feed["input_ids"].shape[0], 3), np.float32)
     monkeypatch.setattr(measure, "torch_runner", lambda model: logits)
     monkeypatch.setattr(measure, "onnx_runner", lambda path, threads: _drift_on_long(logits, 40, 0.5))
     ctx = SimpleNamespace(evaluation=SimpleNamespace(batches=batches), threads=1,
@@ -71,7 +71,7 @@ def test_parity_gate_checks_the_longest_batches_too(monkeypatch):
 
 def test_a_drifted_fp32_export_stops_the_run(tiny_bert, data_dir, tmp_path, monkeypatch):
     """In a real run: the export drifts only on the longest eval texts; the run refuses it (exit 2) and writes no OUT."""
-    import compress.run.measure as measure
+    from compress.run import measure
 
     real = measure.onnx_runner
     monkeypatch.setattr(measure, "onnx_runner", lambda path, threads: _drift_on_long(real(path, threads), 16, 0.1))
@@ -86,7 +86,7 @@ def test_a_drifted_fp32_export_stops_the_run(tiny_bert, data_dir, tmp_path, monk
 # --- one broken variant ---------------------------------------------------------------------------------------------
 
 def test_a_variant_that_fails_to_build_is_reported_and_the_rest_go_on(tiny_bert, data_dir, tmp_path, monkeypatch):
-    import compress.quantize.ptq as ptq
+    from compress.quantize import ptq
 
     def broken(*args, **kwargs):
         raise RuntimeError("injected: static quantizer crashed")
@@ -108,7 +108,7 @@ def test_a_variant_that_fails_to_build_is_reported_and_the_rest_go_on(tiny_bert,
 # --- a failing --force run -----------------------------------------------------------------------------------------
 
 def test_a_failing_force_run_leaves_the_previous_out_byte_identical(tiny_bert, data_dir, tmp_path, monkeypatch):
-    import compress.run.pipeline as pipeline
+    from compress.run import pipeline
 
     out = tmp_path / "out"
     spec = recipe(tmp_path, FP32_ONLY)
@@ -135,8 +135,7 @@ class SlowStepCalled(AssertionError):
 @pytest.fixture
 def spy(monkeypatch):
     """Every slow step of the pipeline, replaced by a spy that records the call and stops the run."""
-    import compress.run.builder as builder
-    import compress.run.pipeline as pipeline
+    from compress.run import builder, pipeline
 
     calls: list[str] = []
 
@@ -187,7 +186,7 @@ def test_the_spy_sees_a_good_run(spy, tiny_bert, data_dir, tmp_path):
 
 def test_a_target_that_errors_mid_run_is_recorded_and_the_run_goes_on(tiny_bert, data_dir, tmp_path, monkeypatch):
     """A CUDA stand-in (CPU provider) whose runner fails for fp16 models: that cell records the error, the rest is measured."""
-    import export.device as device
+    from export import device
     from export.targets import TARGETS
 
     monkeypatch.setitem(TARGETS, "cuda", dataclasses.replace(TARGETS["cuda"], providers=("CPUExecutionProvider",), device="cpu"))

@@ -148,9 +148,11 @@ def test_gpt2_conv1d_layers_are_quantized_by_static_ptq_and_qat(tiny_gpt2, data_
     by_name, _ = _run_with_qat(tiny_gpt2, data_dir, tmp_path, "quantize: {static: {num_samples: 8}}\noptimize: {enabled: false}\n")
     assert all(v["error"] is None for v in by_name.values()), by_name
     assert by_name["onnx-fp32"]["graph"]["float_weight_matmuls"] == 2 * 4 + 1  # + the score head
+    from expected_ops import expected_int8_ops
+
     for name in ("onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-qat"):
         graph = by_name[name]["graph"]
-        assert graph["float_weight_matmuls"] == 0 and sum(graph["int8_ops"].values()) >= 2 * 4, (name, graph)
+        assert graph["float_weight_matmuls"] == 0 and graph["int8_ops"] == expected_int8_ops(tiny_gpt2, name), (name, graph)
     assert by_name["onnx-int8-qat"]["settings"]["fake_quant_vs_onnx_max_logit_diff"] < 1e-4
 
 

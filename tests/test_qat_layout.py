@@ -29,7 +29,7 @@ def runtime_ops(model: Path, tmp: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def qat_run(tiny_bert, data_dir, tmp_path_factory):
-    import compress.distill as distill
+    from compress import distill
 
     seen = {}
     real = distill.distill
