@@ -52,7 +52,15 @@ def gpt2_lm():
     return GPT2LMHeadModel(cfg).eval()
 
 
-MODELS = {"bert": bert, "distilbert": distilbert, "gpt2": gpt2_cls, "gpt2-lm": gpt2_lm}
+def roberta():
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    cfg = RobertaConfig(vocab_size=VOCAB, hidden_size=32, num_attention_heads=4, intermediate_size=64, num_hidden_layers=2,
+                        max_position_embeddings=66, type_vocab_size=1, pad_token_id=1, num_labels=3)
+    return RobertaForSequenceClassification(cfg).eval()
+
+
+MODELS = {"bert": bert, "distilbert": distilbert, "gpt2": gpt2_cls, "gpt2-lm": gpt2_lm, "roberta": roberta}
 
 
 def batches(n: int = 3, labels: bool = False) -> list[dict[str, torch.Tensor]]:
