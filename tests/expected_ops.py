@@ -50,3 +50,20 @@ def expected_float_matmuls(ckpt: Path, variant: str) -> int:
     if variant == "onnx-int8-dynamic" and s["model_type"] in ("bert", "roberta", "distilbert"):
         return 0
     return 2 * s["layers"]
+
+
+def embedding_tables(ckpt: Path) -> int:
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(ckpt)
+    return sum(isinstance(m, nn.Embedding) for m in model.modules())
+
+
+def int8_table_gathers(onnx_path: Path) -> int:
+    """Gathers that read an int8/uint8 table through a DequantizeLinear (static QDQ's int8 embeddings)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    int8 = {t.name for t in model.graph.initializer if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)}
+    dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in int8}
+    return sum(n.op_type == "Gather" and n.input[0] in dequantized for n in model.graph.node)
