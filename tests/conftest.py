@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import (BertConfig, BertForSequenceClassification, BertTokenizerFast, GPT2Config,
-                          GPT2ForSequenceClassification, PreTrainedTokenizerFast)
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizerFast,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    PreTrainedTokenizerFast,
+)
 
 WORDS = ("the a my order is late where refund please cancel it was great terrible movie film good bad not very "
          "love hate this package arrived never money back account login password help me now today").split()
@@ -169,8 +175,9 @@ def report_contract():
 
     Wraps `compress.run.pipeline.run`, which the CLI imports at call time; a run that raises has no report to check.
     Session-scoped and autouse, so module-scoped run fixtures are covered too."""
-    import compress.run.pipeline as pipeline
     from contract import check_report_folder
+
+    from compress.run import pipeline
 
     original = pipeline.run
     checked: list[Path] = []

@@ -216,7 +216,7 @@ def test_prompt_longer_than_the_context_is_refused(lm_run):
     from compress.commands.generate import generate
     from compress.errors import CompressError
 
-    out, report, _ = lm_run
+    out, _report, _ = lm_run
     with pytest.raises(CompressError, match="context of 128 tokens"):
         generate(out, "the order " * 70, max_new_tokens=4, threads=1)
 

@@ -56,7 +56,7 @@ def test_readme_jq_gate_passes_a_selection_and_fails_none(reports):
 
 
 def test_readme_python_gate_reads_the_report(reports):
-    selected, none, report = reports
+    selected, none, _ = reports
     _, python = readme_gates()
     r = json.loads(selected.read_text())
     speedup = next(v for v in r["variants"] if v["name"] == r["selected"])["delta"]["speedup"]

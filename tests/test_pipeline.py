@@ -156,7 +156,7 @@ def test_force_replaces_and_leaves_no_staging(tiny_bert, data_dir, tmp_path):
 
 
 def test_console_script_help():
-    result = subprocess.run([sys.executable, "-m", "compress", "run", "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "compress", "run", "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0
     assert "--max-accuracy-drop" in result.stdout and "--calib-data" in result.stdout
 

@@ -104,7 +104,7 @@ def test_calibration_ignores_padding_positions():
 
 def test_training_a_few_steps_moves_scales_and_weights(bert):
     model, tokenizer = bert
-    texts, labels = zip(*make_texts(32, seed=5))
+    texts, _labels = zip(*make_texts(32, seed=5))
     before = model.bert.encoder.layer[0].output.dense.weight.detach().clone()
     config = QATConfig(max_steps=4, batch_size=8, calib_batches=2, learning_rate=1e-3)
     qat, moved = quantization_aware_train(model, tokenizer, list(texts), [i % 3 for i in range(32)], config)
