@@ -163,6 +163,25 @@ def generate(
 
 
 @app.command()
+def answer(
+    path: Path = typer.Argument(..., help="A `compress run --task question-answering` OUT folder (its selected variant is used) or a variant folder."),
+    question: str = typer.Option(..., "--question", help="The question."),
+    context: str = typer.Option(..., "--context", help="The passage to answer from; one longer than the model's window is read in overlapping windows (qa.doc_stride), not truncated."),
+    threads: int | None = typer.Option(None, help="Intra-op threads [default: all cores, at most 4]."),
+) -> None:
+    """Answer --question from --context with a compressed extractive-QA model: prints the span, then where it is."""
+    from compress.commands.answer import answer as answer_question
+
+    try:
+        prediction, windows = answer_question(path, question, context, threads)
+    except CompressError as err:
+        _fail(err)
+    typer.echo(prediction.text)
+    where = f"characters {prediction.start}-{prediction.end}" if prediction.start >= 0 else "no answer in the context"
+    console.print(f"[dim]{where}, score {prediction.score:.2f}, {windows} window{'s' if windows > 1 else ''}[/]")
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Output folder for the report."),
     cache: Path = typer.Option(Path(os.environ.get("EDGE_COMPRESS_CACHE", Path.home() / ".cache" / "edge-compress")),

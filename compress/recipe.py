@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compress.errors import CompressError
 from compress.tasks.causal_lm.spec import LMSpec
+from compress.tasks.question_answering.spec import QASpec
 
 
 class Strict(BaseModel):
@@ -133,6 +134,7 @@ class Recipe(Strict):
     qat: QATSpec | None = None
     export: ExportSpec = ExportSpec()
     lm: LMSpec = Field(LMSpec(), description="causal-lm task only: evaluation, calibration and variants")
+    qa: QASpec = Field(QASpec(), description="question-answering task only: columns, windows, post-processing, timing")
     optimize: OptimizeSpec = OptimizeSpec()
     quantize: QuantizeSpec = QuantizeSpec()
     validate_: ValidateSpec = Field(ValidateSpec(), alias="validate")

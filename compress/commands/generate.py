@@ -15,8 +15,8 @@ from compress.errors import CompressError
 from export.ort_lm import load_ort_lm
 
 
-def resolve_variant(path: Path) -> Path:
-    """A variant folder (holds model.onnx) or the folder the report's selected variant lives in."""
+def resolve_variant(path: Path, task: str = "causal-lm") -> Path:
+    """A variant folder (holds model.onnx) or the folder the report's selected variant lives in (a `task` run)."""
     if not path.is_dir():
         raise CompressError(f"{path} is not a folder", "pass a `compress run` OUT folder or one of its variants/<name> folders")
     if (path / "model.onnx").exists():
@@ -25,8 +25,8 @@ def resolve_variant(path: Path) -> Path:
     if not report.exists():
         raise CompressError(f"{path} has neither model.onnx nor report.json", "pass a `compress run` OUT folder or a variant folder")
     data = json.loads(report.read_text())
-    if data.get("task") != "causal-lm":
-        raise CompressError(f"{path} holds a '{data.get('task')}' run, not a causal-lm one", "run `compress run` with task causal-lm first")
+    if data.get("task") != task:
+        raise CompressError(f"{path} holds a '{data.get('task')}' run, not a {task} one", f"run `compress run` with task {task} first")
     built = [v for v in data["variants"] if v.get("error") is None]
     chosen = next((v for v in built if v["name"] == data.get("selected")), built[0] if built else None)
     if chosen is None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from compress.tasks.base import Task
 from compress.tasks.causal_lm.task import CausalLM
+from compress.tasks.question_answering.task import QuestionAnswering
 from compress.tasks.text_classification.task import TextClassification
 
-TASKS: dict[str, type[Task]] = {"text-classification": TextClassification, "causal-lm": CausalLM}
+TASKS: dict[str, type[Task]] = {"text-classification": TextClassification, "causal-lm": CausalLM,
+                                "question-answering": QuestionAnswering}
 
 
 def get_task(name: str) -> Task:
