@@ -74,7 +74,7 @@ def _tune(student: nn.Module, teacher: nn.Module, spec: ArchSpec, selection: Sel
             changed.append(touched)
     structure = read_structure(student, spec)
     scales = tune_scales(student, teacher, spec, structure, teacher_layer, changed, batches)
-    fold_scales(student, spec, structure.head_dim, scales)
+    fold_scales(student, spec, structure.unit_width, scales)
 
 
 def apply_plan(model: nn.Module, plan: PrunePlan, seq_len: int = 128) -> PruneResult:

@@ -1,8 +1,11 @@
 """`load_pruned`: reload a saved pruned model whose shapes transformers' config cannot express.
 
 Builds the model from its config (``pruned_heads`` and ``num_hidden_layers`` shape heads and
-layers), cuts the FFNs to ``config.edge_compress["ffn_sizes"]``, then loads the safetensors weights.
-Folders without recorded sizes load through plain ``from_pretrained``.
+layers), cuts the FFNs to ``config.edge_compress["ffn_sizes"]`` and, for grouped-query decoders,
+the attention to ``config.edge_compress["kv_heads"]`` KV heads per layer, then loads the
+safetensors weights. transformers' Llama/Mistral/Qwen/Gemma configs hold one head count and one
+FFN width for all layers (no per-layer form exists for these classes), so this is the only way
+back for non-uniform layers. Folders without recorded sizes load through plain ``from_pretrained``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, PreTrainedModel
 
 from compress.prune.errors import PruneError
-from compress.prune.physical import restore_ffn_sizes
+from compress.prune.physical import restore_sizes
 from compress.prune.specs import spec_for
 
 
@@ -24,11 +27,12 @@ def load_pruned(folder: str | Path, model_class: type[PreTrainedModel] | None = 
     folder = Path(folder)
     config = AutoConfig.from_pretrained(folder)
     cls = model_class or _class_from_config(config)
-    sizes = (getattr(config, "edge_compress", None) or {}).get("ffn_sizes")
+    recorded = getattr(config, "edge_compress", None) or {}
+    sizes = recorded.get("ffn_sizes")
     if sizes is None:
         return cls.from_pretrained(folder)
     model = cls(config)
-    restore_ffn_sizes(model, spec_for(model), sizes)
+    restore_sizes(model, spec_for(model), sizes, recorded.get("kv_heads"))
     state = _read_safetensors(folder)
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = set(getattr(model, "_tied_weights_keys", None) or [])
