@@ -19,5 +19,14 @@ from compress.prune.result import PruneResult
 from compress.prune.specs import SPECS, ArchSpec
 
 __all__ = [
-    "SPECS", "ArchSpec", "PruneConfig", "check_prunable", "PruneError", "PrunePlan", "PruneResult", "apply_plan", "load_pruned", "prune",
+    "SPECS",
+    "ArchSpec",
+    "PruneConfig",
+    "PruneError",
+    "PrunePlan",
+    "PruneResult",
+    "apply_plan",
+    "check_prunable",
+    "load_pruned",
+    "prune",
 ]
