@@ -32,8 +32,8 @@ from compress.prune.structure import read_structure
 torch.set_num_threads(1)
 VOCAB = 64
 SIZES = {"vocab_size": VOCAB, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-             "num_key_value_heads": 2, "head_dim": 8, "max_position_embeddings": 128, "pad_token_id": 0, "bos_token_id": 1,
-             "eos_token_id": 2}
+         "num_key_value_heads": 2, "head_dim": 8, "max_position_embeddings": 128, "pad_token_id": 0, "bos_token_id": 1,
+         "eos_token_id": 2}
 
 
 def llama(**kw):
