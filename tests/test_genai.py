@@ -98,7 +98,8 @@ def _write(folder: Path) -> dict:
     return json.loads((folder / CONFIG_FILE).read_text())
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n not in ("gpt2", "llama") else [])
+                                  for n in MODELS])
 def test_genai_generates_the_same_greedy_tokens_as_pytorch(name, tmp_path):
     model = _build(name)
     _export(model, tmp_path)
@@ -124,6 +125,44 @@ def test_a_uniformly_pruned_llama_generates_in_genai(tmp_path):
     assert _genai_tokens(tmp_path, PROMPTS[0], 20) == _torch_tokens(model, PROMPTS[0], 20)
 
 
+def _ort_greedy(path: Path, prompt: list[int], max_length: int) -> list[int]:
+    """Greedy decoding with onnxruntime directly: the reference for quantized graphs, which PyTorch does not run."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    pasts = [i for i in session.get_inputs() if i.name.startswith("past_key_values")]
+    cache = {i.name: np.zeros([1, i.shape[1], 0, i.shape[3]], np.float32) for i in pasts}
+    tokens, step = list(prompt), list(prompt)
+    while len(tokens) < max_length:
+        feed = {"input_ids": np.array([step], np.int64), "attention_mask": np.ones((1, len(tokens)), np.int64),
+                "position_ids": np.arange(len(tokens) - len(step), len(tokens), dtype=np.int64)[None], **cache}
+        logits, *presents = session.run(None, feed)
+        cache = {i.name: p for i, p in zip(pasts, presents)}
+        step = [int(logits[0, -1].argmax())]
+        if step[0] == EOS:
+            break
+        tokens += step
+    return tokens
+
+
+@pytest.mark.parametrize("variant", ["int8-dynamic", "int4-weight-only"])
+def test_quantized_llama_variants_generate_in_genai(variant, llama_export, tmp_path):
+    from compress.quantize.lm import HeadSpec, quantize_dynamic_lm, quantize_weight_only
+    from compress.quantize.presets import PRESETS
+
+    path, hf = llama_export
+    out = tmp_path / "model.onnx"
+    if variant == "int8-dynamic":
+        quantize_dynamic_lm(path, out, PRESETS["avx2"], HeadSpec())
+    else:
+        quantize_weight_only(path, out, 4, 32, HeadSpec(bits=4, block_size=32))
+    ops = {node.op_type for node in onnx.load(str(out)).graph.node}
+    assert ops & {"MatMulInteger", "DynamicQuantizeMatMul", "MatMulNBits"}
+    write_genai_config(out, hf, {"eos_token_id": EOS})
+    for prompt in PROMPTS:
+        assert _genai_tokens(tmp_path, prompt, 24) == _ort_greedy(out, prompt, 24)
+
+
 def _graph_with(path: Path, edit) -> Path:
     model = onnx.load(str(path))
     edit(model.graph)
@@ -137,6 +176,7 @@ def llama_export(tmp_path_factory) -> tuple[Path, dict]:
     folder = tmp_path_factory.mktemp("llama")
     model = _build("llama")
     path = _export(model, folder)
+    assert _ort_greedy(path, PROMPTS[0], 24) == _torch_tokens(model, PROMPTS[0], 24)  # the reference is right
     return path, json.loads((folder / "config.json").read_text())
 
 
