@@ -253,3 +253,28 @@ def test_pruning_the_least_important_units_keeps_perplexity_on_learnable_text():
     after = _perplexity(model, ids)
     assert after < 1.1 * before, (before, after)
     assert _perplexity(worst, ids) > 2 * after  # the ranking matters: removing the top group hurts
+
+
+def test_gemma3_multimodal_prunes_its_text_decoder(tmp_path):
+    """model_type gemma3 (Gemma3ForConditionalGeneration): the text decoder is pruned, the vision tower kept."""
+    from transformers import (
+        Gemma3Config,
+        Gemma3ForConditionalGeneration,
+        SiglipVisionConfig,
+    )
+
+    text = Gemma3TextConfig(**{**SIZES, "vocab_size": 300, "sliding_window": 4,
+                               "layer_types": ["sliding_attention", "full_attention"]})
+    vision = SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                image_size=28, patch_size=14)
+    config = Gemma3Config(text_config=text.to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4,
+                          image_token_index=299, boi_token_index=297, eoi_token_index=298)
+    model = Gemma3ForConditionalGeneration(config).eval()
+    vision_params = sum(p.numel() for p in model.model.vision_tower.parameters())
+    data = batches()
+    result = prune(model, PruneConfig(head_fraction=0.25, ffn_fraction=0.25), data)
+    assert result.heads_per_layer == [1, 1] and sum(result.neurons_per_layer) == 96
+    assert model.config.text_config.num_key_value_heads == 1
+    assert sum(p.numel() for p in model.model.vision_tower.parameters()) == vision_params
+    model.save_pretrained(tmp_path)  # saved under legacy key names, which load_pruned maps back
+    torch.testing.assert_close(logits(load_pruned(tmp_path), data[0]), logits(model, data[0]))

@@ -11,6 +11,7 @@ back for non-uniform layers. Folders without recorded sizes load through plain `
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import transformers
@@ -33,7 +34,7 @@ def load_pruned(folder: str | Path, model_class: type[PreTrainedModel] | None = 
         return cls.from_pretrained(folder)
     model = cls(config)
     restore_sizes(model, spec_for(model), sizes, recorded.get("kv_heads"))
-    state = _read_safetensors(folder)
+    state = _renamed(_read_safetensors(folder), getattr(model, "_checkpoint_conversion_mapping", None) or {})
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = set(getattr(model, "_tied_weights_keys", None) or [])
     if unexpected or set(missing) - tied:
@@ -50,6 +51,19 @@ def _class_from_config(config) -> type[PreTrainedModel]:
     if not names or not hasattr(transformers, names[0]):
         raise PruneError(f"config.json names no known model class ({names}); pass model_class=...")
     return getattr(transformers, names[0])
+
+
+def _renamed(state: dict, mapping: dict[str, str]) -> dict:
+    """Checkpoint keys in the model's own naming: some classes (Gemma 3 multimodal) save legacy key names, which
+    ``from_pretrained`` maps back with the class's regex table; the first matching pattern wins, as there."""
+    out = {}
+    for key, value in state.items():
+        for pattern, replacement in mapping.items():
+            key, hits = re.subn(pattern, replacement, key)
+            if hits:
+                break
+        out[key] = value
+    return out
 
 
 def _read_safetensors(folder: Path) -> dict:
