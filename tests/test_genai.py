@@ -32,6 +32,7 @@ from compress.tasks.causal_lm.export import export_causal_lm
 from export.genai import CONFIG_FILE, GenaiError, genai_config, write_genai_config
 
 og = pytest.importorskip("onnxruntime_genai", reason="pip install -e '.[genai]'")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices: one thread is fastest
 
 VOCAB = 96
 EOS = 2
