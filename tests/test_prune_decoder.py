@@ -1,4 +1,4 @@
-"""Structured pruning of grouped-query decoder LMs (Llama, Qwen2, Qwen3, Gemma 3) on tiny random models.
+"""Structured pruning of grouped-query decoder LMs (Llama, Mistral, Qwen2/3, Gemma 1/2/3) on tiny random models.
 
 Each model: hidden 32, 4 query heads in 2 KV groups of head size 8, gated FFN of 64, 2 layers. A head
 unit is a KV group: one KV head and the two query heads that read it.
@@ -12,10 +12,16 @@ import pytest
 import torch
 from transformers import (
     AutoModelForCausalLM,
+    Gemma2Config,
+    Gemma2ForCausalLM,
     Gemma3ForCausalLM,
     Gemma3TextConfig,
+    GemmaConfig,
+    GemmaForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
     Qwen3Config,
@@ -53,7 +59,15 @@ def gemma3(**kw):  # sliding + full attention layers, q/k norms, scaled embeddin
     return Gemma3ForCausalLM(config).eval()
 
 
-MODELS = {"llama": llama, "qwen2": qwen2, "qwen3": qwen3, "gemma3_text": gemma3}
+MODELS = {
+    "llama": llama,
+    "qwen2": qwen2,
+    "qwen3": qwen3,
+    "gemma3_text": gemma3,
+    "mistral": lambda: MistralForCausalLM(MistralConfig(**SIZES)).eval(),
+    "gemma": lambda: GemmaForCausalLM(GemmaConfig(**SIZES)).eval(),
+    "gemma2": lambda: Gemma2ForCausalLM(Gemma2Config(**SIZES, sliding_window=4)).eval(),
+}
 
 
 def batches(n: int = 3) -> list[dict[str, torch.Tensor]]:
