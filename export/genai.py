@@ -156,11 +156,12 @@ def _first(config: dict[str, Any], *names: str) -> Any:
 
 
 def genai_config(onnx_path: Path, hf_config: dict[str, Any], generation_config: dict[str, Any] | None = None,
-                 context_length: int | None = None) -> dict[str, Any]:
+                 context_length: int | None = None, filename: str | None = None) -> dict[str, Any]:
     """The genai_config.json content for `onnx_path`, from its graph and the model's config.json (as a dict).
 
     `generation_config` (generation_config.json as a dict) supplies special tokens and search defaults;
-    `context_length` overrides the config's maximum positions.
+    `context_length` overrides the config's maximum positions; `filename` is the file genai opens (default
+    `onnx_path`'s name), e.g. the ORT-format copy of the same graph in a mobile package (genai loads .ort files).
     """
     onnx_path = Path(onnx_path)
     graph = _read_graph(onnx_path)
@@ -190,7 +191,7 @@ def genai_config(onnx_path: Path, hf_config: dict[str, Any], generation_config: 
             "context_length": int(context),
             "decoder": {
                 "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
-                "filename": onnx_path.name,
+                "filename": filename or onnx_path.name,
                 "head_size": graph["head_size"],
                 "hidden_size": int(hidden),
                 "inputs": graph["inputs"],
@@ -221,14 +222,15 @@ def genai_config(onnx_path: Path, hf_config: dict[str, Any], generation_config: 
 
 
 def write_genai_config(onnx_path: Path, hf_config: dict[str, Any], generation_config: dict[str, Any] | None = None,
-                       context_length: int | None = None) -> Path:
-    """Write genai_config.json next to `onnx_path`; `onnxruntime_genai.Model(folder)` then loads the folder.
+                       context_length: int | None = None, folder: Path | None = None, filename: str | None = None) -> Path:
+    """Write genai_config.json into `folder` (default: next to `onnx_path`); `onnxruntime_genai.Model(folder)` then
+    loads it. `filename` names the model file in `folder` when it is not `onnx_path` itself (an .ort copy).
 
     The folder should also hold the tokenizer files (tokenizer.json, tokenizer_config.json) for
     `onnxruntime_genai.Tokenizer`; the decoder export writes them.
     """
     onnx_path = Path(onnx_path)
-    config = genai_config(onnx_path, hf_config, generation_config, context_length)
-    path = onnx_path.with_name(CONFIG_FILE)
+    config = genai_config(onnx_path, hf_config, generation_config, context_length, filename)
+    path = (Path(folder) if folder is not None else onnx_path.parent) / CONFIG_FILE
     path.write_text(json.dumps(config, indent=2))
     return path

@@ -164,6 +164,16 @@ def test_quantized_llama_variants_generate_in_genai(variant, llama_export, tmp_p
         assert _genai_tokens(tmp_path, prompt, 24) == _ort_greedy(out, prompt, 24)
 
 
+def test_the_ort_format_copy_of_a_mobile_package_generates_in_genai(llama_export, tmp_path):
+    from export.mobile import convert_to_ort
+
+    path, hf = llama_export
+    (ort_model,), _ = convert_to_ort([path], tmp_path)
+    write_genai_config(path, hf, {"eos_token_id": EOS}, folder=tmp_path, filename=ort_model.name)
+    assert not list(tmp_path.glob("*.onnx"))
+    assert _genai_tokens(tmp_path, PROMPTS[0], 24) == _ort_greedy(path, PROMPTS[0], 24)
+
+
 def _graph_with(path: Path, edit) -> Path:
     model = onnx.load(str(path))
     edit(model.graph)
