@@ -9,6 +9,9 @@ Targets (any combination, at least one):
   neurons that fit.
 
 With several targets, all hold: fractions cap how many heads/neurons survive, budgets cap cost.
+
+For grouped-query decoders (Llama, Mistral, Qwen, Gemma) a "head" is a KV group: one KV head and the
+query heads that read it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ class PruneConfig:
     at least one head and one neuron, because a zero-width attention or FFN cannot be expressed by
     the transformers modules (nor exported to ONNX). ``mask_rearrange`` and ``mask_tuning`` are the
     retraining-free refinements of Kwon et al. 2022; ``seq_len`` is the sequence length the FLOPs
-    estimate assumes.
+    estimate assumes. ``uniform_heads`` keeps the same number of heads in every layer (``head_fraction``
+    then removes at least that fraction); ``None`` means on for causal LMs, whose KV cache must have
+    one shape across layers for the ONNX exporter and onnxruntime-genai, which size it from the config,
+    and off otherwise.
     """
 
     head_fraction: float | None = None
@@ -35,6 +41,7 @@ class PruneConfig:
     flops_budget: float | None = None
     params_budget: float | None = None
     prune_layers: bool = False
+    uniform_heads: bool | None = None
     method: Literal["fisher"] = "fisher"
     mask_rearrange: bool = True
     mask_tuning: bool = True
