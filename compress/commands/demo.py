@@ -82,8 +82,7 @@ def run_demo(out: Path, cache: Path, threads: int | None) -> dict:
     from compress.run.pipeline import RunOptions, run
     from compress.recipe import Recipe
 
-    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").exists():
-        raise CompressError(f"--out {out} holds files that are not an earlier demo report", "choose another --out")
+    recipe = Recipe().with_overrides({"validate.threads": threads}, {"validate.threads": "--threads"})
     base = minilm_path()
     train, evaluation = intent_data()
     key = hashlib.sha256(train.read_bytes() + json.dumps([DEMO_EPOCHS, DEMO_LR, DEMO_BATCH]).encode()).hexdigest()[:12]
@@ -94,6 +93,4 @@ def run_demo(out: Path, cache: Path, threads: int | None) -> dict:
         info(f"fine-tuning all-MiniLM-L6-v2 on {train} (once; cached in {model_dir})")
         texts, labels = _read_labelled(train)
         fine_tune_classifier(base, texts, labels, model_dir)
-    recipe = Recipe()
-    recipe.validate_.threads = threads
     return run(RunOptions(str(model_dir), out, str(evaluation), calib_data=str(train), force=True), recipe)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from compress.console import info
 from compress.errors import CompressError
+from compress.seeding import DEFAULT_SEED, seeded
 from compress.qat.modules import (
     activation_quantizers,
     check_supported,
@@ -18,33 +21,54 @@ from compress.qat.modules import (
 )
 
 
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
 @dataclass(frozen=True)
 class QATConfig:
-    """Quantization grid (from the int8 preset), calibration start, and the distillation schedule."""
-    activation_type: str = "uint8"
-    reduce_range: bool = False
-    percentile: float = 99.99          # initial ranges, as static PTQ calibrates them
-    calib_batches: int = 16
-    epochs: float = 2.0
-    max_steps: int = -1
-    learning_rate: float = 2e-5
-    batch_size: int = 16
-    temperature: float = 2.0
-    label_weight: float = 0.0
+    """Quantization grid, calibration start, and the distillation schedule.
+
+    The recipe's `qat:` section embeds this class, so these defaults are the only ones (the `Annotated` bounds are
+    checked when a recipe or a CLI flag sets a field).  ``activation_type``/``reduce_range`` None: the run's int8
+    preset decides (uint8 / full range when the class is used directly).  ``seed`` seeds calibration, dropout and
+    data order (`compress.seeding`); a run sets it from the recipe's top-level ``seed``.
+    """
+    activation_type: Literal["uint8", "int8"] | None = None
+    reduce_range: bool | None = None
+    percentile: Annotated[float, Field(gt=90, le=100, description="initial activation range: this percentile of calibration values")] = 99.99
+    calib_batches: Annotated[int, Field(ge=1, description="batches that set the initial activation ranges")] = 16
+    epochs: Annotated[float, Field(ge=0, allow_inf_nan=False, description="training epochs (max_steps > 0 overrides)")] = 2.0
+    max_steps: Annotated[int, Field(description="stop after this many steps; -1: train for `epochs`")] = -1
+    learning_rate: Positive = 2e-5
+    batch_size: Annotated[int, Field(ge=1)] = 16
+    temperature: Positive = 2.0
+    label_weight: Annotated[float, Field(ge=0, allow_inf_nan=False,
+                                         description="weight of the labels' cross-entropy beside the distillation loss")] = 0.0
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ValueError(f"epochs={self.epochs:g} trains nothing: set epochs > 0 (e.g. 2), or max_steps > 0")
 
 
 def quantization_aware_train(model: nn.Module, tokenizer, texts: list[str], labels: list[int] | None, config: QATConfig,
                              max_length: int = 128) -> tuple[nn.Module, dict[str, float]]:
     """A fake-quantized, trained copy of `model` (the float `model` is the teacher and is left as is),
     and how far training moved the activation scales from their calibrated start."""
-    from compress.distill import DistillConfig, distill
-
     if not texts:
         raise CompressError("QAT needs training texts and got none", "pass --calib-data (or a train file beside the eval file)")
     try:
         check_supported(model)
     except ValueError as err:
         raise _unsupported(model, err) from err
+    with seeded(config.seed):
+        return _train(model, tokenizer, texts, labels, config, max_length)
+
+
+def _train(model: nn.Module, tokenizer, texts: list[str], labels: list[int] | None, config: QATConfig,
+           max_length: int) -> tuple[nn.Module, dict[str, float]]:
+    from compress.distill import DistillConfig, distill
+
     student = copy.deepcopy(model).eval()
     for module in student.modules():  # the student learns to reproduce the teacher's deterministic outputs through
         if isinstance(module, nn.Dropout):  # int8; dropout noise on top only slows that down
@@ -52,7 +76,7 @@ def quantization_aware_train(model: nn.Module, tokenizer, texts: list[str], labe
     batches = [dict(tokenizer(texts[i:i + config.batch_size], padding=True, truncation=True, max_length=max_length,
                               return_tensors="pt")) for i in range(0, min(len(texts), config.calib_batches * config.batch_size), config.batch_size)]
     try:
-        insert_fake_quant(student, batches, config.activation_type, config.reduce_range, config.percentile)
+        insert_fake_quant(student, batches, config.activation_type or "uint8", bool(config.reduce_range), config.percentile)
     except ValueError as err:
         raise _unsupported(model, err) from err
     length = f"{config.max_steps} steps" if config.max_steps > 0 else f"{config.epochs:g} epochs"
@@ -64,7 +88,7 @@ def quantization_aware_train(model: nn.Module, tokenizer, texts: list[str], labe
             row["labels"] = label
     distill_config = DistillConfig(epochs=config.epochs, max_steps=config.max_steps, learning_rate=config.learning_rate,
                                    batch_size=config.batch_size, temperature=config.temperature,
-                                   label_weight=config.label_weight if labels is not None else 0.0)
+                                   label_weight=config.label_weight if labels is not None else 0.0, seed=config.seed)
     initial = _scales(student)
     frozen = [p.requires_grad for p in model.parameters()]  # distill() freezes its teacher; give it back as it came
     student.requires_grad_(True).train()
