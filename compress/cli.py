@@ -14,8 +14,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, get_args
+from typing import Any, get_args
 
 import typer
 from rich.markup import escape
@@ -32,6 +33,7 @@ CalibMethod = enum.Enum("CalibMethod", {m: m for m in get_args(StaticSpec.model_
 TaskName = enum.Enum("TaskName", {"text-classification": "text-classification", "causal-lm": "causal-lm"}, type=str)
 LogLevel = enum.Enum("LogLevel", {n: n for n in ("error", "warning", "info", "debug")}, type=str)
 TARGET_NAMES = ("cpu", "cuda", "tensorrt", "mobile")
+DEMO_CACHE = Path(os.environ.get("EDGE_COMPRESS_CACHE", Path.home() / ".cache" / "edge-compress"))
 
 
 def _h(text: str) -> str:
@@ -88,7 +90,7 @@ def main_options(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors (same as --log-level warning)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also the libraries' info messages (same as --log-level info)."),
-    log_level: Optional[LogLevel] = typer.Option(None, "--log-level", help=_h(
+    log_level: LogLevel | None = typer.Option(None, "--log-level", help=_h(
         "error, warning, info or debug: for compress's own lines and, through their own log controls, transformers, "
         "optimum, onnxruntime and torch [default: info for compress, warning for the libraries]")),
 ) -> None:
@@ -122,23 +124,23 @@ def run(
     model: str = typer.Argument(..., help="Fine-tuned checkpoint folder (config.json, tokenizer, weights), or a hub id when online."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: variants/, report.json, report.md, report.png."),
     eval_data: str = typer.Option(..., "--eval-data", help=_h("Labelled eval set: .csv, .tsv or .jsonl file, or a `datasets` name[:config[:split]].")),
-    text_column: Optional[str] = typer.Option(None, help="Column holding the text (default: guess text/sentence/content/...)."),
-    label_column: Optional[str] = typer.Option(None, help="Column holding the label: ids, or names from the model's label2id (default: guess label/intent/...)."),
-    calib_data: Optional[str] = typer.Option(None, help="Texts for static-int8 calibration (default: train.* beside the eval file, else the eval texts)."),
-    recipe: Optional[Path] = typer.Option(None, help="Recipe YAML (see README); flags below override its fields."),
-    max_accuracy_drop: Optional[float] = typer.Option(None, show_default=_d("max_accuracy_drop"),
+    text_column: str | None = typer.Option(None, help="Column holding the text (default: guess text/sentence/content/...)."),
+    label_column: str | None = typer.Option(None, help="Column holding the label: ids, or names from the model's label2id (default: guess label/intent/...)."),
+    calib_data: str | None = typer.Option(None, help="Texts for static-int8 calibration (default: train.* beside the eval file, else the eval texts)."),
+    recipe: Path | None = typer.Option(None, help="Recipe YAML (see README); flags below override its fields."),
+    max_accuracy_drop: float | None = typer.Option(None, show_default=_d("max_accuracy_drop"),
                                                       help="Accuracy points a variant may lose and still be selected."),
-    threads: Optional[int] = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads for every latency measurement."),
-    calib_method: Optional[CalibMethod] = typer.Option(None, show_default=_d("quantize.static.calibration_method"),
+    threads: int | None = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads for every latency measurement."),
+    calib_method: CalibMethod | None = typer.Option(None, show_default=_d("quantize.static.calibration_method"),
                                                        help="Static int8 calibration method."),
-    task: Optional[TaskName] = typer.Option(None, show_default=_d("task"), help="What the model does (the recipe's task: when not given)."),
-    target: Optional[str] = typer.Option(None, show_default=",".join(default_of("targets")),
+    task: TaskName | None = typer.Option(None, show_default=_d("task"), help="What the model does (the recipe's task: when not given)."),
+    target: str | None = typer.Option(None, show_default=",".join(default_of("targets")),
                                          autocompletion=lambda incomplete: [t for t in TARGET_NAMES if t.startswith(incomplete)],
                                          help=_h(f"Where to validate, comma-separated from {', '.join(TARGET_NAMES)}; "
                                                  "the first available one decides the selection.")),
     package_mobile: bool = typer.Option(False, "--package-mobile", help="Package the selected variant in ORT format with the reduced-operator build config (package/)."),
-    fixed_shape: Optional[str] = typer.Option(None, help="Also package a fixed-shape model BATCH,SEQUENCE (e.g. 1,128) for NPUs/delegates."),
-    seed: Optional[int] = typer.Option(None, show_default=_d("seed"), help="Seed of every random choice in the torch stages (QAT, distillation)."),
+    fixed_shape: str | None = typer.Option(None, help="Also package a fixed-shape model BATCH,SEQUENCE (e.g. 1,128) for NPUs/delegates."),
+    seed: int | None = typer.Option(None, show_default=_d("seed"), help="Seed of every random choice in the torch stages (QAT, distillation)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the checkpoint (only for checkpoints you trust)."),
 ) -> None:
@@ -151,9 +153,9 @@ def run(
     """
     import json
 
+    from compress.recipe import load_recipe
     from compress.run.pipeline import RunOptions
     from compress.run.pipeline import run as run_pipeline
-    from compress.recipe import load_recipe
     from compress.run.targets import parse_fixed_shape, parse_targets
 
     with _guarded(out, force, [model, eval_data, calib_data, recipe]):
@@ -183,22 +185,22 @@ def prune(
     model: str = typer.Argument(..., help="Fine-tuned classifier checkpoint folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the pruned checkpoint (loadable by `compress run`)."),
     calib_data: str = typer.Option(..., "--calib-data", help="Texts (labels used when present) scoring head/neuron importance and, with --distill-epochs, training the pruned model."),
-    heads: Optional[float] = typer.Option(None, help="Fraction of all attention heads to remove, e.g. 0.5."),
-    ffn: Optional[float] = typer.Option(None, help="Fraction of all FFN neurons to remove, e.g. 0.5."),
-    flops_budget: Optional[float] = typer.Option(None, help="Fraction of FLOPs to keep, e.g. 0.6 (the search decides per layer)."),
-    params_budget: Optional[float] = typer.Option(None, help="Fraction of parameters to keep."),
+    heads: float | None = typer.Option(None, help="Fraction of all attention heads to remove, e.g. 0.5."),
+    ffn: float | None = typer.Option(None, help="Fraction of all FFN neurons to remove, e.g. 0.5."),
+    flops_budget: float | None = typer.Option(None, help="Fraction of FLOPs to keep, e.g. 0.6 (the search decides per layer)."),
+    params_budget: float | None = typer.Option(None, help="Fraction of parameters to keep."),
     prune_layers: bool = typer.Option(False, "--prune-layers", help="Allow dropping whole layers."),
     no_mask_tuning: bool = typer.Option(False, "--no-mask-tuning", help="Skip least-squares mask tuning (faster, less accurate)."),
-    calib_batches: Optional[int] = typer.Option(None, show_default=_d("prune.num_calib_batches"),
+    calib_batches: int | None = typer.Option(None, show_default=_d("prune.num_calib_batches"),
                                                 help=f"Calibration batches of {_d('prune.batch_size')} texts for importance scores."),
-    distill_epochs: Optional[float] = typer.Option(None, help="Recover accuracy by distilling the float model for this many epochs."),
-    text_column: Optional[str] = typer.Option(None, help="Column holding the text."),
-    label_column: Optional[str] = typer.Option(None, help="Column holding the label."),
+    distill_epochs: float | None = typer.Option(None, help="Recover accuracy by distilling the float model for this many epochs."),
+    text_column: str | None = typer.Option(None, help="Column holding the text."),
+    label_column: str | None = typer.Option(None, help="Column holding the label."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
 ) -> None:
     """Remove attention heads, FFN neurons (and layers) physically, scored on --calib-data; optionally distill."""
-    from compress.run.prune_stage import prune_checkpoint
     from compress.recipe import Recipe
+    from compress.run.prune_stage import prune_checkpoint
 
     if all(v is None for v in (heads, ffn, flops_budget, params_budget)):
         raise CompressError("nothing to prune: no target given", "pass --heads, --ffn (fractions to remove), --flops-budget "
@@ -222,16 +224,16 @@ def qat(
     model: str = typer.Argument(..., help="Fine-tuned classifier checkpoint folder (a pruned one from `compress prune` too)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the int8 ONNX model (loadable by ORTModelForSequenceClassification)."),
     data: str = typer.Option(..., "--data", help="Training texts (.csv/.tsv/.jsonl); labels are used when --label-weight > 0 and present."),
-    epochs: Optional[float] = typer.Option(None, show_default=_d("qat.epochs"), help="Training epochs (distillation from the float model)."),
-    max_steps: Optional[int] = typer.Option(None, show_default=_d("qat.max_steps"), help="Stop after this many steps (overrides --epochs)."),
-    learning_rate: Optional[float] = typer.Option(None, show_default=_d("qat.learning_rate"), help="Learning rate for weights and quantization ranges."),
-    batch_size: Optional[int] = typer.Option(None, show_default=_d("qat.batch_size"), help="Training batch size."),
-    label_weight: Optional[float] = typer.Option(None, show_default=_d("qat.label_weight"),
+    epochs: float | None = typer.Option(None, show_default=_d("qat.epochs"), help="Training epochs (distillation from the float model)."),
+    max_steps: int | None = typer.Option(None, show_default=_d("qat.max_steps"), help="Stop after this many steps (overrides --epochs)."),
+    learning_rate: float | None = typer.Option(None, show_default=_d("qat.learning_rate"), help="Learning rate for weights and quantization ranges."),
+    batch_size: int | None = typer.Option(None, show_default=_d("qat.batch_size"), help="Training batch size."),
+    label_weight: float | None = typer.Option(None, show_default=_d("qat.label_weight"),
                                                  help="Weight of the labels' cross-entropy beside the distillation loss."),
-    seed: Optional[int] = typer.Option(None, show_default=_d("seed"), help="Seed of calibration, data order and initialization."),
-    recipe: Optional[Path] = typer.Option(None, help="Recipe YAML whose qat: section is used; the flags above override its fields."),
-    text_column: Optional[str] = typer.Option(None, help="Column holding the text."),
-    label_column: Optional[str] = typer.Option(None, help="Column holding the label."),
+    seed: int | None = typer.Option(None, show_default=_d("seed"), help="Seed of calibration, data order and initialization."),
+    recipe: Path | None = typer.Option(None, help="Recipe YAML whose qat: section is used; the flags above override its fields."),
+    text_column: str | None = typer.Option(None, help="Column holding the text."),
+    label_column: str | None = typer.Option(None, help="Column holding the label."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
 ) -> None:
     """Quantization-aware training: int8 fake quantization (ONNX Runtime's exact arithmetic), activation ranges
@@ -253,7 +255,7 @@ def generate(
     path: Path = typer.Argument(..., help="A `compress run --task causal-lm` OUT folder (its selected variant is used) or a variant folder."),
     prompt: str = typer.Argument(..., help="Text to continue."),
     max_new_tokens: int = typer.Option(64, help="Tokens to generate."),
-    threads: Optional[int] = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads."),
+    threads: int | None = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads."),
     sample: bool = typer.Option(False, "--sample", help="Sample instead of greedy decoding."),
     temperature: float = typer.Option(0.8, help="Sampling temperature (with --sample), > 0."),
 ) -> None:
@@ -267,9 +269,9 @@ def generate(
 @_command
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Output folder for the report."),
-    cache: Path = typer.Option(Path(os.environ.get("EDGE_COMPRESS_CACHE", Path.home() / ".cache" / "edge-compress")),
+    cache: Path = typer.Option(DEMO_CACHE,
                                help="Where the fine-tuned demo model is cached between runs."),
-    threads: Optional[int] = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads for latency."),
+    threads: int | None = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads for latency."),
 ) -> None:
     """Fine-tune the bundled all-MiniLM-L6-v2 on the project's intent set (cached), then run `compress run` on it."""
     from compress.commands.demo import run_demo

@@ -59,7 +59,7 @@ class _PlainProgress:
         count = f" {state['done']:g}/{state['total']:g}" if state["total"] is not None else ""
         console.print(f"  {escape(state['description'])}{count} in {time.perf_counter() - state['start']:.1f} s")
 
-    def __enter__(self) -> _PlainProgress:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -29,9 +29,9 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from compress.console import info
 from compress.errors import CompressError

@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from compress.distill import DistillConfig
 from compress.errors import CompressError
-from compress.tasks.causal_lm.spec import LMSpec
 from compress.prune.config import PruneConfig
 from compress.qat.train import QATConfig
 from compress.seeding import DEFAULT_SEED
+from compress.tasks.causal_lm.spec import LMSpec
 
 
 class Strict(BaseModel):

@@ -8,7 +8,7 @@ restoring the previous setting afterwards so code outside the stage is not affec
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 DEFAULT_SEED = 42  # transformers' TrainingArguments default, so results match earlier runs of the distillation stage
 

@@ -41,8 +41,14 @@ def fine_tune_classifier(base: Path, texts: list[str], labels: list[str], out: P
                          lr: float = DEMO_LR, batch_size: int = DEMO_BATCH, max_length: int = 128, seed: int = 0) -> Path:
     """Fine-tune `base` as a sequence classifier with transformers' Trainer; write it atomically to `out`."""
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     set_seed(seed)
     names = sorted(set(labels))
@@ -79,8 +85,8 @@ def _read_labelled(path: Path) -> tuple[list[str], list[str]]:
 
 
 def run_demo(out: Path, cache: Path, threads: int | None) -> dict:
-    from compress.run.pipeline import RunOptions, run
     from compress.recipe import Recipe
+    from compress.run.pipeline import RunOptions, run
 
     recipe = Recipe().with_overrides({"validate.threads": threads}, {"validate.threads": "--threads"})
     base = minilm_path()

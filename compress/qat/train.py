@@ -13,13 +13,12 @@ from torch import nn
 
 from compress.console import info
 from compress.errors import CompressError
-from compress.seeding import DEFAULT_SEED, seeded
 from compress.qat.modules import (
     activation_quantizers,
     check_supported,
     insert_fake_quant,
 )
-
+from compress.seeding import DEFAULT_SEED, seeded
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
