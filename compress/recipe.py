@@ -178,7 +178,7 @@ class Recipe(Strict):
     def with_overrides(self, overrides: dict[str, Any], flags: dict[str, str] | None = None) -> Recipe:
         """A copy with `overrides` (dotted recipe path -> value; None = not given) applied and validated exactly
         as a recipe file is, so a CLI flag cannot skip a check; `flags` names the flag of each path for messages."""
-        data = self.model_dump(by_alias=True, mode="json")
+        data = self.model_dump(by_alias=True, mode="json", exclude_unset=True)  # keeps "set by the user" apart from defaults
         for path, value in overrides.items():
             if value is None:
                 continue

@@ -20,13 +20,14 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from rich.markup import escape
 
-from compress.checkpoint import Checkpoint, load_checkpoint
+from compress.checkpoint import Checkpoint, check_max_length, load_checkpoint
 from compress.console import console, info, warn
 from compress.data import TextData, load_text_data, load_training_texts, sibling_train_file
 from compress.environment import environment, library_versions
 from compress.errors import CompressError
-from compress.outputs import check_target, staged
+from compress.outputs import check_target, raise_if_disk_full, staged
 from compress.run.package import package_selected, wants_package
 from compress.run.prune_stage import prune_stage
 from compress.quantize.presets import Int8Preset, preset_for
@@ -60,7 +61,7 @@ class RunOptions:
 def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
     task = get_task(recipe.task)
     recipe.check()
-    check_target(options.out, options.force)
+    check_target(options.out, options.force, (options.model, options.eval_data, options.calib_data))
     threads = recipe.validate_.threads or min(4, os.cpu_count() or 1)
     torch.set_num_threads(threads)
     if task.name == "causal-lm":
@@ -68,6 +69,8 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
 
     info(f"loading checkpoint {options.model}")
     ckpt = load_checkpoint(options.model, task, options.trust_remote_code)
+    recipe.validate_.max_length = check_max_length(ckpt.model.config, recipe.validate_.max_length,
+                                                   "max_length" in recipe.validate_.model_fields_set)
     if recipe.prune is not None:
         from compress.prune import check_prunable
 
@@ -141,7 +144,7 @@ def _announce(report: dict[str, Any], out: Path) -> dict[str, Any]:
     console.print(summary_table(report))
     if report["selected"] is None:
         warn(report["selection_reason"])
-    console.print(f"report: [bold]{out / 'report.md'}[/] (machine-readable: {out / 'report.json'})")
+    console.print(f"report: [bold]{escape(str(out / 'report.md'))}[/] (machine-readable: {escape(str(out / 'report.json'))})")
     return report
 
 
@@ -298,6 +301,7 @@ class _VariantBuilder:
                 raise
             return self._failed(name, folder, precision, str(err))
         except Exception as err:  # a broken variant must not sink the others
+            raise_if_disk_full(err, self.stage)
             if fatal:
                 raise
             return self._failed(name, folder, precision, f"{type(err).__name__}: {err}")
