@@ -5,7 +5,8 @@ Rules (README, "Output folder"):
 * `--out` may not be, contain or lie inside the model folder or any input file (eval/calibration data, recipe),
   with or without `--force`, and may not be the current folder or one above it.
 * One run per `--out` at a time: an exclusive lock (`.NAME.lock` beside OUT, an OS file lock released by the
-  kernel even when the run is killed) is held for the whole run; a second run stops at once and names the holder.
+  kernel even when the run is killed; the file is removed when the run ends) is held for the whole run; a second
+  run stops at once and names the holder.
 * Everything is built in a hidden sibling staging folder (same filesystem, so the final `rename` is atomic) and
   moved into place only when the run succeeds.  A failed run removes its staging folder.  Staging folders of
   killed runs are found (the lock proves nobody owns them) and removed by the next run on that OUT, which says so.
@@ -141,15 +142,10 @@ def output_lock(out: Path, command: str = "") -> Iterator[None]:
             _HELD[key].depth -= 1
         return
     path = lock_path(key)
+    _check_parents(key)
     _writable(path.parent, key)
+    handle = _acquire(path, key)
     try:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as err:
-        raise storage_error(err, key) from err
-    try:
-        if not _try_lock(handle):
-            raise CompressError(f"--out {key} is in use by another compress run ({_holder(path)})",
-                                "wait for that run to finish, or choose another --out")
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                  "command": command}
         os.ftruncate(handle, 0)
@@ -160,9 +156,30 @@ def output_lock(out: Path, command: str = "") -> Iterator[None]:
             yield
         finally:
             del _HELD[key]
-            os.ftruncate(handle, 0)
+            with contextlib.suppress(OSError):  # unlink while still locked: a run that opened it meanwhile sees
+                path.unlink()                   # a different file at `path` after locking and starts over
     finally:
-        os.close(handle)  # closing releases the lock; the file stays (unlinking it would race a waiting run)
+        os.close(handle)  # closing releases the lock
+
+
+def _acquire(path: Path, out: Path) -> int:
+    """Open-and-lock the lock file, retrying while the file we locked is no longer the one at `path`
+    (its previous holder removed it between our open and our lock)."""
+    while True:
+        try:
+            handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise storage_error(err, out) from err
+        if not _try_lock(handle):
+            os.close(handle)
+            raise CompressError(f"--out {out} is in use by another compress run ({_holder(path)})",
+                                "wait for that run to finish, or choose another --out")
+        try:
+            if os.stat(path).st_ino == os.fstat(handle).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        os.close(handle)
 
 
 def _try_lock(handle: int) -> bool:

@@ -62,7 +62,7 @@ def generate(path: Path | str, prompt: str, max_new_tokens: int = 64, threads: i
         raise CompressError("the prompt is empty after tokenization", "give a non-empty prompt")
     limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
     if limit and length >= limit:
-        raise CompressError(f"the prompt is {length} tokens, but the model's context is {limit} tokens, new ones included",
+        raise CompressError(f"the prompt is {length} tokens, at least the model's context of {limit} tokens (new ones included)",
                             f"shorten the prompt to well under {limit} tokens (it needs room for --max-new-tokens too)")
     if limit and length + max_new_tokens > limit:
         raise CompressError(f"the prompt ({length} tokens) plus {max_new_tokens} new tokens exceeds the model's context of {limit} tokens",
