@@ -3,11 +3,11 @@ import json
 import shutil
 
 import pytest
+from conftest import write_csv
 from typer.testing import CliRunner
 
 from compress.cli import app
 from compress.errors import CompressError
-from conftest import write_csv
 
 
 def run(*args):

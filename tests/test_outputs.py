@@ -143,7 +143,7 @@ def test_force_replaces_an_earlier_result_and_a_failing_rerun_leaves_it_byte_ide
     assert (out / MARKER).is_file() and (out / "report.json").is_file()
     before = tree_digest(out)
 
-    import compress.run.pipeline as pipeline
+    from compress.run import pipeline
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated crash in the middle of the run")
@@ -230,11 +230,11 @@ def test_a_sigkilled_run_leaves_staging_that_the_next_run_removes(tmp_path):
 
 def test_a_folder_that_appears_during_the_run_is_not_replaced(tmp_path):
     out = tmp_path / "o"
-    with pytest.raises(CompressError, match="appeared or changed while this run was working") as info:
-        with staged(out, force=False) as stage:
-            (stage / "report.json").write_text("{}")
-            out.mkdir()
-            (out / "copied-by-user.txt").write_text("precious")
+    with pytest.raises(CompressError, match="appeared or changed while this run was working") as info, \
+            staged(out, force=False) as stage:
+        (stage / "report.json").write_text("{}")
+        out.mkdir()
+        (out / "copied-by-user.txt").write_text("precious")
     assert (out / "copied-by-user.txt").read_text() == "precious"
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("o.compress-")]
     assert len(kept) == 1 and (kept[0] / "report.json").exists() and str(kept[0]) in info.value.message
@@ -244,12 +244,11 @@ def test_a_result_swapped_for_another_folder_during_a_force_run_is_not_replaced(
     out = tmp_path / "o"
     out.mkdir()
     (out / MARKER).write_text("{}")
-    with pytest.raises(CompressError, match="appeared or changed"):
-        with staged(out, force=True) as stage:
-            (stage / "a").write_text("1")
-            shutil.rmtree(out)
-            out.mkdir()
-            (out / "someone-elses.txt").write_text("x")
+    with pytest.raises(CompressError, match="appeared or changed"), staged(out, force=True) as stage:
+        (stage / "a").write_text("1")
+        shutil.rmtree(out)
+        out.mkdir()
+        (out / "someone-elses.txt").write_text("x")
     assert (out / "someone-elses.txt").exists()
 
 
@@ -273,7 +272,7 @@ def test_read_only_output_filesystem(ckpt, data_dir, tmp_path, monkeypatch):
 
 
 def test_disk_full_fails_the_run_with_a_clear_error_and_removes_staging(ckpt, data_dir, tmp_path, quick_recipe, monkeypatch):
-    import compress.run.pipeline as pipeline
+    from compress.run import pipeline
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "model.onnx")
@@ -287,8 +286,8 @@ def test_disk_full_fails_the_run_with_a_clear_error_and_removes_staging(ckpt, da
 
 def test_disk_full_in_a_non_fatal_variant_still_fails_the_run(ckpt, data_dir, tmp_path, monkeypatch):
     """A library that reports ENOSPC as its own error (protobuf, C++) is caught by the free-space check."""
-    import compress.outputs as outputs
-    import compress.run.pipeline as pipeline
+    from compress import outputs
+    from compress.run import pipeline
 
     def misleading(*args, **kwargs):
         raise RuntimeError("google.protobuf.message.EncodeError: Failed to serialize proto")
