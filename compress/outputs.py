@@ -153,6 +153,7 @@ def output_lock(out: Path, command: str = "") -> Iterator[None]:
         os.write(handle, json.dumps(owner).encode())
         _HELD[key] = _Held(handle, 1)
         try:
+            _clean_stale(key)  # with the lock held, no live run owns them
             yield
         finally:
             del _HELD[key]
@@ -262,7 +263,6 @@ def staged(out: Path, force: bool, inputs: Iterable[str | Path | None] = (), com
     command = shlex.join(sys.argv) if command is None else command
     with output_lock(out, command):
         check_target(out, force, inputs)
-        _clean_stale(out)
         found = _Found.at(out)
         try:
             staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))

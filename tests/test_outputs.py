@@ -300,3 +300,25 @@ def test_disk_full_in_a_non_fatal_variant_still_fails_the_run(ckpt, data_dir, tm
     out = tmp_path / "o"
     expect_error(invoke("run", ckpt, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", recipe, "--threads", "1"), "is full")
     assert not out.exists()
+
+
+def test_sigterm_removes_staging_and_releases_the_lock(tmp_path):
+    """The CLI turns SIGTERM into the same cleanup as Ctrl-C."""
+    import signal
+
+    out = tmp_path / "o"
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import signal, time
+        from pathlib import Path
+        from compress.cli import _terminate
+        from compress.outputs import staged
+        signal.signal(signal.SIGTERM, _terminate)
+        with staged(Path({str(out)!r}), force=False) as stage:
+            (stage / "big").write_bytes(b"0" * 100000)
+            print("staged", flush=True)
+            time.sleep(120)
+        """)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "staged"
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=60) == 128 + signal.SIGTERM
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no staging, no lock file, no OUT

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -49,14 +49,22 @@ def fine_tune_classifier(base: Path, texts: list[str], labels: list[str], out: P
         TrainingArguments,
         set_seed,
     )
+    from transformers.utils import logging as hf_logging
 
     set_seed(seed)
     names = sorted(set(labels))
     label2id = {name: i for i, name in enumerate(names)}
     tokenizer = AutoTokenizer.from_pretrained(base)
-    logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)  # "newly initialized classifier" is expected here
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(names), id2label=dict(enumerate(names)),
-                                                               label2id=label2id, dtype=torch.float32)
+    # "newly initialized classifier" is expected here.  Through transformers' own verbosity control: raising only the
+    # modeling_utils logger's level makes transformers run its tensor-parallel check, which then warns "The following
+    # layers were not sharded" (printed twice in earlier demos).
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(names), id2label=dict(enumerate(names)),
+                                                                   label2id=label2id, dtype=torch.float32)
+    finally:
+        hf_logging.set_verbosity(previous)
     encoded = tokenizer(texts, truncation=True, max_length=max_length)
     dataset = [{"input_ids": ids, "attention_mask": mask, "labels": label2id[label]}
                for ids, mask, label in zip(encoded["input_ids"], encoded["attention_mask"], labels)]
@@ -66,7 +74,7 @@ def fine_tune_classifier(base: Path, texts: list[str], labels: list[str], out: P
                                  warmup_ratio=0.1, weight_decay=0.01, lr_scheduler_type="linear", logging_steps=50,
                                  group_by_length=True,  # batches of similar length: far less padding to compute on CPU
                                  save_strategy="no", report_to=[], seed=seed, use_cpu=not torch.cuda.is_available(),
-                                 disable_tqdm=False)
+                                 disable_tqdm=not sys.stderr.isatty())  # a redrawn bar in a log is kilobytes of one line
         Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer)).train()
         staging = Path(tmp) / "model"
         model.save_pretrained(staging, safe_serialization=True)
