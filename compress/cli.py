@@ -140,7 +140,7 @@ def run(
                                                  "the first available one decides the selection.")),
     package_mobile: bool = typer.Option(False, "--package-mobile", help="Package the selected variant in ORT format with the reduced-operator build config (package/)."),
     fixed_shape: str | None = typer.Option(None, help="Also package a fixed-shape model BATCH,SEQUENCE (e.g. 1,128) for NPUs/delegates."),
-    seed: int | None = typer.Option(None, show_default=_d("seed"), help="Seed of every random choice in the torch stages (QAT, distillation)."),
+    seed: int | None = typer.Option(None, show_default=_d("seed"), help="Seed of calibration sampling and every random choice of QAT and distillation."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the checkpoint (only for checkpoints you trust)."),
 ) -> None:

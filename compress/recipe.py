@@ -118,7 +118,7 @@ class PackageSpec(Strict):
 class Recipe(Strict):
     task: str = Field("text-classification", description="text-classification or causal-lm")
     max_accuracy_drop: float = Field(1.0, ge=0, description="points of the primary metric a variant may lose")
-    seed: int = Field(DEFAULT_SEED, description="seeds every random choice of the torch stages (QAT, distillation)")
+    seed: int = Field(DEFAULT_SEED, description="seeds calibration sampling and every random choice of the torch stages (QAT, distillation)")
     prune: PruneSpec | None = None
     distill: DistillSpec | None = None
     qat: QATSpec | None = None
@@ -179,6 +179,9 @@ class Recipe(Strict):
         """A copy with `overrides` (dotted recipe path -> value; None = not given) applied and validated exactly
         as a recipe file is, so a CLI flag cannot skip a check; `flags` names the flag of each path for messages."""
         data = self.model_dump(by_alias=True, mode="json", exclude_unset=True)  # keeps "set by the user" apart from defaults
+        for name in SECTIONS:  # a stage's seed is the top-level one (see _one_seed): let it follow a new --seed
+            if isinstance(data.get(name), dict):
+                data[name].pop("seed", None)
         for path, value in overrides.items():
             if value is None:
                 continue

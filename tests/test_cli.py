@@ -163,3 +163,15 @@ def test_documented_gate_on_a_report_the_suite_produced(quick_run, tmp_path, too
     (tmp_path / "report.json").write_text(json.dumps(report))
     assert gate_exit(command, tmp_path / "report.json") == 1
     assert gate_exit(command, quick_run / "report.json") in (0, 1)  # the untouched report parses and gates
+
+
+def test_one_seed_reaches_every_stage_and_a_flag_moves_it():
+    from compress.errors import CompressError
+    from compress.recipe import validate_recipe
+
+    recipe = validate_recipe({"seed": 5, "qat": {"epochs": 1}, "prune": {"head_fraction": 0.5}, "distill": {"epochs": 1}}, "r.yaml")
+    assert recipe.qat.seed == recipe.distill.seed == 5
+    moved = recipe.with_overrides({"seed": 7}, {"seed": "--seed"})
+    assert moved.qat.seed == moved.distill.seed == 7
+    with pytest.raises(CompressError, match="set seed once"):
+        validate_recipe({"seed": 5, "qat": {"seed": 3}}, "r.yaml")

@@ -80,7 +80,7 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
     if recipe.validate_.max_eval_samples:
         eval_data.texts, eval_data.labels = eval_data.texts[:recipe.validate_.max_eval_samples], eval_data.labels[:recipe.validate_.max_eval_samples]
     calib = _calibration_data(options, eval_data, config.label2id, config.num_labels)
-    calib_texts = _sample(calib.texts, recipe.quantize.static.num_samples)
+    calib_texts = _sample(calib.texts, recipe.quantize.static.num_samples, recipe.seed)
     cpu = cpu_info()
     preset = preset_for_targets(cpu, recipe.quantize.preset, recipe.targets)
     targets = TargetRun(recipe.targets)
@@ -161,9 +161,9 @@ def _calibration_data(options: RunOptions, eval_data: TextData, label2id: dict, 
     return load_training_texts(source, label2id, num_labels, options.text_column, options.label_column)
 
 
-def _sample(texts: list[str], n: int) -> list[str]:
+def _sample(texts: list[str], n: int, seed: int) -> list[str]:
     texts = list(texts)
-    random.Random(0).shuffle(texts)
+    random.Random(seed).shuffle(texts)
     return texts[:n]
 
 
