@@ -21,16 +21,17 @@ from typing import Any, get_args
 import typer
 from rich.markup import escape
 
-from compress.console import console, error, set_verbosity
+from compress.console import error, set_verbosity
 from compress.errors import NO_SELECTION, USER_ERROR, CompressError
 from compress.recipe import StaticSpec, default_of
+from compress.tasks import TASKS
 
 app = typer.Typer(help="Compress a fine-tuned Hugging Face transformer into a small, fast, validated ONNX model.",
                   no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich")
 
 CalibMethod = enum.Enum("CalibMethod", {m: m for m in get_args(StaticSpec.model_fields["calibration_method"].annotation)},
                         type=str)
-TaskName = enum.Enum("TaskName", {"text-classification": "text-classification", "causal-lm": "causal-lm"}, type=str)
+TaskName = enum.Enum("TaskName", {name: name for name in TASKS}, type=str)
 LogLevel = enum.Enum("LogLevel", {n: n for n in ("error", "warning", "info", "debug")}, type=str)
 TARGET_NAMES = ("cpu", "cuda", "tensorrt", "mobile")
 DEMO_CACHE = Path(os.environ.get("EDGE_COMPRESS_CACHE", Path.home() / ".cache" / "edge-compress"))
@@ -74,9 +75,9 @@ def _command(body: Callable[..., Any]) -> Callable[..., Any]:
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import version
+        from compress import __version__
 
-        console.print(f"edge-compress {version('edge-compress')}", markup=False, highlight=False)
+        typer.echo(f"edge-compress {__version__}")  # stdout, like every --version
         raise typer.Exit()
 
 
