@@ -175,3 +175,34 @@ def test_one_seed_reaches_every_stage_and_a_flag_moves_it():
     assert moved.qat.seed == moved.distill.seed == 7
     with pytest.raises(CompressError, match="set seed once"):
         validate_recipe({"seed": 5, "qat": {"seed": 3}}, "r.yaml")
+
+
+def test_log_level_goes_through_the_libraries_own_controls(monkeypatch):
+    import onnxruntime
+    from transformers.utils import logging as hf_logging
+
+    from compress import console
+
+    monkeypatch.setattr(console, "_level", {"own": console.LEVELS["info"]})
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "warning")
+    previous = hf_logging.get_verbosity()
+    try:
+        assert invoke("--log-level", "error", "run", "--help").exit_code == 0
+        assert hf_logging.get_verbosity() == 40 and console._level["own"] == 40
+    finally:
+        hf_logging.set_verbosity(previous)
+        onnxruntime.set_default_logger_severity(2)
+
+
+def test_progress_on_a_non_terminal_is_plain_lines_with_durations(capsys):
+    from compress.console import progress
+
+    with progress() as bar:
+        task = bar.add_task("model: accuracy", total=3)
+        for _ in range(3):
+            bar.advance(task)
+        bar.add_task("model: latency", total=None)
+    lines = capsys.readouterr().err.splitlines()
+    assert any(re.search(r"model: accuracy 3/3 in \d+\.\d s", line) for line in lines), lines
+    assert any(re.search(r"model: latency in \d+\.\d s", line) for line in lines), lines
+    assert not any("\r" in line or "\x1b" in line for line in lines)

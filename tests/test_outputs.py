@@ -3,6 +3,7 @@ import errno
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -175,7 +176,7 @@ def test_a_second_run_on_the_same_out_stops_at_once_and_names_the_holder(ckpt, d
     try:
         assert holder.stdout.readline().strip() == "held"
         result = invoke("run", ckpt, "--out", out, "--eval-data", data_dir / "eval.csv")
-        expect_error(result, "in use by another compress run", f"pid {holder.pid}", "started")
+        expect_error(result, "in use by another compress run", f"pid {holder.pid} on {socket.gethostname()}", "started")
         assert not out.exists()
     finally:
         holder.kill()
