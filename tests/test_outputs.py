@@ -323,3 +323,14 @@ def test_sigterm_removes_staging_and_releases_the_lock(tmp_path):
     child.send_signal(signal.SIGTERM)
     assert child.wait(timeout=60) == 128 + signal.SIGTERM
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no staging, no lock file, no OUT
+
+
+def test_a_result_moved_aside_by_a_run_killed_while_replacing_it_is_restored(tmp_path):
+    out = tmp_path / "o"
+    aside = tmp_path / ".o.old-4242"
+    aside.mkdir()
+    (aside / MARKER).write_text("{}")
+    (aside / "report.json").write_text('{"selected": "onnx-fp32"}')
+    with output_lock(out):
+        pass
+    assert (out / "report.json").read_text() == '{"selected": "onnx-fp32"}' and not aside.exists()
