@@ -122,15 +122,18 @@ def quick_run(tiny_bert, data_dir, tmp_path_factory):
 
 
 def test_no_qualifying_variant_exits_3_and_keeps_the_report(tiny_bert, data_dir, tmp_path, monkeypatch):
+    """The CLI's side of the contract: whatever the pipeline selected is read back from report.json."""
     from compress.run import pipeline
 
-    monkeypatch.setattr(pipeline, "select", lambda *args, **kwargs: (None, "no variant stays within 1 points (test)"))
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(QUICK)
+    def run_without_selection(options, recipe):
+        options.out.mkdir()
+        (options.out / "report.json").write_text(json.dumps({"selected": None, "selection_reason": "no variant stays within 1 points"}))
+
+    monkeypatch.setattr(pipeline, "run", run_without_selection)
     out = tmp_path / "o"
-    result = invoke("run", tiny_bert, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", recipe, "--threads", "1")
+    result = invoke("run", tiny_bert, "--out", out, "--eval-data", data_dir / "eval.csv")
     assert result.exit_code == 3, result.output
-    assert "no variant qualified" in result.output and "fix:" in result.output
+    assert "no variant qualified: no variant stays within 1 points" in " ".join(result.output.split()) and "fix:" in result.output
     assert json.loads((out / "report.json").read_text())["selected"] is None
 
 
