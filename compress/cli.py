@@ -24,14 +24,14 @@ from rich.markup import escape
 from compress.console import error, set_verbosity
 from compress.errors import NO_SELECTION, USER_ERROR, CompressError
 from compress.recipe import StaticSpec, default_of
-from compress.tasks import TASKS
+from compress.tasks import TASK_NAMES
 
 app = typer.Typer(help="Compress a fine-tuned Hugging Face transformer into a small, fast, validated ONNX model.",
                   no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich")
 
 CalibMethod = enum.Enum("CalibMethod", {m: m for m in get_args(StaticSpec.model_fields["calibration_method"].annotation)},
                         type=str)
-TaskName = enum.Enum("TaskName", {name: name for name in TASKS}, type=str)
+TaskName = enum.Enum("TaskName", {name: name for name in TASK_NAMES}, type=str)
 LogLevel = enum.Enum("LogLevel", {n: n for n in ("error", "warning", "info", "debug")}, type=str)
 TARGET_NAMES = ("cpu", "cuda", "tensorrt", "mobile")
 DEMO_CACHE = Path(os.environ.get("EDGE_COMPRESS_CACHE", Path.home() / ".cache" / "edge-compress"))

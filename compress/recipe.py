@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from compress.distill import DistillConfig
+from compress.distill_config import DistillConfig
 from compress.errors import CompressError
 from compress.prune.config import PruneConfig
-from compress.qat.train import QATConfig
+from compress.qat.config import QATConfig
 from compress.seeding import DEFAULT_SEED
 from compress.tasks.causal_lm.spec import LMSpec
 
@@ -135,10 +135,10 @@ class Recipe(Strict):
     @field_validator("task")
     @classmethod
     def _known_task(cls, task: str) -> str:
-        from compress.tasks import TASKS
+        from compress.tasks import TASK_NAMES
 
-        if task not in TASKS:
-            raise ValueError(f"unknown task '{task}': use one of {', '.join(TASKS)}")
+        if task not in TASK_NAMES:
+            raise ValueError(f"unknown task '{task}': use one of {', '.join(TASK_NAMES)}")
         return task
 
     @model_validator(mode="after")

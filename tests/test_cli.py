@@ -209,3 +209,11 @@ def test_progress_on_a_non_terminal_is_plain_lines_with_durations(capsys):
     assert any(re.search(r"model: accuracy 3/3 in \d+\.\d s", line) for line in lines), lines
     assert any(re.search(r"model: latency in \d+\.\d s", line) for line in lines), lines
     assert not any("\r" in line or "\x1b" in line for line in lines)
+
+
+def test_help_and_completion_do_not_import_torch():
+    """`--help`, `--version` and every shell-completion keystroke import the CLI: it must stay light."""
+    import sys
+
+    code = "import sys, compress.cli; sys.exit(int('torch' in sys.modules or 'transformers' in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120, check=False).returncode == 0
