@@ -266,6 +266,7 @@ def staged(out: Path, force: bool, inputs: Iterable[str | Path | None] = (), com
         found = _Found.at(out)
         try:
             staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+            os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would make OUT private once renamed
         except OSError as err:
             raise storage_error(err, out) from err
         try:
@@ -278,6 +279,12 @@ def staged(out: Path, force: bool, inputs: Iterable[str | Path | None] = (), com
                 raise storage_error(err, out) from err
             raise
         _move_into_place(staging, out, found)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _move_into_place(staging: Path, out: Path, found: _Found) -> None:

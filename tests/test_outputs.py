@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from compress.cli import app
 from compress.errors import CompressError
-from compress.outputs import MARKER, check_target, lock_path, output_lock, staged
+from compress.outputs import MARKER, _umask, check_target, lock_path, output_lock, staged
 
 FAST_ONLY_FP32 = ("validate: {latency_samples: 5, warmup: 0, batch_size: 4}\n"
                   "quantize: {dynamic: {enabled: false}, static: {enabled: false}}\noptimize: {enabled: false}\n")
@@ -191,6 +191,7 @@ def test_lock_is_reentrant_within_one_process(tmp_path):
         (stage / "x").write_text("1")
     assert (out / "x").read_text() == "1" and (out / MARKER).is_file()
     assert not lock_path(out).exists()  # removed when the run ends
+    assert out.stat().st_mode & 0o777 == 0o777 & ~_umask()  # a normal folder, not mkdtemp's private 0700
 
 
 # ---- leftovers of killed runs, folders that appear during a run ------------------------------------------------
