@@ -31,7 +31,8 @@ from rich.table import Table  # noqa: E402
 
 from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN  # noqa: E402
 from compress.console import console  # noqa: E402
-from compress.tasks.causal_lm.run import build_and_validate_lm  # noqa: E402
+from compress.recipe import Recipe  # noqa: E402
+from compress.run.pipeline import RunOptions, run  # noqa: E402
 from compress.tasks.causal_lm.spec import LMSpec  # noqa: E402
 
 
@@ -180,7 +181,8 @@ def main() -> None:
                         help="variants not to build")
     parser.add_argument("--smoothquant", type=float, default=None, metavar="ALPHA",
                         help="also build int8 dynamic/static from a SmoothQuant-ed copy (e.g. 0.5)")
-    parser.add_argument("--json", type=Path, help="also write the entries here")
+    parser.add_argument("--max-ppl-drop", type=float, default=1.0, help="selection budget in perplexity points")
+    parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     checkpoint = gemma_checkpoint(args.cache)
@@ -195,13 +197,16 @@ def main() -> None:
                       block_size=args.block_size, accuracy_level=args.accuracy_level, head_bits=args.head_bits, exclude=args.exclude,
                       int4_keep_8bit=args.int4_keep_8bit, smoothquant_alpha=args.smoothquant,
                       **{v.replace("-", "_"): False for v in args.skip})
-        baseline, variants, eval_info = build_and_validate_lm(str(checkpoint), work / "out", str(eval_file), str(calib_file), spec, args.threads)
+        recipe = Recipe(task="causal-lm", lm=spec, max_accuracy_drop=args.max_ppl_drop)
+        recipe.validate_.threads = args.threads
+        report = run(RunOptions(str(checkpoint), work / "out", str(eval_file), calib_data=str(calib_file)), recipe)
+        baseline, variants, eval_info = report["baseline"], report["variants"], report["eval"]
     console.print(table(baseline, variants))
     console.print(f"eval: {eval_info}")
     for line in targets(baseline, variants):
         console.print(line)
     if args.json:
-        args.json.write_text(json.dumps({"baseline": baseline, "variants": variants, "eval": eval_info}, indent=2))
+        args.json.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import argparse
 import bz2
 import csv
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -29,9 +28,10 @@ from compress.console import console
 from compress.commands.demo import fine_tune_classifier, minilm_path
 from compress.run.pipeline import RunOptions, run
 from compress.recipe import Recipe
-from compress.run.measure import Evaluation, onnx_runner, onnx_size, torch_runner
+from compress.tasks.text_classification.evaluate import ClassifierEvaluation
+from compress.run.measure import onnx_runner, onnx_size, torch_runner
 from export.hardware import cpu_info
-from export.runtime import measure_latency
+from export.timing import round_robin, summarize, time_calls
 
 TARGETS = {"speedup": 3.9, "compression": 3.9, "max_drop": 0.5}
 
@@ -107,12 +107,11 @@ def anchor_o2_quantize_dynamic(model_dir: Path, work: Path) -> Path:
 
 
 def interleaved_p50(runners: dict, inputs: list, rounds: int) -> dict[str, float]:
-    """Median over rounds of each model's p50, models taking turns within each round."""
-    p50s: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, run_fn in runners.items():
-            p50s[name].append(measure_latency(run_fn, inputs, 1, 0, warmup=10).p50)
-    return {name: statistics.median(v) for name, v in p50s.items()}
+    """`compress run`'s protocol (export.timing): every model timed in each round, one warmed block per model;
+    the median over rounds of each model's p50."""
+    blocks = {name: (lambda run=run: lambda: {"single": time_calls(run, inputs, 10)}) for name, run in runners.items()}
+    samples = round_robin(blocks, rounds)
+    return {name: summarize([s["single"] for s in per_round], 1, 0.0).p50 for name, per_round in samples.items()}
 
 
 def bench_parser(doc: str) -> argparse.ArgumentParser:
@@ -145,13 +144,13 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    ev = Evaluation([t for t, _ in evaluation], tokenizer, 128, 32, 200, 10)
+    ev = ClassifierEvaluation([t for t, _ in evaluation], tokenizer, 128, 32, 200, 10)
     labels = np.array([report_label(model_dir, l) for _, l in evaluation])
     anchors = {"anchor: optimum ORTQuantizer dynamic": anchor_optimum_dynamic(model_dir, work),
                "anchor: ORT O2 + quantize_dynamic": anchor_o2_quantize_dynamic(model_dir, work)}
     rows = {}
     for name, path in anchors.items():
-        outputs = ev.measure(onnx_runner(path, args.threads), name, args.threads).outputs
+        outputs = ev.score(onnx_runner(path, args.threads), name).outputs
         rows[name] = {"accuracy": float(np.mean(outputs.argmax(-1) == labels) * 100), "size": onnx_size(path), "path": path}
 
     # Interleaved latency: baseline, every variant of ours, anchors.
@@ -171,7 +170,7 @@ def main() -> None:
     table = [("pytorch-fp32", base["metrics"]["accuracy"], base["size_bytes"])]
     table += [(n, v["metrics"]["accuracy"], v["size_bytes"]) for n, v in ours.items()]
     table += [(n, r["accuracy"], r["size"]) for n, r in rows.items()]
-    print_table(table, p50, base, report["selected"], args.threads, ev.single_len)
+    print_table(table, p50, base, report["selected"], args.threads, ev.seq_len)
     check_targets(table, p50, base, report["selected"], list(rows))
     console.print(f"wall time {time.time() - started:.0f} s; report: {args.out / 'report.md'}")
 

@@ -15,7 +15,8 @@ from bench_classifier import bench_parser, interleaved_p50, prepare
 from compress.console import console
 from compress.run.pipeline import RunOptions, run
 from compress.recipe import DistillSpec, PruneSpec, Recipe
-from compress.run.measure import Evaluation, onnx_runner, torch_runner
+from compress.tasks.text_classification.evaluate import ClassifierEvaluation
+from compress.run.measure import onnx_runner, torch_runner
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    ev = Evaluation([t for t, _ in evaluation], AutoTokenizer.from_pretrained(model_dir), 128, 32, 200, 10)
+    ev = ClassifierEvaluation([t for t, _ in evaluation], AutoTokenizer.from_pretrained(model_dir), 128, 32, 200, 10)
     base = reports["retraining-free"]["baseline"]
     rows = {"pytorch-fp32": (base["metrics"]["accuracy"], base["size_bytes"], None)}
     runners = {"pytorch-fp32": torch_runner(AutoModelForSequenceClassification.from_pretrained(model_dir).eval())}

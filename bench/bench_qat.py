@@ -25,8 +25,8 @@ from compress.commands.demo import fine_tune_classifier
 from compress.run.pipeline import RunOptions, run
 from compress.run.prune_stage import prune_checkpoint
 from compress.recipe import DistillSpec, PruneSpec, QATSpec, Recipe
+from compress.tasks.text_classification.evaluate import ClassifierEvaluation
 from compress.run.measure import (
-    Evaluation,
     onnx_runner,
     onnx_size,
     runtime_graph,
@@ -109,7 +109,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     ckpt = load_checkpoint(str(checkpoint), get_task("text-classification"))
-    ev = Evaluation([t for t, _ in evaluation], ckpt.tokenizer, 128, 32, 200, 10)
+    ev = ClassifierEvaluation([t for t, _ in evaluation], ckpt.tokenizer, 128, 32, 200, 10)
     runners = {BASE: torch_runner(ckpt.model.eval())}
     rows = {BASE: report["baseline"]}
     for v in report["variants"]:
@@ -120,12 +120,12 @@ def main() -> None:
     # output, attention included; percentile like compress), and optimum's AutoQuantizationConfig static defaults
     # (minmax calibration, every operator ORT can quantize in QDQ) -- what a user of the anchor tool gets.
     labels = np.array([ckpt.model.config.label2id[label] for _, label in evaluation])
-    reference = ev.measure(runners["onnx-fp32"], "onnx-fp32", args.threads).outputs.argmax(-1)  # = PyTorch's to 1e-5
+    reference = ev.score(runners["onnx-fp32"], "onnx-fp32").outputs.argmax(-1)  # = PyTorch's to 1e-5
     fp32 = args.out / "variants" / "onnx-fp32" / "model.onnx"
     for name, method, ops in (("static PTQ, ORT default layout", "percentile", ["MatMul", "Gather"]),
                               (ANCHOR, "minmax", None)):
         path = ort_static(fp32, work / f"{method}.onnx", ckpt.tokenizer, [t for t, _ in train], method, ops)
-        outputs = ev.measure(onnx_runner(path, args.threads), name, args.threads).outputs
+        outputs = ev.score(onnx_runner(path, args.threads), name).outputs
         rows[name] = {"metrics": {"accuracy": float(np.mean(outputs.argmax(-1) == labels) * 100),
                                   "agreement": float(np.mean(outputs.argmax(-1) == reference) * 100)},
                       "size_bytes": onnx_size(path), "graph": runtime_graph(path)}

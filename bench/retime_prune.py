@@ -12,7 +12,8 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bench_classifier import interleaved_p50
-from compress.run.measure import Evaluation, onnx_runner, torch_runner
+from compress.tasks.text_classification.evaluate import ClassifierEvaluation
+from compress.run.measure import onnx_runner, torch_runner
 
 
 def main() -> None:
@@ -25,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     texts = [row["text"] for row in csv.DictReader(args.eval_csv.open())]
-    ev = Evaluation(texts, AutoTokenizer.from_pretrained(args.model), 128, 32, 200, 10)
+    ev = ClassifierEvaluation(texts, AutoTokenizer.from_pretrained(args.model), 128, 32, 200, 10)
     variants = args.out / "distilled" / "variants"
     runners = {"pytorch-fp32": torch_runner(AutoModelForSequenceClassification.from_pretrained(args.model).eval()),
                **{name: onnx_runner(variants / name / "model.onnx", args.threads)

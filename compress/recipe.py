@@ -97,7 +97,8 @@ class QATSpec(QATConfig, _Section):
 
 class ValidateSpec(Strict):
     threads: int | None = Field(None, ge=1, description="intra-op threads for every latency run (default: all cores, at most 4)")
-    latency_samples: int = Field(200, ge=5, description="eval texts timed one by one at batch 1")
+    latency_samples: int = Field(200, ge=5, description="eval texts timed one by one at batch 1 (in each round)")
+    rounds: int = Field(3, ge=3, description="interleaved timing rounds: every model timed once per round; median and spread reported")
     warmup: int = Field(10, ge=0)
     batch_size: int = Field(32, ge=2, description="the larger batch also timed")
     max_length: int = Field(128, ge=8, description="tokens per text (longer texts are truncated)")
@@ -162,9 +163,6 @@ class Recipe(Strict):
         from compress.run.targets import parse_targets
 
         self.targets = parse_targets(",".join(self.targets))
-        if self.task == "causal-lm" and (self.targets != ["cpu"] or self.package != PackageSpec()):
-            raise CompressError("deployment targets and device packaging are implemented for text classifiers only",
-                                "leave targets/package (--target, --package-mobile, --fixed-shape) out for a causal LM")
         if self.prune is not None:
             self.prune.to_config()
         if self.distill is not None:

@@ -154,3 +154,10 @@ def fast_recipe(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("recipe") / "fast.yaml"
     path.write_text(FAST_RECIPE)
     return path
+
+
+@pytest.fixture(scope="session")
+def bert_report_keys() -> set[str]:
+    """The fields every report entry has, whatever the task."""
+    return {"name", "path", "format", "precision", "provider", "metrics", "metrics_batch", "latency_ms", "latency_ms_batch",
+            "peak_memory_mb", "size_bytes", "params", "graph", "settings", "targets", "error"}

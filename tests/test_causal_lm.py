@@ -339,7 +339,8 @@ def test_perplexity_windows_start_with_bos_when_the_tokenizer_adds_it(tiny_lm):
     for tokenizer, first in ((plain, None), (with_bos, bos)):
         evaluation = LMEvaluation(texts, tokenizer, spec, 128)
         model = _Recorder(len(tokenizer))
-        _, scored, predictions = evaluation._score(model, "t")
+        outputs = evaluation.score(model, "t", generate=False).outputs
+        scored, predictions = outputs.scored, outputs.predictions
         assert all(len(w) <= spec.context for w in model.seen)
         if first is None:
             assert scored == len(evaluation.ids) - 1 and len(evaluation.prefix) == 0
@@ -385,19 +386,73 @@ def test_int4_keeps_the_named_projections_at_8_bits(lm_run, tmp_path):
     assert _variant(report, "onnx-int4-weight-only")["settings"]["keep_8bit"]  # the recipe default is recorded
 
 
-def test_smoothquant_variants_are_built_beside_the_plain_ones(tiny_lm, tmp_path):
-    from compress.tasks.causal_lm.run import build_and_validate_lm
-    from compress.tasks.causal_lm.spec import LMSpec
+@pytest.fixture(scope="module")
+def lm_mobile_run(tiny_lm, tmp_path_factory):
+    """The LM through the same lifecycle as a classifier: SmoothQuant variants, `--target cpu,mobile`, a device package."""
+    import yaml
+    from typer.testing import CliRunner
 
-    spec = LMSpec(**SPEC, int8_weight_only=False, int4_weight_only=False, smoothquant_alpha=0.5)
-    _, variants, _ = build_and_validate_lm(str(tiny_lm), tmp_path, str(LM_TEXT_EVAL), str(LM_TEXT_TRAIN), spec, threads=1)
-    by_name = {v["name"]: v for v in variants}
+    from compress.cli import app
+
+    work = tmp_path_factory.mktemp("lm-mobile")
+    recipe = work / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"lm": {**SPEC, "int8_weight_only": False, "int4_weight_only": False, "smoothquant_alpha": 0.5}}))
+    out = work / "out"
+    result = CliRunner().invoke(app, ["run", str(tiny_lm), "--task", "causal-lm", "--out", str(out), "--eval-data", str(LM_TEXT_EVAL),
+                                      "--calib-data", str(LM_TEXT_TRAIN), "--recipe", str(recipe), "--max-accuracy-drop", "5",
+                                      "--threads", "1", "--target", "cpu,mobile"])
+    assert result.exit_code == 0, result.output
+    return out, json.loads((out / "report.json").read_text())
+
+
+def test_smoothquant_variants_are_built_beside_the_plain_ones(lm_mobile_run):
+    out, report = lm_mobile_run
+    by_name = {v["name"]: v for v in report["variants"]}
     assert list(by_name) == ["onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-dynamic-smoothquant",
                              "onnx-int8-static-smoothquant"]
     for name in ("onnx-int8-dynamic-smoothquant", "onnx-int8-static-smoothquant"):
         entry = by_name[name]
         assert entry["error"] is None, entry
         assert entry["settings"]["smoothquant"]["smoothed_inputs"] == 2 * 2  # GPT-2 blocks: ln_1 -> c_attn, ln_2 -> c_fc
-        assert abs(entry["metrics"]["perplexity_change_pct"]) < 5 and entry["graph"]["ops"].get("MatMulInteger", 0) + \
-            entry["graph"]["ops"].get("QuantizeLinear", 0) > 0
-    assert not any(p.name.startswith("tmp") for p in tmp_path.iterdir())  # the smoothed fp32 scratch export is gone
+        assert abs(entry["metrics"]["perplexity_change_pct"]) < 5 and sum(entry["graph"]["int8_ops"].values()) > 0
+    assert not any(p.name.startswith(("tmp", "smoothquant")) for p in out.iterdir())  # the smoothed scratch export is gone
+
+
+def test_lm_entries_have_the_classifier_schema_gate_and_interleaved_latency(lm_mobile_run, bert_report_keys):
+    _, report = lm_mobile_run
+    for entry in report["variants"]:
+        assert bert_report_keys <= entry.keys(), entry.keys()
+        assert set(entry["graph"]) == {"int8_ops", "weight_only_ops", "float_matmul_ops", "float_weight_matmuls"}
+        assert entry["latency_ms"]["rounds"] >= 3 and len(entry["latency_ms"]["spread"]) == 2
+        assert entry["metrics"]["decode_ms_per_token"] == entry["latency_ms"]["p50"]
+        if entry["precision"] == "int8":
+            assert set(entry["gate"]) == {"cpu"}
+    assert report["tool"]["name"] == "edge-compress" and report["tool"]["duration_s"] > 0
+    assert {"load", "variants", "measure", "select", "package", "write"} <= report["durations_s"].keys()
+
+
+def test_lm_with_target_mobile_writes_a_device_package(lm_mobile_run):
+    import onnxruntime as ort
+
+    out, report = lm_mobile_run
+    package = report["package"]
+    assert report["selected"] is not None and package["variant"] == report["selected"]
+    assert report["environment"]["int8_preset"]["name"] == "arm64"  # mobile requested: the ARM preset
+    ort_model = out / package["ort_model"]
+    assert ort_model.suffix == ".ort" and (out / package["ops_config"]).exists() and "tokenizer.json" in package["sizes"]
+    session = ort.InferenceSession(str(ort_model), providers=["CPUExecutionProvider"])
+    assert any(i.name.startswith("past_key_values") for i in session.get_inputs())  # the KV-cache decoder, as shipped
+    selected = next(v for v in report["variants"] if v["name"] == report["selected"])
+    check = package["checks"]["ort_model"]["metrics"]
+    assert abs(check["perplexity"] - selected["metrics"]["perplexity"]) < 0.05 * selected["metrics"]["perplexity"]
+    assert check["agreement"] > 90 and "mobile" in selected["targets"]
+
+
+def test_lm_fixed_shape_is_refused_before_any_work(tiny_lm, tmp_path):
+    from typer.testing import CliRunner
+
+    from compress.cli import app
+
+    result = CliRunner().invoke(app, ["run", str(tiny_lm), "--task", "causal-lm", "--out", str(tmp_path / "o"), "--eval-data",
+                                      str(LM_TEXT_EVAL), "--fixed-shape", "1,32"])
+    assert result.exit_code == 2 and "fixed-shape" in result.output and not (tmp_path / "o").exists()

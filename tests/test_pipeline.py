@@ -24,15 +24,25 @@ def bert_run(tiny_bert, data_dir, fast_recipe, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "bert"
     result = compress(tiny_bert, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", fast_recipe, "--threads", "1")
     assert result.exit_code == 0, result.output
-    return out
+    return out, tiny_bert
 
 
-def test_report_schema(bert_run):
+@pytest.fixture(scope="module")
+def gpt2_run(tiny_gpt2, data_dir, fast_recipe, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "gpt2"
+    result = compress(tiny_gpt2, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", fast_recipe,
+                      "--calib-method", "minmax", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    return out, tiny_gpt2
+
+
+def test_report_schema(bert_run, bert_report_keys):
+    bert_run, _ = bert_run
     report = json.loads((bert_run / "report.json").read_text())
     assert REPORT_KEYS <= report.keys()
     assert [v["name"] for v in report["variants"]] == VARIANTS
     for entry in [report["baseline"], *report["variants"]]:
-        assert ENTRY_KEYS <= entry.keys(), entry.get("error")
+        assert ENTRY_KEYS <= entry.keys() and bert_report_keys <= entry.keys(), entry.get("error")
         assert {"p50", "p90", "batch_size", "seq_len"} <= entry["latency_ms"].keys()
         assert {"accuracy", "macro_f1"} <= entry["metrics"].keys()
         assert entry["size_bytes"] > 0 and entry["params"] > 0
@@ -48,6 +58,7 @@ def test_report_schema(bert_run):
 
 
 def test_fp32_export_matches_pytorch(bert_run):
+    bert_run, _ = bert_run
     report = json.loads((bert_run / "report.json").read_text())
     fp32 = report["variants"][0]
     assert fp32["metrics"]["max_abs_logit_diff"] < 1e-4
@@ -55,6 +66,7 @@ def test_fp32_export_matches_pytorch(bert_run):
 
 
 def test_int8_variants_run_integer_kernels(bert_run):
+    bert_run, _ = bert_run
     report = json.loads((bert_run / "report.json").read_text())
     by_name = {v["name"]: v for v in report["variants"]}
     for name in ("onnx-int8-dynamic", "onnx-int8-static"):
@@ -68,6 +80,7 @@ def test_int8_variants_run_integer_kernels(bert_run):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_variant_folders_load_with_optimum(bert_run, data_dir, variant):
+    bert_run, _ = bert_run
     from optimum.onnxruntime import ORTModelForSequenceClassification
     from transformers import AutoTokenizer
 
@@ -80,11 +93,8 @@ def test_variant_folders_load_with_optimum(bert_run, data_dir, variant):
     assert manifest["variant"] == variant and "onnxruntime" in manifest["versions"]
 
 
-def test_gpt2_classifier_end_to_end(tiny_gpt2, data_dir, fast_recipe, tmp_path):
-    out = tmp_path / "gpt2"
-    result = compress(tiny_gpt2, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", fast_recipe,
-                      "--calib-method", "minmax", "--threads", "1")
-    assert result.exit_code == 0, result.output
+def test_gpt2_classifier_end_to_end(gpt2_run):
+    out, _ = gpt2_run
     report = json.loads((out / "report.json").read_text())
     assert all(v.get("error") is None for v in report["variants"]), report["variants"]
     assert report["variants"][0]["metrics"]["max_abs_logit_diff"] < 1e-4
@@ -108,6 +118,7 @@ def test_other_encoders_end_to_end(model_type, data_dir, fast_recipe, tmp_path):
 
 
 def test_existing_out_is_refused_then_replaced_with_force(bert_run, tiny_bert, data_dir, fast_recipe):
+    bert_run, _ = bert_run
     before = (bert_run / "report.json").read_text()
     result = compress(tiny_bert, "--out", bert_run, "--eval-data", data_dir / "eval.csv", "--recipe", fast_recipe)
     assert result.exit_code == 2 and "--force" in result.output
@@ -176,3 +187,63 @@ def test_impossible_prune_budget_is_refused_before_any_variant_is_built(tiny_ber
     result = compress(tiny_bert, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", recipe)
     assert result.exit_code == 2, result.output
     assert "building onnx-fp32" not in result.output and not out.exists()
+
+
+def _encodings(tokenizer, texts):
+    return [(e.ids, e.type_ids, e.attention_mask) for e in tokenizer.encode_batch(texts)]
+
+
+@pytest.mark.parametrize("fixture", ["bert_run", "gpt2_run"])
+def test_every_variant_ships_the_checkpoints_own_tokenizer(fixture, request, data_dir):
+    """Static calibration pads/truncates with the working tokenizer; what ships must still be the checkpoint's (issue 11)."""
+    from tokenizers import Tokenizer
+
+    from conftest import make_texts
+
+    out, ckpt = request.getfixturevalue(fixture)
+    source = Tokenizer.from_file(str(ckpt / "tokenizer.json"))
+    texts = [t for t, _ in make_texts(40, seed=1)] + ["a much longer text " * 40]
+    report = json.loads((out / "report.json").read_text())
+    folders = [out / v["path"] for v in report["variants"] if v["error"] is None]
+    assert len(folders) >= 4
+    for folder in folders:
+        shipped = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        assert shipped.padding == source.padding and shipped.truncation == source.truncation, folder.name
+        assert _encodings(shipped, texts) == _encodings(source, texts), folder.name
+
+
+def test_selection_accuracy_is_measured_one_text_at_a_time(bert_run, data_dir):
+    """metrics = batch 1 without padding (how the artefact runs); the padded-batch figure is kept apart, named."""
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    from compress.data import load_text_data
+
+    out, ckpt = bert_run
+    report = json.loads((out / "report.json").read_text())
+    assert "batch 1" in report["protocol"]["metrics"] and "padded" in report["protocol"]["metrics_batch"]
+    entry = next(v for v in report["variants"] if v["name"] == "onnx-int8-dynamic")
+    tokenizer = AutoTokenizer.from_pretrained(out / entry["path"])
+    session = ort.InferenceSession(str(out / entry["path"] / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    config = json.loads((ckpt / "config.json").read_text())
+    data = load_text_data(str(data_dir / "eval.csv"), config["label2id"], len(config["id2label"]), None, None)
+    predictions = [session.run(["logits"], {k: v for k, v in tokenizer([t], return_tensors="np").items() if k in names})[0].argmax()
+                   for t in data.texts]
+    accuracy = float(np.mean(np.array(predictions) == np.array(data.labels)) * 100)
+    assert entry["metrics"]["accuracy"] == round(accuracy, 4)
+    assert set(entry["metrics_batch"]) == set(entry["metrics"])
+
+
+def test_report_says_which_tool_and_command_made_it(bert_run):
+    out, _ = bert_run
+    report = json.loads((out / "report.json").read_text())
+    tool = report["tool"]
+    assert tool["name"] == "edge-compress" and tool["version"] and tool["command"] and tool["duration_s"] > 0
+    assert tool["started"].endswith("+00:00")
+    assert set(report["durations_s"]) >= {"check", "load", "torch_stages", "baseline", "variants", "measure", "select", "write"}
+    assert sum(report["durations_s"].values()) <= tool["duration_s"] + 1e-6
+    for entry in [report["baseline"], *report["variants"]]:
+        assert entry["latency_ms"]["rounds"] == 3 and len(entry["latency_ms"]["round_p50"]) == 3
+        low, high = entry["latency_ms"]["spread"]
+        assert low <= entry["latency_ms"]["p50"] <= high

@@ -1,5 +1,6 @@
 """Deployment targets: parsing and availability, device artefacts (ORT format, fixed shapes, fp16, TensorRT QDQ),
 the latency gate, and a run that measures a second target and packages the selected variant."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,11 +12,13 @@ from typer.testing import CliRunner
 
 from compress.cli import app
 from compress.errors import CompressError
-from compress.report.gate import apply_latency_gate
-from compress.report.writer import select
+from compress.report.schema import Entry, TargetResult
+from compress.report.select import latency_gate, select
 from compress.run.targets import TargetRun, parse_fixed_shape, parse_targets, preset_for_targets
+from compress.run.variants import catalogue
 from export.hardware import CpuInfo
-from export.targets import TARGETS, Target, measures, session_providers, unavailable_reason
+from export.targets import TARGETS, session_providers, unavailable_reason
+from export.timing import RoundLatency
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers() and unavailable_reason(TARGETS["cuda"]) is None
 
@@ -71,12 +74,15 @@ def test_a_gpu_provider_that_cannot_start_counts_as_unavailable(monkeypatch):
     assert reason is not None and "CUDAExecutionProvider" in reason
 
 
-def test_which_variants_each_target_measures():
-    assert measures(TARGETS["cpu"], "pruned-onnx-int8-static")
-    assert measures(TARGETS["cuda"], "onnx-fp16") and measures(TARGETS["cuda"], "pruned-onnx-fp32-optimized")
-    assert not measures(TARGETS["cuda"], "onnx-int8-dynamic")  # its int8 kernels are CPU-only
-    assert measures(TARGETS["tensorrt"], "onnx-int8-tensorrt") and not measures(TARGETS["tensorrt"], "onnx-fp32-optimized")
-    assert not measures(TARGETS["mobile"], "onnx-fp32")  # mobile measures the package, after selection
+def test_which_variants_each_target_measures_and_builds():
+    """The variant records say where each kind is measured; GPU-only kinds are built only for a GPU target."""
+    records = {v.name: v for v in catalogue() if "text-classification" in v.tasks}
+    assert all("cpu" in v.targets for v in records.values())
+    assert {n for n, v in records.items() if "cuda" in v.targets} == {"onnx-fp32", "onnx-fp32-optimized", "onnx-fp16"}
+    assert "cuda" not in records["onnx-int8-dynamic"].targets  # its int8 kernels are CPU-only
+    assert {n for n, v in records.items() if "tensorrt" in v.targets} == {"onnx-fp32", "onnx-fp16", "onnx-int8-tensorrt"}
+    assert records["onnx-fp16"].built_for == ("cuda", "tensorrt") and records["onnx-int8-tensorrt"].built_for == ("tensorrt",)
+    assert not any("mobile" in v.targets for v in catalogue())  # mobile measures the package, after selection
 
 
 def test_tensorrt_options_cover_every_eval_shape_and_precision(tmp_path):
@@ -161,67 +167,77 @@ def test_tensorrt_int8_is_symmetric_qdq(onnx_bert, tmp_path):
 
 # --- latency gate ----------------------------------------------------------------------------------------------------
 
+def lat(p50):
+    return RoundLatency(p50, p50, p50, 1, 10.0, 8, (p50, p50, p50))
+
+
 def entry(name, precision, acc, p50, targets=None, fmt="onnx"):
-    return {"name": name, "format": fmt, "precision": precision, "metrics": {"accuracy": acc}, "latency_ms": {"p50": p50},
-            "latency_ms_batch": {"p50": p50 * 8}, "size_bytes": 100, "error": None, "targets": targets or {}}
+    return Entry(name, name, fmt, precision, "CPUExecutionProvider", {"accuracy": acc}, latency_ms=lat(p50),
+                 latency_ms_batch=lat(p50 * 8), size_bytes=100, targets=targets or {})
 
 
 def on(acc, p50):
-    return {"metrics": {"accuracy": acc}, "latency_ms": {"p50": p50}, "latency_ms_batch": {"p50": p50 * 8}, "error": None}
+    return TargetResult("CUDAExecutionProvider", {"accuracy": acc}, lat(p50), lat(p50 * 8))
+
+
+def gated(variants):
+    gates = latency_gate(variants)
+    return [dataclasses.replace(v, gate=gates.get(v.name, {})) for v in variants]
 
 
 def test_int8_slower_than_fp32_is_gated_out_and_said_plainly():
     base = entry("pytorch-fp32", "fp32", 90.0, 20.0, fmt="pytorch")
-    variants = [entry("onnx-fp32", "fp32", 90.0, 5.0), entry("onnx-fp32-optimized", "fp32", 90.0, 4.0),
-                entry("onnx-int8-static", "int8", 90.0, 4.5), entry("onnx-int8-dynamic", "int8", 89.8, 3.0)]
-    name, _ = select(base, variants, "accuracy", True, 1.0)
-    assert name == "onnx-int8-dynamic"
-    gate = variants[2]["gate"]["cpu"]
-    assert gate == {"passed": False, "p50_ms": 4.5, "fp32_variant": "onnx-fp32-optimized", "fp32_p50_ms": 4.0}
-    assert variants[3]["gate"]["cpu"]["passed"] and "gate" not in variants[0]
+    variants = gated([entry("onnx-fp32", "fp32", 90.0, 5.0), entry("onnx-fp32-optimized", "fp32", 90.0, 4.0),
+                      entry("onnx-int8-static", "int8", 90.0, 4.5), entry("onnx-int8-dynamic", "int8", 89.8, 3.0)])
+    assert select(base, variants, "accuracy", True, 1.0).name == "onnx-int8-dynamic"
+    gate = variants[2].gate["cpu"]
+    assert dataclasses.asdict(gate) == {"passed": False, "p50_ms": 4.5, "fp32_variant": "onnx-fp32-optimized", "fp32_p50_ms": 4.0}
+    assert variants[3].gate["cpu"].passed and not variants[0].gate
     # With a 0-point budget only the exact variants and the gated-out int8 one qualify: fp32 wins, and the reason says why.
-    variants[3]["metrics"]["accuracy"] = 80.0
-    variants[2]["latency_ms"]["p50"] = 3.5
-    variants[2]["targets"] = {}
-    variants[1]["latency_ms"]["p50"] = 3.0
-    name, reason = select(base, variants, "accuracy", True, 0.0)
-    assert name == "onnx-fp32-optimized" and "latency gate" in reason
-    assert not variants[2]["gate"]["cpu"]["passed"]
+    variants = gated([entry("onnx-fp32", "fp32", 90.0, 5.0), entry("onnx-fp32-optimized", "fp32", 90.0, 3.0),
+                      entry("onnx-int8-static", "int8", 90.0, 3.5), entry("onnx-int8-dynamic", "int8", 80.0, 3.0)])
+    chosen = select(base, variants, "accuracy", True, 0.0)
+    assert chosen.name == "onnx-fp32-optimized" and "latency gate" in chosen.reason
+    assert not variants[2].gate["cpu"].passed
 
 
 def test_gate_and_selection_per_target():
     base = entry("pytorch-fp32", "fp32", 90.0, 20.0, fmt="pytorch")
-    variants = [entry("onnx-fp32", "fp32", 90.0, 5.0, {"cuda": on(90.0, 1.0)}),
-                entry("onnx-fp16", "fp16", 89.9, 6.0, {"cuda": on(89.9, 0.6)}),
-                entry("onnx-int8-dynamic", "int8", 90.0, 2.0),                       # fastest on CPU, not measured on cuda
-                entry("onnx-int8-tensorrt", "int8", 90.0, 7.0, {"cuda": on(90.0, 1.5)})]
-    assert select(base, variants, "accuracy", True, 1.0)[0] == "onnx-int8-dynamic"
-    name, reason = select(base, variants, "accuracy", True, 1.0, target="cuda")
-    assert name == "onnx-fp16" and "on cuda" in reason
-    assert not variants[3]["gate"]["cuda"]["passed"] and not variants[3]["gate"]["cpu"]["passed"]
-    assert variants[2]["gate"]["cpu"]["passed"] and "cuda" not in variants[2]["gate"]
+    variants = gated([entry("onnx-fp32", "fp32", 90.0, 5.0, {"cuda": on(90.0, 1.0)}),
+                      entry("onnx-fp16", "fp16", 89.9, 6.0, {"cuda": on(89.9, 0.6)}),
+                      entry("onnx-int8-dynamic", "int8", 90.0, 2.0),                       # fastest on CPU, not measured on cuda
+                      entry("onnx-int8-tensorrt", "int8", 90.0, 7.0, {"cuda": on(90.0, 1.5)})])
+    assert select(base, variants, "accuracy", True, 1.0).name == "onnx-int8-dynamic"
+    chosen = select(base, variants, "accuracy", True, 1.0, target="cuda")
+    assert chosen.name == "onnx-fp16" and "on cuda" in chosen.reason
+    assert not variants[3].gate["cuda"].passed and not variants[3].gate["cpu"].passed
+    assert variants[2].gate["cpu"].passed and "cuda" not in variants[2].gate
 
 
 def test_gate_ignores_failed_and_unmeasured_entries():
-    variants = [entry("onnx-fp32", "fp32", 90, 5.0), {"name": "onnx-int8-static", "precision": "int8", "error": "boom"},
-                entry("onnx-int8-dynamic", "int8", 90, 4.0, {"cuda": {"error": "no kernel"}})]
-    apply_latency_gate(variants)
-    assert "gate" not in variants[1] and set(variants[2]["gate"]) == {"cpu"}
+    variants = [entry("onnx-fp32", "fp32", 90, 5.0), Entry("onnx-int8-static", None, "onnx", "int8", error="boom"),
+                entry("onnx-int8-dynamic", "int8", 90, 4.0, {"cuda": TargetResult(error="no kernel")})]
+    gates = latency_gate(variants)
+    assert "onnx-int8-static" not in gates and set(gates["onnx-int8-dynamic"]) == {"cpu"}
+
+
+def test_int4_is_gated_like_int8():
+    variants = [entry("onnx-fp32", "fp32", 20.0, 5.0), entry("onnx-int4-weight-only", "int4", 20.5, 6.0)]
+    assert not latency_gate(variants)["onnx-int4-weight-only"]["cpu"].passed
 
 
 # --- a run with a second target and a device package --------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def target_run(tiny_bert, data_dir, fast_recipe, tmp_path_factory):
-    """`--target gpu-like,mobile,cpu`: a stand-in second target (the CUDA row, pointed at the CPU provider) exercises
-    per-target measurement, the GPU-only variants and per-target selection on a machine without a GPU."""
-    stand_in = Target("cuda", ("CPUExecutionProvider",), "cpu", TARGETS["cuda"].variants + ("onnx-int8-tensorrt",),
-                      builds=("onnx-fp16", "onnx-int8-tensorrt"))
+    """`--target cuda,tensorrt,mobile,cpu` with stand-ins (the CUDA and TensorRT rows pointed at the CPU provider): per-target
+    measurement, the GPU-only variants and per-target selection on a machine without a GPU."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(TARGETS, "cuda", stand_in)
+        for name in ("cuda", "tensorrt"):
+            mp.setitem(TARGETS, name, dataclasses.replace(TARGETS[name], providers=("CPUExecutionProvider",), device="cpu"))
         out = tmp_path_factory.mktemp("runs") / "targets"
         result = CliRunner().invoke(app, ["run", str(tiny_bert), "--out", str(out), "--eval-data", str(data_dir / "eval.csv"),
-                                          "--recipe", str(fast_recipe), "--threads", "1", "--target", "cuda,mobile,cpu",
+                                          "--recipe", str(fast_recipe), "--threads", "1", "--target", "cuda,tensorrt,mobile,cpu",
                                           "--fixed-shape", "1,32"])
     assert result.exit_code == 0, result.output
     return out, json.loads((out / "report.json").read_text())
@@ -229,16 +245,19 @@ def target_run(tiny_bert, data_dir, fast_recipe, tmp_path_factory):
 
 def test_each_variant_is_measured_on_each_target_it_means_something_on(target_run):
     _, report = target_run
-    assert report["targets"]["requested"] == ["cuda", "mobile", "cpu"] and report["targets"]["selection"] == "cuda"
+    assert report["targets"]["requested"] == ["cuda", "tensorrt", "mobile", "cpu"] and report["targets"]["selection"] == "cuda"
     by_name = {v["name"]: v for v in report["variants"]}
     assert {"onnx-fp16", "onnx-int8-tensorrt"} <= by_name.keys()
     assert all(v.get("error") is None for v in report["variants"]), report["variants"]
     assert set(by_name["onnx-int8-dynamic"]["targets"]) == {"cpu"}
-    for name in ("onnx-fp32", "onnx-fp32-optimized", "onnx-fp16", "onnx-int8-tensorrt"):
-        cuda = by_name[name]["targets"]["cuda"]
-        assert {"metrics", "latency_ms", "latency_ms_batch", "peak_memory_mb"} <= cuda.keys(), cuda
-        assert cuda["latency_ms"]["batch_size"] == 1 and cuda["latency_ms_batch"]["batch_size"] == 8
-        assert cuda["metrics"]["agreement"] >= 90
+    assert set(by_name["onnx-int8-tensorrt"]["targets"]) == {"cpu", "tensorrt"}
+    for name, target in (("onnx-fp32", "cuda"), ("onnx-fp32-optimized", "cuda"), ("onnx-fp16", "cuda"), ("onnx-fp32", "tensorrt"),
+                         ("onnx-fp16", "tensorrt"), ("onnx-int8-tensorrt", "tensorrt")):
+        result = by_name[name]["targets"][target]
+        assert {"metrics", "latency_ms", "latency_ms_batch", "peak_memory_mb"} <= result.keys(), result
+        assert result["latency_ms"]["batch_size"] == 1 and result["latency_ms_batch"]["batch_size"] == 8
+        assert result["latency_ms"]["rounds"] == 3
+        assert result["metrics"]["agreement"] >= 90
     assert by_name["onnx-fp16"]["settings"]["keep_io_types"] and by_name["onnx-int8-tensorrt"]["settings"]["tensorrt"]["activation_symmetric"]
     selected = by_name[report["selected"]]
     assert "cuda" in selected["targets"] and "on cuda" in report["selection_reason"]
@@ -261,6 +280,16 @@ def test_selected_variant_is_packaged_for_the_device(target_run):
     assert "mobile" in selected["targets"]
 
 
+def test_package_ships_the_checkpoints_own_tokenizer(target_run, tiny_bert):
+    from tokenizers import Tokenizer
+
+    out, _ = target_run
+    source, shipped = (Tokenizer.from_file(str(folder / "tokenizer.json")) for folder in (tiny_bert, out / "package"))
+    assert shipped.padding == source.padding and shipped.truncation == source.truncation
+    texts = ["my order is late", "refund please " * 30]
+    assert [e.ids for e in shipped.encode_batch(texts)] == [e.ids for e in source.encode_batch(texts)]
+
+
 def test_report_md_has_a_column_group_per_target(target_run):
     out, _ = target_run
     md = (out / "report.md").read_text()
@@ -276,11 +305,12 @@ def test_bad_target_flags_fail_before_any_work(tiny_bert, data_dir, tmp_path):
         assert not (tmp_path / "o").exists()
 
 
-def test_causal_lm_refuses_targets():
-    from compress.recipe import Recipe
+def test_causal_lm_targets_it_cannot_run_on_are_reported_not_refused():
+    from compress.tasks.causal_lm.task import CausalLM
 
-    with pytest.raises(CompressError, match="text classifiers only"):
-        Recipe(task="causal-lm", targets=["cuda"]).check()
+    run = TargetRun(["cuda", "mobile", "cpu"], CausalLM.targets, "causal-lm")
+    assert "cuda" in run.unavailable and "causal-lm" in run.unavailable["cuda"] and "Fix:" in run.unavailable["cuda"]
+    assert [t.name for t in run.available] == ["mobile", "cpu"] and run.selection_target == "cpu"
 
 
 # --- on a GPU --------------------------------------------------------------------------------------------------------

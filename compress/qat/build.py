@@ -41,3 +41,27 @@ def qat_to_onnx(model: nn.Module, tokenizer, texts: list[str], labels: list[int]
     path = build_qat_onnx(qat_model, dst, export_task, preset, feeds, opset)
     return path, {"learned_scales": moved,
                   "fake_quant_vs_onnx_max_logit_diff": round(fake_quant_gap(qat_model, path, check_feeds, threads), 6)}
+
+
+def _build_variant(inp):
+    """The QAT variant of one line: trained from the line's model on the run's training texts."""
+    from export.onnx_export import MODEL_FILE
+
+    ctx = inp.ctx
+    limit = ctx.recipe.validate_.max_length
+    train = ctx.data.train
+    feeds = [dict(ctx.tokenizer([t], truncation=True, max_length=limit, return_tensors="np")) for t in ctx.data.calib_texts[:8]]
+    return qat_to_onnx(inp.line.model, ctx.tokenizer, train.texts, train.labels, ctx.recipe.qat.to_config(ctx.preset),
+                       inp.folder / MODEL_FILE, ctx.task.export_task, ctx.preset, feeds, ctx.evaluation.batches[:4], ctx.threads,
+                       limit, ctx.recipe.export.opset)
+
+
+def _register() -> None:
+    from compress.run.variants import Variant, register
+
+    register(Variant("onnx-int8-qat", "int8", _build_variant, ("text-classification",), order=70,
+                     settings=lambda ctx: {"preset": ctx.preset.as_dict(), "qat": ctx.recipe.qat.model_dump()},
+                     enabled=lambda ctx: ctx.recipe.qat is not None))
+
+
+_register()

@@ -37,3 +37,22 @@ def quantize_int8_tensorrt(src: Path, dst: Path, calibration_feeds: Iterable[dic
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CALIBRATION_METHODS[method], extra_options=extra)
     return dst
+
+
+def _build_variant(inp):
+    """From the unfused fp32 export, calibrated like the static variant (ORT's fused contrib ops are not TensorRT ops)."""
+    from compress.quantize.variants import static_feeds
+
+    spec = inp.ctx.recipe.quantize.static
+    return quantize_int8_tensorrt(inp.source, inp.folder / "model.onnx", static_feeds(inp.ctx), spec.calibration_method,
+                                  spec.percentile)
+
+
+def _register() -> None:
+    from compress.run.variants import Variant, register
+
+    register(Variant("onnx-int8-tensorrt", "int8", _build_variant, ("text-classification",), order=90,
+                     settings=lambda ctx: {"tensorrt": TENSORRT_SETTINGS}, targets=("cpu", "tensorrt"), built_for=("tensorrt",)))
+
+
+_register()

@@ -59,7 +59,7 @@ def package_lines(report: dict[str, Any]) -> list[str]:
     for name, check in package["checks"].items():
         lines.append(f"- `{name}` loads and scores {report['metric']} {check['metrics'][report['metric']]:.2f} "
                      f"(agreement {check['metrics'].get('agreement', 100):.1f} %) on this host's CPU"
-                     + (f", p50 {check['latency_ms']['p50']:.2f} ms" if "latency_ms" in check else "")
+                     + (f", p50 {check['latency_ms']['p50']:.2f} ms" if check.get("latency_ms") else "")
                      + (f"; {check['truncated_texts']} eval texts truncated to {check['sequence']} tokens"
                         if check.get("truncated_texts") else ""))
     return lines + [""]

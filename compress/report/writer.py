@@ -1,6 +1,6 @@
 """report.json (the contract CI gates read), report.md (for people) and plots.
 
-report.json fields are stable: see README "report.json".  Markdown is a table a
+report.json fields are typed in `compress.report.schema` and documented in README "report.json".  Markdown is a table a
 person reads in ten seconds; the PNG shows accuracy against size and latency,
 with the baseline and the accuracy budget marked.
 """
@@ -12,50 +12,15 @@ from typing import Any
 
 from rich.table import Table
 
-from compress.report.gate import apply_latency_gate, gated_out, target_result
 from compress.report.targets import environment_lines, package_lines, targets_lines
 
-SCHEMA_VERSION = 1
-
-
-def select(baseline: dict, variants: list[dict], metric: str, higher_is_better: bool, budget: float,
-           target: str = "cpu") -> tuple[str | None, str]:
-    """Fastest (batch-1 p50 on `target`) variant whose primary-metric drop on that target is within `budget` points,
-    leaving out int8 variants that fail the latency gate there."""
-    apply_latency_gate(variants)
-    base = baseline["metrics"][metric]
-    measured = [(v, r) for v in variants if (r := target_result(v, target)) is not None]
-    within = [(v, r) for v, r in measured if _drop(r["metrics"][metric], base, higher_is_better) <= budget + 1e-9]
-    ok = [(v, r) for v, r in within if not gated_out(v, target)]
-    where = "" if target == "cpu" else f" on {target}"
-    gated = f"; {len(within) - len(ok)} int8 variant(s) within budget failed the latency gate" if len(ok) < len(within) else ""
-    if not ok:
-        return None, f"no variant stays within {budget:g} points of the baseline's {metric} ({base:.2f}){where}{gated}; all results are kept"
-    best = min(ok, key=lambda vr: vr[1]["latency_ms"]["p50"])[0]
-    return best["name"], (f"fastest at batch 1{where} among {len(ok)} variants within {budget:g} points of the baseline's {metric}"
-                          f"{gated}")
-
-
-def _drop(value: float, base: float, higher_is_better: bool) -> float:
-    return base - value if higher_is_better else value - base
-
-
-def add_deltas(baseline: dict, entry: dict, metric: str) -> None:
-    if entry.get("error") is not None:
-        return
-    entry["delta"] = {
-        "metric": round(entry["metrics"][metric] - baseline["metrics"][metric], 4),
-        "latency_ratio": round(entry["latency_ms"]["p50"] / baseline["latency_ms"]["p50"], 4),
-        "speedup": round(baseline["latency_ms"]["p50"] / entry["latency_ms"]["p50"], 3),
-        "speedup_batch": round(baseline["latency_ms_batch"]["p50"] / entry["latency_ms_batch"]["p50"], 3),
-        "size_ratio": round(entry["size_bytes"] / baseline["size_bytes"], 4),
-        "compression": round(baseline["size_bytes"] / entry["size_bytes"], 3),
-    }
+def write_json(out: Path, report: dict[str, Any]) -> None:
+    (out / "report.json").write_text(json.dumps(report, indent=2))
 
 
 def write_report(out: Path, report: dict[str, Any]) -> None:
-    report = {"schema_version": SCHEMA_VERSION, **report}
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    """`report`: `Report.to_dict()` (compress.report.schema), paths already relative to `out`."""
+    write_json(out, report)
     plot_path = plot(out, report)
     (out / "report.md").write_text(markdown(report, plot_path.name if plot_path else None))
 
@@ -70,11 +35,16 @@ def _fmt_row(entry: dict, metric: str, selected: str | None) -> list[str]:
     d = entry.get("delta", {})
     mark = " ✔" if entry["name"] == selected else ""
     return [entry["name"] + mark, f"{entry['metrics'][metric]:.2f}", f"{d.get('metric', 0):+.2f}",
-            f"{entry['metrics'].get('agreement', 100):.1f}", f"{entry['latency_ms']['p50']:.2f}",
+            f"{entry['metrics'].get('agreement', 100):.1f}", f"{entry['latency_ms']['p50']:.2f}" + _spread(entry),
             f"{d.get('speedup', 1):.2f}x", f"{entry['size_bytes'] / 1e6:.1f}", f"{d.get('compression', 1):.2f}x"]
 
 
-HEADERS = ["variant", "{metric}", "Δ pts", "agree %", "p50 ms (b=1)", "speedup", "size MB", "smaller"]
+def _spread(entry: dict) -> str:
+    low, high = entry["latency_ms"].get("spread") or (None, None)
+    return f" ({low:.2f}-{high:.2f})" if low is not None and high != low else ""
+
+
+HEADERS = ["variant", "{metric}", "Δ pts", "agree %", "p50 ms (b=1, rounds min-max)", "speedup", "size MB", "smaller"]
 
 
 def _qat_lines(report: dict) -> list[str]:
@@ -107,9 +77,13 @@ def markdown(report: dict, plot_name: str | None) -> str:
                   + (f", dropped layers {p['dropped_layers']}" if p["dropped_layers"] else "")
                   + ("; distilled from the float model" if p.get("distilled") else "") + "."]
     lines += _qat_lines(report)
-    lines += ["", f"Latency: batch 1, p50 over {report['baseline']['latency_ms']['runs']} eval texts, "
-              f"{env['threads']} threads; speedup and size are against the PyTorch fp32 baseline. "
+    timing = report["baseline"]["latency_ms"]
+    lines += ["", f"Latency: batch 1, median over {timing['rounds']} interleaved rounds of the p50 over {timing['runs']} timed "
+              f"calls, {env['threads']} threads; speedup and size are against the PyTorch fp32 baseline. "
+              f"{report['metric']} is measured one text at a time at batch 1 without padding, as the artefact runs. "
               f"Eval set: {report['eval']['samples']} texts from `{report['eval']['source']}`.", ""]
+    if report.get("tied") and len(report["tied"]) > 1:
+        lines += [f"Tied within the measured latency spread: {', '.join(report['tied'])}.", ""]
     if plot_name:
         lines += [f"![accuracy vs size and latency]({plot_name})", ""]
     lines += targets_lines(report) + package_lines(report)

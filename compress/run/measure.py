@@ -1,74 +1,26 @@
-"""Measure one model (PyTorch or ONNX) on the eval set: task metrics, latency, size.
+"""Runners, sizes, the runtime graph, and the measure step: every built model timed in interleaved rounds.
 
-Every variant goes through the same `Evaluation` object, so all of them see the
-same tokenized inputs, the same thread count and the same timing protocol.
+Accuracy is scored while each variant is built (compress.run.builder); latency is
+measured afterwards, for all models together, so their timings share the same
+rounds (export.timing): at least `validate.rounds` rounds, each model opened,
+warmed and timed once per round, the median over rounds reported with its spread.
 """
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from compress.console import progress
-from export.runtime import Latency, create_session, float_weight_matmuls, graph_op_counts, measure_latency
+from compress.console import info, warn
+from export.runtime import create_session, float_weight_matmuls, graph_op_counts
+from export.timing import RoundLatency, round_robin, summarize
 
 Feed = dict[str, np.ndarray]
 Runner = Callable[[Feed], np.ndarray]
-
-
-class Timed(Protocol):
-    """A runner timed on inputs prepared beforehand (e.g. already copied to a GPU), so preparation is not timed."""
-
-    def prepare(self, feed: Feed) -> Any: ...
-
-    def timed(self, prepared: Any) -> None: ...
-
-
-@dataclass
-class Measurement:
-    outputs: np.ndarray
-    latency: Latency
-    latency_batch: Latency
-    peak_memory_mb: float | None = None
-
-
-class Evaluation:
-    """Tokenized eval inputs, built once: length-sorted batches for metrics, single texts for latency."""
-
-    def __init__(self, texts: list[str], tokenizer, max_length: int, batch_size: int, latency_samples: int, warmup: int) -> None:
-        self.size, self.batch_size, self.warmup = len(texts), batch_size, warmup
-        encode = lambda chunk: dict(tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="np"))
-        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
-        self.order = np.argsort(lengths, kind="stable")
-        self.batches = [encode([texts[i] for i in self.order[s:s + batch_size]]) for s in range(0, len(texts), batch_size)]
-        timed = texts[:latency_samples]
-        self.singles = [encode([t]) for t in timed]
-        self.single_len = float(np.mean([f["input_ids"].shape[1] for f in self.singles]))
-        # Larger batch: consecutive eval texts (not length-sorted), padded as a server would.
-        n_big = max(1, min(8, len(texts) // batch_size))
-        self.big = [encode(texts[s * batch_size:(s + 1) * batch_size]) for s in range(n_big)]
-        self.big_len = float(np.mean([f["attention_mask"].sum(1).mean() for f in self.big]))
-
-    def measure(self, run: Runner, label: str, threads: int, timed: Timed | None = None) -> Measurement:
-        outputs: list[np.ndarray] = []
-        with progress() as bar:
-            task = bar.add_task(f"{label}: accuracy", total=len(self.batches))
-            for feed in self.batches:
-                outputs.append(run(feed))
-                bar.advance(task)
-        merged = np.empty((self.size, *outputs[0].shape[1:]), dtype=np.float32)
-        merged[self.order] = np.concatenate(outputs)
-        with progress() as bar:
-            bar.add_task(f"{label}: latency ({threads} threads)", total=None)
-            call, prepare = (timed.timed, timed.prepare) if timed else (run, lambda feed: feed)
-            single = measure_latency(call, [prepare(f) for f in self.singles], 1, self.single_len, self.warmup)
-            batch = measure_latency(call, [prepare(f) for f in self.big], self.big[0]["input_ids"].shape[0], self.big_len,
-                                    min(2, self.warmup))
-        return Measurement(merged, single, batch)
 
 
 def torch_runner(model: torch.nn.Module, output: str = "logits") -> Runner:
@@ -109,17 +61,98 @@ def torch_params(model: torch.nn.Module) -> int:
 
 INT8_OPS = {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention", "QLinearMatMul", "MatMulIntegerToFloat", "QGemm",
             "QEmbedLayerNormalization", "QOrderedMatMul"}
-FLOAT_MATMUL_OPS = {"MatMul", "FusedMatMul", "Gemm", "Attention", "MultiHeadAttention"}
+WEIGHT_ONLY_OPS = {"MatMulNBits", "GatherBlockQuantized"}
+FLOAT_MATMUL_OPS = {"MatMul", "FusedMatMul", "Gemm", "Attention", "MultiHeadAttention", "GroupQueryAttention"}
 
 
-def runtime_graph(path: Path) -> dict:
-    """Ops of the graph ONNX Runtime actually executes after its own fusions: proof that int8 kernels run,
-    and `float_weight_matmuls`: MatMuls that still multiply by a float weight (a layer left unquantized)."""
+def runtime_graph(path: Path) -> dict[str, Any]:
+    """Ops of the graph ONNX Runtime actually executes after its own fusions: proof that int8 (or weight-only) kernels
+    run, and `float_weight_matmuls`: MatMuls that still multiply by a float weight (a layer left unquantized).
+    The same summary for every task."""
     with tempfile.TemporaryDirectory() as tmp:
         optimized = Path(tmp) / "runtime.onnx"
         onnx_runner(path, 1, optimized_graph=optimized)
         ops = graph_op_counts(optimized)
         float_weights = float_weight_matmuls(optimized)
     return {"int8_ops": {k: n for k, n in ops.items() if k in INT8_OPS},
+            "weight_only_ops": {k: n for k, n in ops.items() if k in WEIGHT_ONLY_OPS},
             "float_matmul_ops": {k: n for k, n in ops.items() if k in FLOAT_MATMUL_OPS},
             "float_weight_matmuls": len(float_weights)}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One model on one target, to be timed: `open()` gives what the task's evaluation times (called once per round)."""
+    name: str
+    target: str
+    open: Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class Timing:
+    single: RoundLatency
+    batch: RoundLatency
+    extras: dict[str, float]
+
+
+def measure(evaluation: Any, subjects: list[Subject], rounds: int) -> dict[tuple[str, str], Timing | str]:
+    """{(name, target): Timing, or the error that stopped that model's timing}; all subjects take turns in every round."""
+    errors: dict[tuple[str, str], str] = {}
+
+    def opener(subject: Subject):
+        key = (subject.name, subject.target)
+
+        def open_block():
+            if key in errors:
+                return dict
+            try:
+                block = evaluation.timing(subject.open())
+            except Exception as err:  # one model failing on one target (a missing kernel) is recorded, not fatal
+                return _failed(key, err)
+
+            def timed() -> dict[str, list[float]]:
+                try:
+                    return block()
+                except Exception as err:
+                    return _failed(key, err)()
+            return timed
+        return open_block
+
+    def _failed(key, err):
+        errors[key] = f"{type(err).__name__}: {err}"
+        warn(f"timing {key[0]} on {key[1]} failed: {errors[key]}")
+        return dict
+
+    info(f"timing {len(subjects)} models in {rounds} interleaved rounds")
+    samples = round_robin({(s.name, s.target): opener(s) for s in subjects}, rounds,
+                          on_round=lambda r: info(f"timing round {r + 1}/{rounds} done"))
+    results: dict[tuple[str, str], Timing | str] = {}
+    for key, per_round in samples.items():
+        if key in errors:
+            results[key] = errors[key]
+            continue
+        single = summarize([r["single"] for r in per_round], 1, evaluation.seq_len)
+        batch = summarize([r["batch"] for r in per_round], evaluation.batch_size, evaluation.batch_seq_len)
+        extras = {name: float(np.median([np.median(r[name]) for r in per_round]))
+                  for name in per_round[0] if name not in ("single", "batch")}
+        results[key] = Timing(single, batch, extras)
+    return results
+
+
+class TorchCuda:
+    """The PyTorch model on the GPU, timed on inputs already on the device and synchronised after each run."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def __call__(self, feed: Feed) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model(**self.prepare(feed)).logits.float().cpu().numpy()
+
+    def prepare(self, feed: Feed) -> dict:
+        return {k: torch.from_numpy(v).to("cuda") for k, v in feed.items()}
+
+    def timed(self, prepared: dict) -> None:
+        with torch.inference_mode():
+            self.model(**prepared)
+        torch.cuda.synchronize()

@@ -69,13 +69,14 @@ def prune_checkpoint(model_source: str, out: Path, data_source: str, recipe: Rec
     ckpt = load_checkpoint(model_source, get_task(recipe.task))
     recipe.validate_.max_length = check_max_length(ckpt.model.config, recipe.validate_.max_length,
                                                    "max_length" in recipe.validate_.model_fields_set)
+    ship = copy.deepcopy(ckpt.tokenizer)  # before any encode changes its padding/truncation (what the folder ships)
     check_prunable(ckpt.model, recipe.prune.to_config())
     config = ckpt.model.config
     data = load_training_texts(data_source, config.label2id, config.num_labels, text_column, label_column)
     model, section = prune_stage(ckpt, recipe, data)
     with staged(out, force, (model_source, data_source)) as stage:
         model.save_pretrained(stage, safe_serialization=True)
-        ckpt.tokenizer.save_pretrained(stage)
+        ship.save_pretrained(stage)
         (stage / "prune_report.json").write_text(json.dumps(section, indent=2))
         (stage / "recipe.yaml").write_text(recipe.to_yaml())
     console.print(per_layer_table(section))

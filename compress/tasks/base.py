@@ -1,11 +1,54 @@
-"""What the pipeline needs to know about a task, as one small interface."""
+"""What the pipeline needs to know about a task, as one small interface.
+
+The lifecycle (compress.run.pipeline) is the same for every task; a task changes only
+how data is read (`load_data`), how the model is exported (`export`), how a model is
+opened, scored and timed (`open_torch`, `open_onnx`, `evaluation`), what a variant
+folder holds besides model.onnx (`complete_folder`), and which deployment targets
+mean something for it (`targets`).
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
-import numpy as np
 from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from export.timing import Block, RoundLatency
+
+
+@dataclass
+class TaskData:
+    """Eval data, calibration/training data and what the report says about them."""
+    eval_texts: list[str]
+    references: Any                      # labels for classifiers; None where the text is its own reference
+    calib_texts: list[str]               # sampled for calibration (static int8, SmoothQuant)
+    train: Any = None                    # what torch stages train/score on (TextData for classifiers)
+    sections: dict[str, Any] = field(default_factory=dict)   # report.json "eval" and "calibration"
+
+
+@dataclass
+class Scored:
+    """A model's outputs on the eval set: `outputs` at batch 1 unpadded (what selection uses), `outputs_batch` padded."""
+    outputs: Any
+    outputs_batch: Any = None
+
+
+class TaskEvaluation(Protocol):
+    """Inputs tokenized once, so every model sees identical inputs, the same threads and the same protocol."""
+
+    batch_size: int           # of the larger timed batch
+    seq_len: float            # mean tokens of the batch-1 timed inputs
+    batch_seq_len: float
+
+    def score(self, model: Any, label: str) -> Scored: ...
+
+    def metrics(self, scored: Scored, baseline: Scored | None) -> tuple[dict[str, float], dict[str, float] | None]: ...
+
+    def timing(self, model: Any) -> Block: ...
+
+    def timing_metrics(self, single: RoundLatency, batch: RoundLatency, extras: dict[str, float]) -> dict[str, float]: ...
 
 
 class Task(ABC):
@@ -15,6 +58,8 @@ class Task(ABC):
     primary_metric: ClassVar[str]
     higher_is_better: ClassVar[bool] = True
     auto_model: ClassVar[Any]           # transformers Auto class
+    targets: ClassVar[frozenset[str]] = frozenset({"cpu", "cuda", "tensorrt", "mobile"})   # where variants can be measured
+    fixed_shapes: ClassVar[bool] = True                                                    # package.fixed_shape means something
 
     @abstractmethod
     def check_architecture(self, config: PretrainedConfig, source: str) -> None:
@@ -24,5 +69,44 @@ class Task(ABC):
         """Fix up model/tokenizer (e.g. a pad token) before anything runs."""
 
     @abstractmethod
-    def metrics(self, outputs: np.ndarray, references: Any, baseline_outputs: np.ndarray | None) -> dict[str, float]:
+    def metrics(self, outputs: Any, references: Any, baseline_outputs: Any | None) -> dict[str, float]:
         """Task metrics of one variant's outputs, plus agreement with the baseline's."""
+
+    # --- the lifecycle's per-task steps ------------------------------------------------------------------------
+
+    @abstractmethod
+    def load_data(self, options: Any, ckpt: Any, recipe: Any) -> TaskData:
+        """Eval and calibration data, checked (bad files fail here, before any slow step)."""
+
+    @abstractmethod
+    def evaluation(self, ckpt: Any, data: TaskData, recipe: Any) -> TaskEvaluation:
+        """The one evaluation every model of the run goes through."""
+
+    @abstractmethod
+    def export(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, opset: int | None) -> Path:
+        """torch -> folder/model.onnx (raises CompressError with a fix)."""
+
+    def check_parity(self, ctx: Any, model: PreTrainedModel, path: Path) -> None:
+        """Raise CompressError when the export at `path` does not reproduce `model` on real eval inputs."""
+
+    @abstractmethod
+    def open_torch(self, model: PreTrainedModel) -> Any:
+        """What `evaluation.score` / `evaluation.timing` take for the PyTorch model."""
+
+    @abstractmethod
+    def open_onnx(self, path: Path, threads: int, target: Any = None, precision: str = "fp32", ctx: Any = None) -> Any:
+        """The same for an ONNX variant, on `target` (None: this host's CPU)."""
+
+    def complete_folder(self, folder: Path, model: PreTrainedModel) -> None:
+        """Files besides model.onnx and the tokenizer that the task's ORTModel class needs to load the folder."""
+        if not (folder / "config.json").exists():
+            model.config.save_pretrained(folder)
+
+    def package_files(self, ctx: Any, variant: Path, out: Path) -> dict[str, str]:
+        """Extra files a device runtime needs in package/ ({role: file name}); e.g. an on-device LLM runtime's config."""
+        return {}
+
+    def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
+        """Score a packaged (ORT-format) model on this host's CPU: {"metrics": ..., "open": what the evaluation times,
+        or None when it is not timed here}."""
+        raise NotImplementedError

@@ -27,16 +27,16 @@ def calibration_feeds(model_path: Path, tokenizer: PreTrainedTokenizerBase, text
         if steps < 1:
             continue
         prefill = ids[:, :-steps]
-        feed = _feed(session, prefill, _empty_past(session), 0)
+        feed = decoder_feed(session, prefill, empty_past(session), 0)
         feeds.append(feed)
         for t in range(ids.shape[1] - steps, ids.shape[1]):
             past = _presents_as_past(session, feed)
-            feed = _feed(session, ids[:, t:t + 1], past, t)
+            feed = decoder_feed(session, ids[:, t:t + 1], past, t)
             feeds.append(feed)
     return feeds
 
 
-def _feed(session: ort.InferenceSession, ids: np.ndarray, past: dict[str, np.ndarray], start: int) -> dict[str, np.ndarray]:
+def decoder_feed(session: ort.InferenceSession, ids: np.ndarray, past: dict[str, np.ndarray], start: int) -> dict[str, np.ndarray]:
     names = {i.name for i in session.get_inputs()}
     length = start + ids.shape[1]
     feed = {"input_ids": ids, "attention_mask": np.ones((1, length), np.int64),
@@ -44,7 +44,7 @@ def _feed(session: ort.InferenceSession, ids: np.ndarray, past: dict[str, np.nda
     return {k: v for k, v in feed.items() if k in names}
 
 
-def _empty_past(session: ort.InferenceSession) -> dict[str, np.ndarray]:
+def empty_past(session: ort.InferenceSession) -> dict[str, np.ndarray]:
     """Zero-length cache; the other dims (heads, head size) are fixed numbers in the exported graph."""
     past = {}
     for i in session.get_inputs():

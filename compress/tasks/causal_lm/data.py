@@ -22,7 +22,7 @@ def load_lm_text(source: str, text_column: str | None = None) -> LMText:
             raise CompressError(f"text file not found: {source}", "check the path (relative paths are from the current folder)")
         raw = path.read_text(encoding="utf-8-sig")
         blocks = [b.strip() for b in raw.split("\n\n") if b.strip()]
-        lines = [l.strip() for l in raw.splitlines() if l.strip()]
+        lines = [line.strip() for line in raw.splitlines() if line.strip()]
         # Paragraph files: many blank-line separated blocks of wrapped lines.  A file of one text per line
         # that holds a few stray blank lines stays one text per line.
         multiline = len(blocks) > 1 and len(blocks) * 20 >= len(lines) and sorted(b.count("\n") for b in blocks)[len(blocks) // 2] > 0

@@ -10,14 +10,14 @@
 - Agreement: top-1 next-token prediction at every scored position vs the float model.
 - Greedy exact match: the same `new_tokens` greedy tokens as the float model, per prompt.
 - Speed at batch 1: time to first token (prefill) and per-token decode time, taken
-  from the generation itself (a streamer timestamps each token); decode at
-  `batch_size` prompts for latency_ms_batch.
+  from greedy generation itself (a streamer timestamps each token); decode at
+  `batch_size` prompts for latency_ms_batch.  `score` is untimed; `timing` returns the
+  block the run's interleaved rounds call once per model per round.
 """
 from __future__ import annotations
 
 import contextlib
 import math
-import statistics
 import time
 from dataclasses import dataclass
 
@@ -29,8 +29,9 @@ from transformers.generation.streamers import BaseStreamer
 
 from compress.console import progress
 from compress.errors import CompressError
+from compress.tasks.base import Scored
 from compress.tasks.causal_lm.spec import LMSpec
-from export.runtime import Latency
+from export.timing import Block, RoundLatency
 
 
 @dataclass
@@ -38,10 +39,7 @@ class LMOutputs:
     nll: float                    # summed over scored tokens
     scored: int
     predictions: np.ndarray       # top-1 next token at each scored position
-    generations: list[list[int]]  # greedy new tokens per prompt
-    ttft_ms: list[float]
-    decode: Latency               # ms per decode step, batch 1
-    decode_batch: Latency         # ms per decode step, batch `batch_size`
+    generations: list[list[int]]  # greedy new tokens per prompt (empty when not generated, e.g. a packaged model)
 
 
 class _Clock(BaseStreamer):
@@ -82,14 +80,29 @@ class LMEvaluation:
         self.prompts = [e[:spec.prompt_tokens] for e in encoded if len(e) >= spec.prompt_tokens][:spec.prompts]
         if not self.prompts:
             self.prompts = [torch.cat([self.prefix, self.ids])[:spec.prompt_tokens]]
+        self.batch_size = spec.batch_size
+        self.seq_len = self.batch_seq_len = float(np.mean([len(p) for p in self.prompts]))
 
-    def measure(self, model, label: str) -> LMOutputs:
+    def score(self, model, label: str, generate: bool = True) -> Scored:
         nll, scored, predictions = self._score(model, label)
-        generations, ttft, steps = self._generate_each(model, label)
-        batch_steps = self._generate_batch(model)
-        seq = float(np.mean([len(p) for p in self.prompts]))
-        return LMOutputs(nll, scored, predictions, generations, ttft,
-                         _latency(steps, 1, seq), _latency(batch_steps, self.spec.batch_size, seq))
+        generations = self._generate_each(model, label)[0] if generate else []
+        return Scored(LMOutputs(nll, scored, predictions, generations))
+
+    def metrics(self, scored: Scored, baseline: Scored | None) -> tuple[dict[str, float], None]:
+        metrics = lm_metrics(scored.outputs, None if baseline is None else baseline.outputs)
+        return {k: round(v, 4) for k, v in metrics.items()}, None
+
+    def timing(self, model) -> Block:
+        """Batch 1: greedy generation of every prompt (ms per decode step, time to first token); then `batch_size` prompts."""
+        def block() -> dict[str, list[float]]:
+            _, ttft, steps = self._generate_each(model, "timing", warm=True)
+            return {"single": steps, "batch": self._generate_batch(model), "ttft": ttft}
+        return block
+
+    def timing_metrics(self, single: RoundLatency, batch: RoundLatency, extras: dict[str, float]) -> dict[str, float]:
+        result = {"decode_ms_per_token": round(single.p50, 4), "tokens_per_s": round(1000.0 / single.p50, 4),
+                  "tokens_per_s_batch": round(batch.batch_size * 1000.0 / batch.p50, 4)}
+        return {**({"ttft_ms": round(extras["ttft"], 4)} if "ttft" in extras else {}), **result}
 
     def _score(self, model, label: str) -> tuple[float, int, np.ndarray]:
         total, count, predictions = 0.0, 0, []
@@ -106,8 +119,9 @@ class LMEvaluation:
                 bar.advance(task)
         return total, count, np.concatenate(predictions)
 
-    def _generate_each(self, model, label: str) -> tuple[list[list[int]], list[float], list[float]]:
-        _greedy(model, self.prompts[0][None], self.spec.new_tokens, self.tokenizer.pad_token_id)  # warm-up
+    def _generate_each(self, model, label: str, warm: bool = False) -> tuple[list[list[int]], list[float], list[float]]:
+        if warm:
+            _greedy(model, self.prompts[0][None], self.spec.new_tokens, self.tokenizer.pad_token_id)
         generations, ttft, steps = [], [], []
         with progress() as bar:
             task = bar.add_task(f"{label}: greedy generation", total=len(self.prompts))
@@ -122,7 +136,8 @@ class LMEvaluation:
     def _generate_batch(self, model) -> list[float]:
         prompts = [self.prompts[i % len(self.prompts)] for i in range(self.spec.batch_size)]
         batch = self.tokenizer.pad({"input_ids": [p.tolist() for p in prompts]}, padding=True, return_tensors="pt")
-        _, _, times = _greedy(model, batch["input_ids"], self.spec.new_tokens, self.tokenizer.pad_token_id, batch["attention_mask"])
+        _, _, times = _greedy(model, batch["input_ids"], self.spec.new_tokens, self.tokenizer.pad_token_id,
+                              batch["attention_mask"])
         return [(b - a) * 1000 for a, b in zip(times[1:], times[2:])]
 
 
@@ -169,23 +184,37 @@ def _quiet_generation():
         transformers.logging.set_verbosity(previous)
 
 
-def _latency(times_ms: list[float], batch_size: int, seq_len: float) -> Latency:
-    deciles = statistics.quantiles(times_ms, n=10) if len(times_ms) > 1 else [times_ms[0]] * 9
-    return Latency(p50=statistics.median(times_ms), p90=deciles[8], mean=statistics.fmean(times_ms),
-                   batch_size=batch_size, seq_len=seq_len, runs=len(times_ms))
-
-
 def lm_metrics(outputs: LMOutputs, baseline: LMOutputs | None) -> dict[str, float]:
     nll = outputs.nll / outputs.scored
     if not math.isfinite(nll):
         raise CompressError("the model produced NaN or infinite log-probabilities",
                             "the variant is numerically broken; exclude it or check the checkpoint's weights")
-    result = {"perplexity": math.exp(nll), "nll_per_token": nll, "eval_tokens": float(outputs.scored),
-              "ttft_ms": statistics.median(outputs.ttft_ms), "decode_ms_per_token": outputs.decode.p50,
-              "tokens_per_s": 1000.0 / outputs.decode.p50,
-              "tokens_per_s_batch": outputs.decode_batch.batch_size * 1000.0 / outputs.decode_batch.p50}
+    result = {"perplexity": math.exp(nll), "nll_per_token": nll, "eval_tokens": float(outputs.scored)}
     if baseline is not None:
         result["agreement"] = float(np.mean(outputs.predictions == baseline.predictions) * 100)
-        result["greedy_exact_match"] = float(np.mean([a == b for a, b in zip(outputs.generations, baseline.generations)]) * 100)
+        if outputs.generations:
+            same = [a == b for a, b in zip(outputs.generations, baseline.generations)]
+            result["greedy_exact_match"] = float(np.mean(same) * 100)
         result["perplexity_change_pct"] = (result["perplexity"] / math.exp(baseline.nll / baseline.scored) - 1) * 100
     return result
+
+
+class SessionLM:
+    """A KV-cache decoder graph (ONNX or ORT format) on a plain ONNX Runtime session, fed an empty cache.
+
+    What `LMEvaluation.score(..., generate=False)` needs to score perplexity windows of a packaged ORT-format
+    model, which optimum's ORTModelForCausalLM cannot load.
+    """
+
+    def __init__(self, path, threads: int) -> None:
+        from export.runtime import create_session
+
+        self.session = create_session(path, threads)
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        from types import SimpleNamespace
+
+        from compress.tasks.causal_lm.calibration import decoder_feed, empty_past
+
+        feed = decoder_feed(self.session, input_ids.numpy().astype(np.int64), empty_past(self.session), 0)
+        return SimpleNamespace(logits=torch.from_numpy(self.session.run(["logits"], feed)[0]))

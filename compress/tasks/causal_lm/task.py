@@ -5,13 +5,16 @@ Metrics are computed in `compress.tasks.causal_lm.evaluate`, because they need t
 """
 from __future__ import annotations
 
+import random
+from pathlib import Path
 from typing import Any
 
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+from compress.console import warn
 from compress.errors import CompressError
-from compress.tasks.base import Task
+from compress.tasks.base import Scored, Task, TaskData
 
 
 class CausalLM(Task):
@@ -21,6 +24,12 @@ class CausalLM(Task):
     primary_metric = "perplexity"
     higher_is_better = False
     auto_model = AutoModelForCausalLM
+    # Variants are timed by generation through optimum's ORTModelForCausalLM on the CPU; GPU runners for LMs are not built
+    # yet. mobile: the ORT-format package (a KV-cache graph with pinned shapes would not generate, so no fixed shapes).
+    targets = frozenset({"cpu", "mobile"})
+    fixed_shapes = False
+    # No check_parity override: the fp32 export is judged by its metrics against PyTorch (next-token agreement, greedy
+    # exact match, perplexity), since a logit tolerance that holds for a 2-layer test model does not for a 262k vocabulary.
 
     def check_architecture(self, config: PretrainedConfig, source: str) -> None:
         if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
@@ -44,3 +53,69 @@ class CausalLM(Task):
         from compress.tasks.causal_lm.evaluate import lm_metrics
 
         return lm_metrics(outputs, baseline_outputs)
+
+    # --- lifecycle steps ------------------------------------------------------------------------------------------
+
+    def load_data(self, options: Any, ckpt: Any, recipe: Any) -> TaskData:
+        """Eval text; calibration text = --calib-data, else train.* beside the eval file, else the eval text (warned).
+
+        `train` (what torch stages such as decoder pruning score on) is every calibration text, unlabelled.
+        """
+        from compress.data import TextData, sibling_train_file
+        from compress.tasks.causal_lm.data import load_lm_text
+
+        spec = recipe.lm
+        text = load_lm_text(options.eval_data, options.text_column)
+        source = options.calib_data or sibling_train_file(options.eval_data)
+        if source is None:
+            texts, source = list(text.texts), "eval text"
+            if spec.int8_static or spec.smoothquant_alpha is not None:
+                warn("no calibration text given: calibrating static int8 on the eval text")
+        else:
+            texts = load_lm_text(source).texts
+        calib = list(texts)
+        random.Random(recipe.seed).shuffle(calib)
+        calib = calib[:spec.calib_samples] if spec.int8_static or spec.smoothquant_alpha is not None else []
+        return TaskData(text.texts, None, calib, train=TextData(texts, None, source, "text", None),
+                        sections={"eval": {"source": text.source, "samples": len(text.texts), "context": spec.context,
+                                           "stride": min(spec.stride, spec.context), "prompts": spec.prompts,
+                                           "prompt_tokens": spec.prompt_tokens, "new_tokens": spec.new_tokens},
+                                  "calibration": {"source": source if calib else "none (static int8 and SmoothQuant disabled)",
+                                                  "samples": len(calib), "decode_steps": spec.calib_decode_steps}})
+
+    def evaluation(self, ckpt: Any, data: TaskData, recipe: Any):
+        from compress.tasks.causal_lm.evaluate import LMEvaluation
+
+        config = ckpt.model.config
+        positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        evaluation = LMEvaluation(data.eval_texts, ckpt.tokenizer, recipe.lm, positions)
+        data.sections["eval"].update(tokens=len(evaluation.ids), bos_per_window=len(evaluation.prefix) > 0,
+                                     prompts=len(evaluation.prompts))
+        return evaluation
+
+    def export(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, opset: int | None) -> Path:
+        from compress.tasks.causal_lm.export import export_causal_lm
+
+        return export_causal_lm(model, tokenizer, folder, opset)
+
+    def open_torch(self, model: PreTrainedModel) -> Any:
+        return model
+
+    def open_onnx(self, path: Path, threads: int, target: Any = None, precision: str = "fp32", ctx: Any = None) -> Any:
+        from export.ort_lm import load_ort_lm
+
+        return load_ort_lm(path.parent, threads)
+
+    def complete_folder(self, folder: Path, model: PreTrainedModel) -> None:
+        """config and generation config beside model.onnx: ORTModelForCausalLM.from_pretrained(folder) works."""
+        model.config.save_pretrained(folder)
+        model.generation_config.save_pretrained(folder)
+
+    def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
+        """Perplexity and next-token agreement of the ORT-format file on a plain session (untimed: generation on a device
+        goes through its LLM runtime, not this host's optimum)."""
+        from compress.tasks.causal_lm.evaluate import SessionLM
+
+        scored = ctx.evaluation.score(SessionLM(path, ctx.threads), f"package/{path.name}", generate=False)
+        metrics, _ = ctx.evaluation.metrics(scored, baseline)
+        return {"metrics": metrics, "open": None}

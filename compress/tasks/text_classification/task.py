@@ -1,6 +1,8 @@
 """Sequence classification: accuracy, macro-F1 and agreement with the float model."""
 from __future__ import annotations
 
+import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,7 +11,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICA
 
 from compress.console import warn
 from compress.errors import CompressError
-from compress.tasks.base import Task
+from compress.tasks.base import Scored, Task, TaskData
 
 
 def macro_f1(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -60,3 +62,85 @@ class TextClassification(Task):
             result["agreement"] = float(np.mean(predictions == baseline_outputs.argmax(-1)) * 100)
             result["max_abs_logit_diff"] = float(np.max(np.abs(outputs - baseline_outputs)))
         return result
+
+    # --- lifecycle steps ------------------------------------------------------------------------------------------
+
+    def load_data(self, options: Any, ckpt: Any, recipe: Any) -> TaskData:
+        """Labelled eval texts; calibration = --calib-data, else train.* beside the eval file, else the eval texts (warned).
+
+        Calibration labels are kept when the file has a label column the model knows (pruning's Fisher scores use them).
+        """
+        from compress.data import load_text_data, load_training_texts, sibling_train_file
+
+        config = ckpt.model.config
+        data = load_text_data(options.eval_data, config.label2id, config.num_labels, options.text_column, options.label_column)
+        limit = recipe.validate_.max_eval_samples
+        if limit:
+            data.texts, data.labels = data.texts[:limit], data.labels[:limit]
+        source = options.calib_data or sibling_train_file(options.eval_data)
+        if source is None:
+            warn("no --calib-data and no train file beside the eval file: calibrating (and pruning) on the eval texts")
+            calib = data
+        else:
+            calib = load_training_texts(source, config.label2id, config.num_labels, options.text_column, options.label_column)
+        texts = sample(calib.texts, recipe.quantize.static.num_samples, recipe.seed)
+        return TaskData(data.texts, data.labels, texts, train=calib,
+                        sections={"eval": {"source": data.source, "samples": len(data.texts), "text_column": data.text_column,
+                                           "label_column": data.label_column},
+                                  "calibration": {"source": calib.source, "samples": len(texts)}})
+
+    def evaluation(self, ckpt: Any, data: TaskData, recipe: Any):
+        from compress.tasks.text_classification.evaluate import ClassifierEvaluation
+
+        v = recipe.validate_
+        return ClassifierEvaluation(data.eval_texts, ckpt.tokenizer, v.max_length, v.batch_size, v.latency_samples, v.warmup,
+                                    lambda outputs, baseline: self.metrics(outputs, data.references, baseline))
+
+    def export(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, opset: int | None) -> Path:
+        from export.onnx_export import ExportError, export_to_onnx
+
+        try:
+            return export_to_onnx(model, folder, self.export_task, opset)
+        except ExportError as err:
+            raise CompressError(str(err), "check that optimum supports this architecture for this task (optimum-cli export onnx "
+                                          "--help), or try another --recipe export.opset") from err
+
+    def check_parity(self, ctx: Any, model: PreTrainedModel, path: Path) -> None:
+        """The export must reproduce its PyTorch model on real eval texts (optimum checks random inputs only)."""
+        from compress.run.measure import onnx_runner, torch_runner
+
+        torch_run, onnx_run = torch_runner(model), onnx_runner(path, ctx.threads)
+        diff = max(float(np.max(np.abs(torch_run(f) - onnx_run(f)))) for f in ctx.evaluation.batches[:4])
+        atol = ctx.recipe.export.parity_atol
+        if diff > atol:
+            raise CompressError(f"the ONNX export disagrees with PyTorch: max |logit difference| {diff:.2e} > {atol:g} "
+                                "on the eval texts", "report this model to optimum, or raise export.parity_atol in the recipe "
+                                                     "if the difference is acceptable")
+
+    def open_torch(self, model: PreTrainedModel) -> Any:
+        from compress.run.measure import torch_runner
+
+        return torch_runner(model)
+
+    def open_onnx(self, path: Path, threads: int, target: Any = None, precision: str = "fp32", ctx: Any = None) -> Any:
+        from compress.run.measure import onnx_runner
+
+        if target is None or target.name == "cpu":
+            return onnx_runner(path, threads)
+        from export.device import TargetRunner
+
+        return TargetRunner(path, target, precision, threads, ctx.evaluation.batch_size, ctx.recipe.validate_.max_length)
+
+    def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
+        from compress.run.measure import onnx_runner
+
+        scored = ctx.evaluation.score(onnx_runner(path, ctx.threads), f"package/{path.name}")
+        metrics, _ = ctx.evaluation.metrics(scored, baseline)
+        return {"metrics": metrics, "open": lambda: onnx_runner(path, ctx.threads)}
+
+
+def sample(texts: list[str], n: int, seed: int) -> list[str]:
+    """`n` texts in a shuffled order fixed by the recipe's seed: the same calibration set on every run."""
+    texts = list(texts)
+    random.Random(seed).shuffle(texts)
+    return texts[:n]

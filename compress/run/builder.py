@@ -1,0 +1,166 @@
+"""One builder for every task: build -> complete folder -> parity -> score -> manifest, or a recorded failure.
+
+Latency is not measured here: every built model is timed afterwards, together, in the
+measure step (compress.run.measure), so the builder keeps what that step needs to
+reopen each model (`Built.open`).  One broken variant is recorded as failed and the
+run goes on; only a `fatal` record (the fp32 export) stops it.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from compress.console import info, warn
+from compress.environment import library_versions
+from compress.errors import CompressError
+from compress.outputs import raise_if_disk_full
+from compress.report.schema import Entry, TargetResult
+from compress.run.context import RunContext
+from compress.run.measure import TorchCuda, onnx_params, onnx_size, runtime_graph, torch_params
+from compress.run.variants import BuildInput, Line, Variant
+from compress.tasks.base import Scored
+from export.memory import peak_memory
+
+
+@dataclass
+class Built:
+    """A model that built and scored; its latency comes from the measure step."""
+    entry: Entry                                   # without latency yet
+    scored: Scored
+    open: dict[str, Callable[[], Any]] = field(default_factory=dict)   # target -> what the evaluation times
+
+
+class Builder:
+    def __init__(self, ctx: RunContext, stage: Path) -> None:
+        self.ctx, self.stage = ctx, stage
+        self.reference: Scored | None = None
+
+    # --- the PyTorch baseline ----------------------------------------------------------------------------------------
+
+    def baseline(self) -> Built:
+        ctx, task = self.ctx, self.ctx.task
+        info("validating the PyTorch fp32 baseline")
+        model = ctx.ckpt.model
+        handle = task.open_torch(model)
+        with peak_memory() as peak:
+            self.reference = ctx.evaluation.score(handle, "pytorch-fp32")
+        metrics, metrics_batch = ctx.evaluation.metrics(self.reference, None)
+        opens: dict[str, Callable[[], Any]] = {"cpu": lambda: handle}
+        targets: dict[str, TargetResult] = {}
+        for target in ctx.targets.measured[1:]:
+            if target.device == "cuda":
+                result, opener = self._guarded(f"pytorch-fp32 on {target.name}", lambda: self._torch_cuda(model))
+                targets[target.name] = result
+                if opener is not None:
+                    opens[target.name] = opener
+        entry = Entry("pytorch-fp32", ctx.ckpt.source, "pytorch", "fp32", "torch-cpu", metrics, metrics_batch,
+                      peak_memory_mb=peak(), size_bytes=ctx.ckpt.weights_bytes, params=torch_params(model), targets=targets)
+        return Built(entry, self.reference, opens)
+
+    def _torch_cuda(self, model) -> tuple[TargetResult, Callable[[], Any]]:
+        import torch
+
+        with peak_memory("cuda") as peak:
+            runner = TorchCuda(copy.deepcopy(model).to("cuda").eval())
+            scored = self.ctx.evaluation.score(runner, "pytorch-fp32 on cuda")
+        metrics, _ = self.ctx.evaluation.metrics(scored, None)
+        torch.cuda.empty_cache()
+        return TargetResult("torch-cuda", metrics, peak_memory_mb=peak()), lambda: runner
+
+    # --- variants ----------------------------------------------------------------------------------------------------
+
+    def build(self, variant: Variant, line: Line) -> Built | Entry:
+        """The variant's folder, scored on every target it is measured on; a failed Entry when it cannot be built."""
+        ctx, task = self.ctx, self.ctx.task
+        name = line.prefix + variant.name
+        settings = {**variant.settings(ctx), **line.settings}
+        source = None
+        if variant.parent:
+            source = next((line.built[p] for p in variant.parent if p in line.built), None)
+            if source is None:
+                needs = " or ".join(variant.parent)
+                return self._failed(name, None, variant.precision, settings, f"needs {needs}, which did not build")
+        folder = self.stage / "variants" / name
+        folder.mkdir(parents=True)
+        info(f"building {name}")
+        try:
+            result = variant.build(BuildInput(ctx, line, folder, source, settings))
+            path, learned = result if isinstance(result, tuple) else (result, {})
+            settings = {**settings, **learned}
+            task.complete_folder(folder, line.model)
+            ctx.ship_tokenizer.save_pretrained(folder)
+            if variant.parity:
+                task.check_parity(ctx, line.model, path)
+            with peak_memory() as peak:
+                scored = ctx.evaluation.score(task.open_onnx(path, ctx.threads), name)
+            metrics, metrics_batch = ctx.evaluation.metrics(scored, self.reference)
+            graph = runtime_graph(path)
+        except Exception as err:  # a broken variant must not sink the others (a full disk sinks the run)
+            raise_if_disk_full(err, self.stage)
+            if variant.fatal:
+                raise
+            return self._failed(name, folder, variant.precision, settings, _message(err))
+        opens: dict[str, Callable[[], Any]] = {"cpu": lambda: task.open_onnx(path, ctx.threads)}
+        targets: dict[str, TargetResult] = {}
+        for target in ctx.targets.measured[1:]:
+            if target.name in variant.targets:
+                result, opener = self._guarded(f"{name} on {target.name}",
+                                               lambda t=target: self._on_target(path, name, variant, t))
+                targets[target.name] = result
+                if opener is not None:
+                    opens[target.name] = opener
+        line.built[variant.name] = path
+        entry = Entry(name, str(folder), "onnx", variant.precision, "CPUExecutionProvider", metrics, metrics_batch,
+                      peak_memory_mb=peak(), size_bytes=onnx_size(path), params=onnx_params(path), graph=graph,
+                      settings=settings, targets=targets)
+        _write_manifest(folder, entry, source, ctx)
+        return Built(entry, scored, opens)
+
+    def _on_target(self, path: Path, name: str, variant: Variant, target) -> tuple[TargetResult, Callable[[], Any]]:
+        """Scored on `target`; the runner stays open for the timing rounds (a TensorRT engine takes minutes to build)."""
+        ctx = self.ctx
+        with peak_memory(target.device) as peak:
+            runner = ctx.task.open_onnx(path, ctx.threads, target, variant.precision, ctx)
+            scored = ctx.evaluation.score(runner, f"{name} on {target.name}")
+        metrics, _ = ctx.evaluation.metrics(scored, self.reference)
+        return TargetResult(target.providers[0], metrics, peak_memory_mb=peak()), lambda: runner
+
+    def _guarded(self, label: str, run: Callable[[], tuple[TargetResult, Callable[[], Any]]]
+                 ) -> tuple[TargetResult, Callable[[], Any] | None]:
+        """One target failing on one model (a missing kernel, an engine that will not build) is recorded, not fatal."""
+        info(f"measuring {label}")
+        try:
+            return run()
+        except Exception as err:
+            warn(f"{label} failed: {_message(err)}")
+            return TargetResult(error=_message(err)), None
+
+    def _failed(self, name: str, folder: Path | None, precision: str, settings: dict, error: str) -> Entry:
+        warn(f"{name} failed and is left out: {error}")
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        return Entry(name, None, "onnx", precision, settings=settings, error=error)
+
+
+def _message(err: Exception) -> str:
+    return str(err) if isinstance(err, CompressError) else f"{type(err).__name__}: {err}"
+
+
+def _write_manifest(folder: Path, entry: Entry, parent: Path | None, ctx: RunContext) -> None:
+    manifest = {"variant": entry.name, "made_from": parent.parent.name if parent else "pytorch checkpoint",
+                "checkpoint": ctx.ckpt.source, "input_sha256": _sha256(parent) if parent else None, "settings": entry.settings,
+                "metrics": entry.metrics, "versions": library_versions(), "recipe": ctx.recipe.model_dump(by_alias=True)}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
