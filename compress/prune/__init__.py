@@ -14,23 +14,18 @@ under FLOPs/parameter limits, mask rearrangement, least-squares mask tuning fold
 `apply_plan` removes an explicit `PrunePlan` instead. Recover accuracy with `compress.distill`.
 """
 
-from compress.prune.api import apply_plan, check_prunable, prune
-from compress.prune.config import PruneConfig
-from compress.prune.errors import PruneError
-from compress.prune.loading import load_pruned
-from compress.prune.plan import PrunePlan
-from compress.prune.result import PruneResult
-from compress.prune.specs import SPECS, ArchSpec
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "SPECS",
-    "ArchSpec",
-    "PruneConfig",
-    "PruneError",
-    "PrunePlan",
-    "PruneResult",
-    "apply_plan",
-    "check_prunable",
-    "load_pruned",
-    "prune",
-]
+# Public name -> submodule, imported on first use: `compress.prune.config` (which the recipe embeds) is then
+# importable without torch, so `compress --help` stays fast.
+_EXPORTS = {"apply_plan": "api", "check_prunable": "api", "prune": "api", "PruneConfig": "config", "PruneError": "errors",
+            "load_pruned": "loading", "PrunePlan": "plan", "PruneResult": "result", "SPECS": "specs", "ArchSpec": "specs"}
+__all__ = ["SPECS", "ArchSpec", "PruneConfig", "PruneError", "PrunePlan", "PruneResult", "apply_plan", "check_prunable",
+           "load_pruned", "prune"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'compress.prune' has no attribute {name!r}")
+    return getattr(import_module(f"compress.prune.{_EXPORTS[name]}"), name)

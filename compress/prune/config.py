@@ -12,6 +12,9 @@ With several targets, all hold: fractions cap how many heads/neurons survive, bu
 
 For grouped-query decoders (Llama, Mistral, Qwen, Gemma) a "head" is a KV group: one KV head and the
 query heads that read it.
+
+The recipe's `prune:` section embeds this class (`compress.recipe.PruneSpec` adds only the stage's batch size),
+so every default here is the one `compress run`, `compress prune` and the library use.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class PruneConfig:
     method: Literal["fisher"] = "fisher"
     mask_rearrange: bool = True
     mask_tuning: bool = True
-    num_calib_batches: int = 64
+    num_calib_batches: int = 16  # batches of calibration texts scored for importance (Kwon et al. use 2048 texts)
     seq_len: int = 128
 
     def __post_init__(self) -> None:
