@@ -274,12 +274,12 @@ def test_read_only_output_filesystem(ckpt, data_dir, tmp_path, monkeypatch):
 
 
 def test_disk_full_fails_the_run_with_a_clear_error_and_removes_staging(ckpt, data_dir, tmp_path, quick_recipe, monkeypatch):
-    from compress.run import pipeline
+    import export.onnx_export
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "model.onnx")
 
-    monkeypatch.setattr(pipeline, "export_to_onnx", full)
+    monkeypatch.setattr(export.onnx_export, "export_to_onnx", full)
     out = tmp_path / "o"
     expect_error(invoke("run", ckpt, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", quick_recipe, "--threads", "1"),
                  "is full", "free some space")
@@ -289,12 +289,12 @@ def test_disk_full_fails_the_run_with_a_clear_error_and_removes_staging(ckpt, da
 def test_disk_full_in_a_non_fatal_variant_still_fails_the_run(ckpt, data_dir, tmp_path, monkeypatch):
     """A library that reports ENOSPC as its own error (protobuf, C++) is caught by the free-space check."""
     from compress import outputs
-    from compress.run import pipeline
+    from compress.quantize import ptq
 
     def misleading(*args, **kwargs):
         raise RuntimeError("google.protobuf.message.EncodeError: Failed to serialize proto")
 
-    monkeypatch.setattr(pipeline, "quantize_int8_dynamic", misleading)
+    monkeypatch.setattr(ptq, "quantize_int8_dynamic", misleading)
     monkeypatch.setattr(outputs, "LOW_SPACE_BYTES", 1 << 62)  # "the disk is all but full now"
     recipe = tmp_path / "r.yaml"
     recipe.write_text("validate: {latency_samples: 5, warmup: 0, batch_size: 4}\nquantize: {static: {enabled: false}}\n"
