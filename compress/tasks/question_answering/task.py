@@ -89,7 +89,7 @@ class QuestionAnswering(Task):
             calib = load_qa_data(source, **columns)
             _report_problems(calib, "calibration")
         calib_examples = list(calib.examples)
-        random.Random(0).shuffle(calib_examples)  # the same calibration set on every run
+        random.Random(recipe.seed).shuffle(calib_examples)  # the same calibration set on every run
         calib_examples = calib_examples[:spec.calib_windows]  # each gives at least one window
         labelled = data.labelled
         if not labelled:
@@ -130,7 +130,7 @@ class QuestionAnswering(Task):
 
         spec = ctx.recipe.qa
         return calibration_feeds(ctx.tokenizer, ctx.data.calib_examples, ctx.recipe.quantize.static.calibration_method,
-                                 spec.max_length, spec.doc_stride, spec.calib_windows)
+                                 spec.max_length, spec.doc_stride, spec.calib_windows, ctx.recipe.seed)
 
     def export(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, opset: int | None) -> Path:
         from export.onnx_export import ExportError, export_to_onnx
