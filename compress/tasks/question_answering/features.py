@@ -18,7 +18,6 @@ from compress.tasks.question_answering.data import QAExample
 from compress.tasks.question_answering.spec import DOC_STRIDE, MAX_LENGTH
 
 
-
 @dataclass
 class QAFeatures:
     inputs: dict[str, np.ndarray]              # model inputs, int64 [windows, max_length]
