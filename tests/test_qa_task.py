@@ -280,3 +280,15 @@ def test_mobile_package_is_scored_by_em_f1(qa_model, qa_data, tmp_path):
     check = package["checks"]["ort_model"]
     assert check["error"] is None and check["metrics"]["agreement"] == 100 and "f1" in check["metrics"]
     assert (out / package["ort_model"]).exists() and (out / "package" / "tokenizer.json").exists()
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("max_length: 48", "max_length: 256", "qa.max_length 256 is longer than the model's 128 positions"),
+    ("doc_stride: 16", "doc_stride: 48", "doc_stride (48) must be smaller than max_length (48)")])
+def test_impossible_windows_are_refused_before_any_work(qa_model, qa_data, tmp_path, old, new, message):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE.replace(old, new))
+    result = _run(qa_model, tmp_path / "out", qa_data / "eval.json", recipe)
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and message in output and "fix:" in output, output
+    assert not (tmp_path / "out").exists()
