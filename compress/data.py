@@ -76,7 +76,7 @@ def _read_csv(text: str, delimiter: str, path: Path) -> list[dict]:
     rows, start = [], reader.line_num + 1
     for fields in reader:
         end = reader.line_num
-        if not any(f.strip() for f in fields):
+        if not fields:  # a blank line, skipped as csv.DictReader does (a row of empty fields is data)
             start = end + 1
             continue
         swallowed = next((f for f in fields if _holds_rows(f, delimiter, len(header))), None)
