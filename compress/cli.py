@@ -1,44 +1,148 @@
-"""The `compress` command line (typer).  Each command is a thin shell over one module."""
+"""The `compress` command line (typer).  Each command is a thin shell over one module.
+
+Every flag that is also a recipe field is applied through `Recipe.with_overrides`, i.e. validated by the same
+pydantic model as a recipe file; its `[default: ...]` in `--help` is read from that model, so a default is
+defined once.  Exit statuses (`compress.errors`): 0 ok, 1 internal error, 2 user error, 3 no variant qualified.
+"""
 from __future__ import annotations
 
+import contextlib
+import enum
+import errno
+import functools
 import os
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Optional
+from typing import Any, get_args
 
 import typer
+from rich.markup import escape
 
-from compress.console import console
-from compress.errors import CompressError
+from compress.console import error, set_verbosity
+from compress.errors import NO_SELECTION, USER_ERROR, CompressError
+from compress.recipe import StaticSpec, default_of
+from compress.tasks import TASK_NAMES
 
 app = typer.Typer(help="Compress a fine-tuned Hugging Face transformer into a small, fast, validated ONNX model.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich")
+
+CalibMethod = enum.Enum("CalibMethod", {m: m for m in get_args(StaticSpec.model_fields["calibration_method"].annotation)},
+                        type=str)
+TaskName = enum.Enum("TaskName", {name: name for name in TASK_NAMES}, type=str)
+LogLevel = enum.Enum("LogLevel", {n: n for n in ("error", "warning", "info", "debug")}, type=str)
+TARGET_NAMES = ("cpu", "cuda", "tensorrt", "mobile")
+DEMO_CACHE = Path(os.environ.get("EDGE_COMPRESS_CACHE", Path.home() / ".cache" / "edge-compress"))
+
+
+def _h(text: str) -> str:
+    """Help text is rich markup in typer: escape it, so `[...]` in it is printed, not eaten."""
+    return escape(text)
+
+
+def _d(path: str) -> str:
+    """The recipe's default for `path`, as `--help` shows it."""
+    value = default_of(path)
+    return "null" if value is None else str(value)
 
 
 def _fail(err: CompressError) -> None:
-    console.print(f"[bold red]error:[/] {err.message}")
-    if err.hint:
-        console.print(f"[bold]fix:[/] {err.hint}")
-    raise typer.Exit(2)
+    error(err.message, err.hint)
+    raise typer.Exit(USER_ERROR)
+
+
+def _command(body: Callable[..., Any]) -> Callable[..., Any]:
+    """User errors (and a full or read-only disk, wherever it shows up) print `error:`/`fix:` and exit 2;
+    anything else is a bug and keeps its traceback (exit 1)."""
+
+    @functools.wraps(body)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from compress.outputs import storage_error
+
+        try:
+            return body(*args, **kwargs)
+        except CompressError as err:
+            _fail(err)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS):
+                raise
+            _fail(storage_error(err, Path(kwargs.get("out") or err.filename or ".")))
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        from compress import __version__
+
+        typer.echo(f"edge-compress {__version__}")  # stdout, like every --version
+        raise typer.Exit()
+
+
+def _terminate(signum: int, frame: object) -> None:  # pragma: no cover - exercised by a killed subprocess
+    """SIGTERM runs the same cleanup as Ctrl-C: the staging folder is removed and the --out lock released."""
+    raise SystemExit(128 + signum)
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors (same as --log-level warning)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also the libraries' info messages (same as --log-level info)."),
+    log_level: LogLevel | None = typer.Option(None, "--log-level", help=_h(
+        "error, warning, info or debug: for compress's own lines and, through their own log controls, transformers, "
+        "optimum, onnxruntime and torch [default: info for compress, warning for the libraries]")),
+) -> None:
+    """Compress a fine-tuned Hugging Face transformer into a small, fast, validated ONNX model."""
+    if quiet and verbose:
+        _fail(CompressError("--quiet and --verbose contradict each other", "pass at most one of them"))
+    level = log_level.value if log_level else "warning" if quiet else "info" if verbose else None
+    set_verbosity(level)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+@contextlib.contextmanager
+def _guarded(out: Path, force: bool, inputs: list[Any]) -> Iterator[None]:
+    """Lock --out for the whole command and check it against the inputs before any slow step."""
+    from compress.outputs import check_target, output_lock
+
+    with output_lock(out, " ".join(sys.argv)):
+        check_target(out, force, inputs)
+        yield
+
+
+RUN_FLAGS = {"max_accuracy_drop": "--max-accuracy-drop", "validate.threads": "--threads", "seed": "--seed",
+             "quantize.static.calibration_method": "--calib-method", "task": "--task", "targets": "--target",
+             "package.ort_format": "--package-mobile", "package.fixed_shape": "--fixed-shape"}
 
 
 @app.command()
+@_command
 def run(
     model: str = typer.Argument(..., help="Fine-tuned checkpoint folder (config.json, tokenizer, weights), or a hub id when online."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: variants/, report.json, report.md, report.png."),
-    eval_data: str = typer.Option(..., "--eval-data", help="Labelled eval set: .csv, .tsv or .jsonl file, or a `datasets` name[:config[:split]]."),
-    text_column: Optional[str] = typer.Option(None, help="Column holding the text (default: guess text/sentence/content/...)."),
-    label_column: Optional[str] = typer.Option(None, help="Column holding the label: ids, or names from the model's label2id (default: guess label/intent/...)."),
-    calib_data: Optional[str] = typer.Option(None, help="Texts for static-int8 calibration (default: train.* beside the eval file, else the eval texts)."),
-    recipe: Optional[Path] = typer.Option(None, help="Recipe YAML (see README); flags below override it."),
-    max_accuracy_drop: Optional[float] = typer.Option(None, help="Accuracy points a variant may lose and still be selected [default: 1.0]."),
-    threads: Optional[int] = typer.Option(None, help="Intra-op threads for every latency measurement [default: all cores, at most 4]."),
-    calib_method: Optional[str] = typer.Option(None, help="Static int8 calibration: minmax, entropy or percentile [default: percentile, 99.99]."),
-    task: Optional[str] = typer.Option(None, help="text-classification or causal-lm [default: the recipe's, else text-classification]."),
-    target: Optional[str] = typer.Option(None, help="Where to validate, comma-separated: cpu, cuda, tensorrt, mobile; the first available one decides the selection [default: cpu]."),
+    eval_data: str = typer.Option(..., "--eval-data", help=_h("Labelled eval set: .csv, .tsv or .jsonl file, or a `datasets` name[:config[:split]].")),
+    text_column: str | None = typer.Option(None, help="Column holding the text (default: guess text/sentence/content/...)."),
+    label_column: str | None = typer.Option(None, help="Column holding the label: ids, or names from the model's label2id (default: guess label/intent/...)."),
+    calib_data: str | None = typer.Option(None, help="Texts for static-int8 calibration (default: train.* beside the eval file, else the eval texts)."),
+    recipe: Path | None = typer.Option(None, help="Recipe YAML (see README); flags below override its fields."),
+    max_accuracy_drop: float | None = typer.Option(None, show_default=_d("max_accuracy_drop"),
+                                                      help="Accuracy points a variant may lose and still be selected."),
+    threads: int | None = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads for every latency measurement."),
+    calib_method: CalibMethod | None = typer.Option(None, show_default=_d("quantize.static.calibration_method"),
+                                                       help="Static int8 calibration method."),
+    task: TaskName | None = typer.Option(None, show_default=_d("task"), help="What the model does (the recipe's task: when not given)."),
+    target: str | None = typer.Option(None, show_default=",".join(default_of("targets")),
+                                         autocompletion=lambda incomplete: [t for t in TARGET_NAMES if t.startswith(incomplete)],
+                                         help=_h(f"Where to validate, comma-separated from {', '.join(TARGET_NAMES)}; "
+                                                 "the first available one decides the selection.")),
     package_mobile: bool = typer.Option(False, "--package-mobile", help="Package the selected variant in ORT format with the reduced-operator build config (package/)."),
-    fixed_shape: Optional[str] = typer.Option(None, help="Also package a fixed-shape model BATCH,SEQUENCE (e.g. 1,128) for NPUs/delegates."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it already holds results."),
+    fixed_shape: str | None = typer.Option(None, help="Also package a fixed-shape model BATCH,SEQUENCE (e.g. 1,128) for NPUs/delegates."),
+    seed: int | None = typer.Option(None, show_default=_d("seed"), help="Seed of calibration sampling and every random choice of QAT and distillation."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the checkpoint (only for checkpoints you trust)."),
 ) -> None:
     """Export, quantize and validate MODEL; write a report and select the fastest variant within budget.
@@ -46,136 +150,153 @@ def run(
     Text classifiers: accuracy-scored fp32, fused, int8 dynamic and int8 static variants (plus a pruned line when the
     recipe has prune:, and an onnx-int8-qat variant per line when it has qat:).  Causal LMs (--task causal-lm, eval
     data = plain text): KV-cache export, int8 and int4 variants scored by perplexity (the budget is then in perplexity
-    points), token agreement and generation speed.
+    points), token agreement and generation speed.  Exit status 3: the run finished, but no variant qualified.
     """
+    import json
+
+    from compress.recipe import load_recipe
     from compress.run.pipeline import RunOptions
     from compress.run.pipeline import run as run_pipeline
-    from compress.recipe import load_recipe
-
-    try:
-        spec = load_recipe(str(recipe) if recipe else None)
-        overrides = {"max_accuracy_drop": max_accuracy_drop, "task": task}
-        spec = spec.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-        if threads is not None:
-            spec.validate_.threads = threads
-        if calib_method is not None:
-            if calib_method not in ("minmax", "entropy", "percentile"):
-                raise CompressError(f"unknown --calib-method '{calib_method}'", "use minmax, entropy or percentile")
-            spec.quantize.static.calibration_method = calib_method  # type: ignore[assignment]
-        _apply_target_flags(spec, target, package_mobile, fixed_shape)
-        run_pipeline(RunOptions(model, out, eval_data, text_column, label_column, calib_data, force, trust_remote_code), spec)
-    except CompressError as err:
-        _fail(err)
-
-
-def _apply_target_flags(spec, target: str | None, package_mobile: bool, fixed_shape: str | None) -> None:
-    from compress.recipe import FixedShapeSpec
     from compress.run.targets import parse_fixed_shape, parse_targets
 
-    if target is not None:
-        spec.targets = parse_targets(target)
-    if package_mobile:
-        spec.package.ort_format = True
-    if fixed_shape is not None:
-        batch, sequence = parse_fixed_shape(fixed_shape)
-        spec.package.fixed_shape = FixedShapeSpec(batch=batch, sequence=sequence)
-    spec.check()
+    with _guarded(out, force, [model, eval_data, calib_data, recipe]):
+        spec = load_recipe(str(recipe) if recipe else None)
+        shape = parse_fixed_shape(fixed_shape) if fixed_shape is not None else None
+        spec = spec.with_overrides({
+            "max_accuracy_drop": max_accuracy_drop, "validate.threads": threads, "seed": seed,
+            "quantize.static.calibration_method": calib_method.value if calib_method else None,
+            "task": task.value if task else None, "targets": parse_targets(target) if target is not None else None,
+            "package.ort_format": True if package_mobile else None,
+            "package.fixed_shape": {"batch": shape[0], "sequence": shape[1]} if shape else None}, RUN_FLAGS)
+        run_pipeline(RunOptions(model, out, eval_data, text_column, label_column, calib_data, force, trust_remote_code), spec)
+    report = json.loads((out / "report.json").read_text())
+    if report.get("selected") is None:
+        error(f"no variant qualified: {report.get('selection_reason', '')}; every result is in {out / 'report.json'}",
+              "raise --max-accuracy-drop, or look at the report for what failed; exit status 3 means exactly this")
+        raise typer.Exit(NO_SELECTION)
+
+
+PRUNE_FLAGS = {"prune.head_fraction": "--heads", "prune.ffn_fraction": "--ffn", "prune.flops_budget": "--flops-budget",
+               "prune.params_budget": "--params-budget", "prune.num_calib_batches": "--calib-batches", "distill.epochs": "--distill-epochs"}
 
 
 @app.command()
+@_command
 def prune(
     model: str = typer.Argument(..., help="Fine-tuned classifier checkpoint folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the pruned checkpoint (loadable by `compress run`)."),
     calib_data: str = typer.Option(..., "--calib-data", help="Texts (labels used when present) scoring head/neuron importance and, with --distill-epochs, training the pruned model."),
-    heads: Optional[float] = typer.Option(None, help="Fraction of all attention heads to remove, e.g. 0.5."),
-    ffn: Optional[float] = typer.Option(None, help="Fraction of all FFN neurons to remove, e.g. 0.5."),
-    flops_budget: Optional[float] = typer.Option(None, help="Fraction of FLOPs to keep, e.g. 0.6 (the search decides per layer)."),
-    params_budget: Optional[float] = typer.Option(None, help="Fraction of parameters to keep."),
+    heads: float | None = typer.Option(None, help="Fraction of all attention heads to remove, e.g. 0.5."),
+    ffn: float | None = typer.Option(None, help="Fraction of all FFN neurons to remove, e.g. 0.5."),
+    flops_budget: float | None = typer.Option(None, help="Fraction of FLOPs to keep, e.g. 0.6 (the search decides per layer)."),
+    params_budget: float | None = typer.Option(None, help="Fraction of parameters to keep."),
     prune_layers: bool = typer.Option(False, "--prune-layers", help="Allow dropping whole layers."),
     no_mask_tuning: bool = typer.Option(False, "--no-mask-tuning", help="Skip least-squares mask tuning (faster, less accurate)."),
-    calib_batches: int = typer.Option(16, help="Calibration batches of 16 texts for importance scores."),
-    distill_epochs: Optional[float] = typer.Option(None, help="Recover accuracy by distilling the float model for this many epochs."),
-    text_column: Optional[str] = typer.Option(None, help="Column holding the text."),
-    label_column: Optional[str] = typer.Option(None, help="Column holding the label."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    calib_batches: int | None = typer.Option(None, show_default=_d("prune.num_calib_batches"),
+                                                help=f"Calibration batches of {_d('prune.batch_size')} texts for importance scores."),
+    distill_epochs: float | None = typer.Option(None, help="Recover accuracy by distilling the float model for this many epochs."),
+    text_column: str | None = typer.Option(None, help="Column holding the text."),
+    label_column: str | None = typer.Option(None, help="Column holding the label."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
 ) -> None:
     """Remove attention heads, FFN neurons (and layers) physically, scored on --calib-data; optionally distill."""
+    from compress.recipe import Recipe
     from compress.run.prune_stage import prune_checkpoint
-    from compress.recipe import DistillSpec, PruneSpec, Recipe
 
-    try:
-        spec = PruneSpec(head_fraction=heads, ffn_fraction=ffn, flops_budget=flops_budget, params_budget=params_budget,
-                         prune_layers=prune_layers, mask_tuning=not no_mask_tuning, num_calib_batches=calib_batches)
-        recipe = Recipe(prune=spec, distill=DistillSpec(epochs=distill_epochs) if distill_epochs else None)
-        recipe.check()
+    if all(v is None for v in (heads, ffn, flops_budget, params_budget)):
+        raise CompressError("nothing to prune: no target given", "pass --heads, --ffn (fractions to remove), --flops-budget "
+                                                                 "or --params-budget (fractions to keep)")
+    with _guarded(out, force, [model, calib_data]):
+        recipe = Recipe().with_overrides({
+            "prune.head_fraction": heads, "prune.ffn_fraction": ffn, "prune.flops_budget": flops_budget,
+            "prune.params_budget": params_budget, "prune.prune_layers": True if prune_layers else None,
+            "prune.mask_tuning": False if no_mask_tuning else None, "prune.num_calib_batches": calib_batches,
+            "distill.epochs": distill_epochs}, PRUNE_FLAGS)
         prune_checkpoint(model, out, calib_data, recipe, force, text_column, label_column)
-    except CompressError as err:
-        _fail(err)
+
+
+QAT_FLAGS = {"qat.epochs": "--epochs", "qat.max_steps": "--max-steps", "qat.learning_rate": "--learning-rate",
+             "qat.batch_size": "--batch-size", "qat.label_weight": "--label-weight", "seed": "--seed"}
 
 
 @app.command()
+@_command
 def qat(
     model: str = typer.Argument(..., help="Fine-tuned classifier checkpoint folder (a pruned one from `compress prune` too)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the int8 ONNX model (loadable by ORTModelForSequenceClassification)."),
     data: str = typer.Option(..., "--data", help="Training texts (.csv/.tsv/.jsonl); labels are used when --label-weight > 0 and present."),
-    epochs: float = typer.Option(2.0, help="Training epochs (distillation from the float model)."),
-    max_steps: int = typer.Option(-1, help="Stop after this many steps (overrides --epochs)."),
-    learning_rate: float = typer.Option(2e-5, help="Learning rate for weights and quantization ranges."),
-    batch_size: int = typer.Option(16, help="Training batch size."),
-    label_weight: float = typer.Option(0.0, help="Weight of the labels' cross-entropy beside the distillation loss."),
-    recipe: Optional[Path] = typer.Option(None, help="Recipe YAML whose qat: section is used (the flags above are then ignored)."),
-    text_column: Optional[str] = typer.Option(None, help="Column holding the text."),
-    label_column: Optional[str] = typer.Option(None, help="Column holding the label."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    epochs: float | None = typer.Option(None, show_default=_d("qat.epochs"), help="Training epochs (distillation from the float model)."),
+    max_steps: int | None = typer.Option(None, show_default=_d("qat.max_steps"), help="Stop after this many steps (overrides --epochs)."),
+    learning_rate: float | None = typer.Option(None, show_default=_d("qat.learning_rate"), help="Learning rate for weights and quantization ranges."),
+    batch_size: int | None = typer.Option(None, show_default=_d("qat.batch_size"), help="Training batch size."),
+    label_weight: float | None = typer.Option(None, show_default=_d("qat.label_weight"),
+                                                 help="Weight of the labels' cross-entropy beside the distillation loss."),
+    seed: int | None = typer.Option(None, show_default=_d("seed"), help="Seed of calibration, data order and initialization."),
+    recipe: Path | None = typer.Option(None, help="Recipe YAML whose qat: section is used; the flags above override its fields."),
+    text_column: str | None = typer.Option(None, help="Column holding the text."),
+    label_column: str | None = typer.Option(None, help="Column holding the label."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
 ) -> None:
     """Quantization-aware training: int8 fake quantization (ONNX Runtime's exact arithmetic), activation ranges
     calibrated then learned, trained to match the float model; exported as an int8 graph that runs integer kernels."""
     from compress.commands.qat import qat_checkpoint
-    from compress.recipe import QATSpec, load_recipe
+    from compress.recipe import load_recipe
 
-    try:
+    with _guarded(out, force, [model, data, recipe]):
         spec = load_recipe(str(recipe) if recipe else None)
-        if spec.qat is None:
-            spec.qat = QATSpec(epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
-                               label_weight=label_weight)
-        spec.check()
+        spec = spec.with_overrides({"qat": {} if spec.qat is None else None, "qat.epochs": epochs, "qat.max_steps": max_steps,
+                                    "qat.learning_rate": learning_rate, "qat.batch_size": batch_size,
+                                    "qat.label_weight": label_weight, "seed": seed}, QAT_FLAGS)
         qat_checkpoint(model, out, data, spec, force, text_column, label_column)
-    except CompressError as err:
-        _fail(err)
 
 
 @app.command()
+@_command
 def generate(
     path: Path = typer.Argument(..., help="A `compress run --task causal-lm` OUT folder (its selected variant is used) or a variant folder."),
     prompt: str = typer.Argument(..., help="Text to continue."),
     max_new_tokens: int = typer.Option(64, help="Tokens to generate."),
-    threads: Optional[int] = typer.Option(None, help="Intra-op threads [default: all cores, at most 4]."),
+    threads: int | None = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads."),
     sample: bool = typer.Option(False, "--sample", help="Sample instead of greedy decoding."),
-    temperature: float = typer.Option(0.8, help="Sampling temperature (with --sample)."),
+    temperature: float = typer.Option(0.8, help="Sampling temperature (with --sample), > 0."),
 ) -> None:
     """Run a compressed causal LM on PROMPT, streaming tokens as they are generated."""
     from compress.commands.generate import generate as generate_text
 
-    try:
-        generate_text(path, prompt, max_new_tokens, threads, greedy=not sample, temperature=temperature)
-    except CompressError as err:
-        _fail(err)
+    generate_text(path, prompt, max_new_tokens, threads, greedy=not sample, temperature=temperature)
 
 
 @app.command()
+@_command
+def answer(
+    path: Path = typer.Argument(..., help="A `compress run --task question-answering` OUT folder (its selected variant is used) or a variant folder."),
+    question: str = typer.Option(..., "--question", help="The question."),
+    context: str = typer.Option(..., "--context", help="The passage to answer from; one longer than the model's window is read in overlapping windows (qa.doc_stride), not truncated."),
+    threads: int | None = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads."),
+) -> None:
+    """Answer --question from --context with a compressed extractive-QA model: prints the span, then where it is."""
+    from compress.commands.answer import answer as answer_question
+    from compress.console import console
+
+    prediction, windows = answer_question(path, question, context, threads)
+    typer.echo(prediction.text)
+    where = f"characters {prediction.start}-{prediction.end}" if prediction.start >= 0 else "no answer in the context"
+    console.print(f"[dim]{where}, score {prediction.score:.2f}, {windows} window{'s' if windows > 1 else ''}[/]")
+
+
+@app.command()
+@_command
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Output folder for the report."),
-    cache: Path = typer.Option(Path(os.environ.get("EDGE_COMPRESS_CACHE", Path.home() / ".cache" / "edge-compress")),
+    cache: Path = typer.Option(DEMO_CACHE,
                                help="Where the fine-tuned demo model is cached between runs."),
-    threads: Optional[int] = typer.Option(None, help="Intra-op threads for latency [default: all cores, at most 4]."),
+    threads: int | None = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads for latency."),
 ) -> None:
     """Fine-tune the bundled all-MiniLM-L6-v2 on the project's intent set (cached), then run `compress run` on it."""
     from compress.commands.demo import run_demo
 
-    try:
+    with _guarded(out, True, [cache]):
         run_demo(out, cache, threads)
-    except CompressError as err:
-        _fail(err)
 
 
 def main() -> None:  # pragma: no cover - `python -m compress`

@@ -41,12 +41,15 @@ def read_rows(source: str) -> tuple[list[dict], str]:
             raise CompressError(f"unsupported data file type '{suffix}' ({source})", "use .csv, .tsv or .jsonl")
         rows = _read_jsonl(path) if SUFFIXES[suffix] is None else _read_delimited(path, SUFFIXES[suffix])
         return rows, str(path)
-    if path.suffix.lower() in SUFFIXES or "/" in source and not _looks_like_hub_name(source):
+    if path.suffix.lower() in SUFFIXES or "/" in source and not _looks_like_hub_name(source) or "\\" in source:
         raise CompressError(f"data file not found: {source}", "check the path (relative paths are from the current folder)")
     return _read_hub_dataset(source), source
 
 
 def _looks_like_hub_name(source: str) -> bool:
+    """`name` or `org/name`; `runs/x` where `runs/` is a local folder is a mistyped path, not a dataset."""
+    if "/" in source and Path(source.split("/")[0]).is_dir():
+        return False
     return source.count("/") <= 1 and not source.startswith((".", "/", "~"))
 
 
@@ -59,10 +62,41 @@ def _read_delimited(path: Path, delimiter: str) -> list[dict]:
         return _read_tsv(text, path)
     csv.field_size_limit(sys.maxsize)
     try:
-        rows = list(csv.DictReader(text.splitlines(keepends=True), delimiter=delimiter))
+        rows = _read_csv(text, delimiter, path)
     except csv.Error as err:
         raise CompressError(f"cannot parse {path} as CSV: {err}", "check quoting; a TSV file should end in .tsv") from err
     return _drop_blank(rows, path)
+
+
+def _read_csv(text: str, delimiter: str, path: Path) -> list[dict]:
+    """CSV rows, refusing the two ways a quote goes wrong silently: a stray `"` opening a field swallows the next
+    lines into one text (30 rows become 4), and rows whose field count differs from the header's."""
+    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
+    header = next(reader, None) or []
+    rows, start = [], reader.line_num + 1
+    for fields in reader:
+        end = reader.line_num
+        if not fields:  # a blank line, skipped as csv.DictReader does (a row of empty fields is data)
+            start = end + 1
+            continue
+        swallowed = next((f for f in fields if _holds_rows(f, delimiter, len(header))), None)
+        if swallowed is not None:
+            raise CompressError(f"{path}:{start}: a quoted field runs over lines {start}-{end} and holds what look like "
+                                "further rows: a stray `\"` opens a field that only a later quote closes",
+                                f"remove the stray quote on line {start}, or double quotes inside quoted text (\"\"); "
+                                "for texts that really span lines use JSONL")
+        if len(fields) != len(header):
+            raise CompressError(f"{path}:{start}: expected {len(header)} comma-separated fields ({', '.join(header)}), "
+                                f"found {len(fields)}", "quote texts that contain the delimiter: \"a, b\" (and double quotes inside: \"\")")
+        rows.append(dict(zip(header, fields)))
+        start = end + 1
+    return rows
+
+
+def _holds_rows(field: str, delimiter: str, columns: int) -> bool:
+    """A multi-line field with an inner line that splits into the header's field count is swallowed rows."""
+    lines = field.splitlines()
+    return len(lines) > 1 and columns > 1 and any(len(line.split(delimiter)) == columns for line in lines[1:])
 
 
 def _read_tsv(text: str, path: Path) -> list[dict]:

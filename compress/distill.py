@@ -12,9 +12,9 @@ nothing is written to disk unless ``output_dir`` is set.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -30,51 +30,10 @@ from transformers import (
 )
 from transformers.modeling_outputs import ModelOutput
 
-from compress.errors import CompressError
+from compress.distill_config import DistillConfig, DistillError
+from compress.seeding import seeded
 
 FEATURES = ("input_ids", "attention_mask", "token_type_ids", "labels")
-
-
-class DistillError(CompressError, ValueError):
-    """Bad distillation input, with how to fix it."""
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """Loss weights and training schedule.
-
-    ``layer_map[j]`` is the teacher hidden state (0 = embeddings) matched to student hidden state j;
-    by default identity when depths agree, else evenly spread. For a model pruned with dropped layers,
-    pass ``[0] + [i + 1 for i in kept_layers]``. ``max_steps > 0`` overrides ``epochs``.
-    ``training_args`` passes anything else to `TrainingArguments` (bf16, gradient accumulation, ...).
-    """
-
-    temperature: float = 2.0
-    kl_weight: float = 1.0
-    hidden_weight: float = 0.0
-    label_weight: float = 0.0
-    layer_map: tuple[int, ...] | None = None
-    epochs: float = 3.0
-    max_steps: int = -1
-    learning_rate: float = 5e-5
-    lr_scheduler_type: str = "linear"
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    batch_size: int = 16
-    seed: int = 42
-    output_dir: str | None = None
-    training_args: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise DistillError(f"temperature={self.temperature} must be positive (typical: 1-4).")
-        weights = (self.kl_weight, self.hidden_weight, self.label_weight)
-        if min(weights) < 0 or sum(weights) == 0:
-            raise DistillError("kl_weight, hidden_weight, label_weight must be >= 0 and not all 0.")
-        if self.batch_size < 1 or self.learning_rate <= 0:
-            raise DistillError("batch_size must be >= 1 and learning_rate > 0.")
-        if self.max_steps <= 0 and self.epochs <= 0:
-            raise DistillError("Set epochs > 0 or max_steps > 0.")
 
 
 def _token_mean(values: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -167,7 +126,7 @@ def distill(
         raise DistillError("train_dataset is empty; pass tokenized examples (input_ids, attention_mask).")
     if "input_ids" not in train_dataset[0]:
         raise DistillError("train_dataset rows must be tokenized: dicts with 'input_ids' (and attention_mask).")
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, seeded(config.seed):
         args = TrainingArguments(
             output_dir=config.output_dir or scratch,
             save_strategy="epoch" if config.output_dir else "no",
@@ -181,7 +140,8 @@ def distill(
             seed=config.seed,
             report_to="none",
             remove_unused_columns=False,
-            **dict(config.training_args),
+            # a redrawn bar in a log file is kilobytes of control characters; data order follows the seed too
+            **{"disable_tqdm": not sys.stderr.isatty(), "data_seed": config.seed, **dict(config.training_args)},
         )
         trainer = DistillTrainer(
             model=student,

@@ -5,18 +5,24 @@ written to `OUT/recipe.yaml`, so the output folder alone says what was done.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from compress.distill_config import DistillConfig
 from compress.errors import CompressError
+from compress.prune.config import PruneConfig
+from compress.qat.config import QATConfig
+from compress.seeding import DEFAULT_SEED
 from compress.tasks.causal_lm.spec import LMSpec
+from compress.tasks.question_answering.spec import QASpec
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ExportSpec(Strict):
@@ -50,58 +56,44 @@ class QuantizeSpec(Strict):
     static: StaticSpec = StaticSpec()
 
 
-class PruneSpec(Strict):
-    """Structured pruning (compress.prune): fractions to remove and/or budgets to keep."""
-    head_fraction: float | None = Field(None, description="fraction of all attention heads to remove")
-    ffn_fraction: float | None = Field(None, description="fraction of all FFN neurons to remove")
-    flops_budget: float | None = Field(None, description="fraction of FLOPs to keep")
-    params_budget: float | None = Field(None, description="fraction of parameters to keep")
-    prune_layers: bool = False
-    mask_rearrange: bool = True
-    mask_tuning: bool = True
-    num_calib_batches: int = Field(16, ge=1)
-    batch_size: int = Field(16, ge=1)
+class _Section:
+    """What every recipe section offers the pipeline, for the sections that are a library's own config dataclass."""
 
-    def to_config(self):
+    def model_dump(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneSpec(PruneConfig, _Section):
+    """`prune:` = `compress.prune.PruneConfig` (its defaults and checks) plus the stage's calibration batch size."""
+    batch_size: Annotated[int, Field(ge=1, description="calibration texts per batch")] = 16
+
+    def to_config(self) -> PruneConfig:
         """The library config (validated: bad targets fail here, before any work)."""
-        from compress.prune import PruneConfig
-
-        return PruneConfig(**self.model_dump(exclude={"batch_size"}))
+        return PruneConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(PruneConfig)})
 
 
-class DistillSpec(Strict):
-    """Recovery of the pruned model by distillation from the float model (compress.distill)."""
-    epochs: float = Field(3.0, gt=0)
-    max_steps: int = -1
-    learning_rate: float = Field(5e-5, gt=0)
-    lr_scheduler_type: str = "linear"
-    batch_size: int = Field(16, ge=1)
-    temperature: float = Field(2.0, gt=0)
-    hidden_weight: float = Field(0.0, ge=0)
-    label_weight: float = Field(0.0, ge=0)
+@dataclasses.dataclass(frozen=True)
+class DistillSpec(DistillConfig, _Section):
+    """`distill:` = `compress.distill.DistillConfig`: recovery of the pruned model by distillation from the float model."""
 
-    def to_config(self):
-        from compress.distill import DistillConfig
-
-        return DistillConfig(**self.model_dump())
+    def to_config(self) -> DistillConfig:
+        return DistillConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(DistillConfig)})
 
 
-class QATSpec(Strict):
-    """Quantization-aware training (compress.qat): int8 fake quantization, ranges calibrated then learned,
-    trained by distillation from the float model; adds an onnx-int8-qat variant to each line."""
-    epochs: float = Field(2.0, gt=0)
-    max_steps: int = -1
-    learning_rate: float = Field(2e-5, gt=0)
-    batch_size: int = Field(16, ge=1)
-    temperature: float = Field(2.0, gt=0)
-    label_weight: float = Field(0.0, ge=0, description="weight of the labels' cross-entropy beside the distillation loss")
-    calib_batches: int = Field(16, ge=1, description="batches that set the initial activation ranges")
-    percentile: float = Field(99.99, gt=90, le=100, description="initial activation range: this percentile of calibration values")
+@dataclasses.dataclass(frozen=True)
+class QATSpec(QATConfig, _Section):
+    """`qat:` = `compress.qat.QATConfig`: int8 fake quantization, ranges calibrated then learned, trained by
+    distillation from the float model; adds an onnx-int8-qat variant to each line."""
 
-    def to_config(self, preset):
-        from compress.qat import QATConfig
-
-        return QATConfig(activation_type=preset.activation_type, reduce_range=preset.reduce_range, **self.model_dump())
+    def to_config(self, preset) -> QATConfig:
+        """The grid comes from the run's int8 preset unless the recipe sets it."""
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(QATConfig)}
+        if settings["activation_type"] is None:
+            settings["activation_type"] = preset.activation_type
+        if settings["reduce_range"] is None:
+            settings["reduce_range"] = preset.reduce_range
+        return QATConfig(**settings)
 
 
 class ValidateSpec(Strict):
@@ -126,20 +118,43 @@ class PackageSpec(Strict):
 
 
 class Recipe(Strict):
-    task: str = "text-classification"
+    task: str = Field("text-classification", description="text-classification or causal-lm")
     max_accuracy_drop: float = Field(1.0, ge=0, description="points of the primary metric a variant may lose")
+    seed: int = Field(DEFAULT_SEED, description="seeds calibration sampling and every random choice of the torch stages (QAT, distillation)")
     prune: PruneSpec | None = None
     distill: DistillSpec | None = None
     qat: QATSpec | None = None
     export: ExportSpec = ExportSpec()
     lm: LMSpec = Field(LMSpec(), description="causal-lm task only: evaluation, calibration and variants")
+    qa: QASpec = Field(QASpec(), description="question-answering task only: columns, windows, post-processing, timing")
     optimize: OptimizeSpec = OptimizeSpec()
     quantize: QuantizeSpec = QuantizeSpec()
     validate_: ValidateSpec = Field(ValidateSpec(), alias="validate")
     targets: list[str] = Field(["cpu"], description="where variants are validated: cpu, cuda, tensorrt, mobile (first decides selection)")
     package: PackageSpec = PackageSpec()
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        from compress.tasks import TASK_NAMES
+
+        if task not in TASK_NAMES:
+            raise ValueError(f"unknown task '{task}': use one of {', '.join(TASK_NAMES)}")
+        return task
+
+    @model_validator(mode="after")
+    def _one_seed(self) -> Recipe:
+        """The seed is set once, at the top; the stages that train get it from there."""
+        for name in ("qat", "distill"):
+            section = getattr(self, name)
+            if section is None or section.seed == self.seed:
+                continue
+            if section.seed != DEFAULT_SEED:
+                raise ValueError(f"{name}.seed is {section.seed} but the recipe's seed is {self.seed}: set seed once, at the top")
+            setattr(self, name, dataclasses.replace(section, seed=self.seed))
+        return self
 
     def check(self) -> None:
         """Cross-field checks that pydantic field types cannot express."""
@@ -158,7 +173,41 @@ class Recipe(Strict):
             self.distill.to_config()
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(by_alias=True), sort_keys=False)
+        return yaml.safe_dump(self.model_dump(by_alias=True, mode="json"), sort_keys=False)
+
+    def with_overrides(self, overrides: dict[str, Any], flags: dict[str, str] | None = None) -> Recipe:
+        """A copy with `overrides` (dotted recipe path -> value; None = not given) applied and validated exactly
+        as a recipe file is, so a CLI flag cannot skip a check; `flags` names the flag of each path for messages."""
+        data = self.model_dump(by_alias=True, mode="json", exclude_unset=True)  # keeps "set by the user" apart from defaults
+        for name in SECTIONS:  # a stage's seed is the top-level one (see _one_seed): let it follow a new --seed
+            if isinstance(data.get(name), dict):
+                data[name].pop("seed", None)
+        for path, value in overrides.items():
+            if value is None:
+                continue
+            *parents, leaf = path.split(".")
+            node = data
+            for key in parents:
+                if not isinstance(node.get(key), dict):
+                    node[key] = {}
+                node = node[key]
+            node[leaf] = value
+        return validate_recipe(data, "the command line", flags or {})
+
+
+SECTIONS = {"prune": PruneSpec, "distill": DistillSpec, "qat": QATSpec}
+
+
+def default_of(path: str) -> Any:
+    """The default of a recipe field by dotted path (`validate.threads`, `qat.epochs`), also inside the sections
+    that are off by default: what `--help` shows, read from the one place it is defined."""
+    head, *rest = path.split(".")
+    if head in SECTIONS and rest:
+        return {f.name: f.default for f in dataclasses.fields(SECTIONS[head])}[rest[0]]
+    node: Any = Recipe().model_dump(by_alias=True, mode="json")
+    for part in path.split("."):
+        node = node[part]
+    return node
 
 
 def load_recipe(path: str | None) -> Recipe:
@@ -169,11 +218,32 @@ def load_recipe(path: str | None) -> Recipe:
         raise CompressError(f"recipe not found: {path}", "check the path, or leave --recipe out to use the defaults")
     try:
         data = yaml.safe_load(file.read_text()) or {}
-        recipe = Recipe.model_validate(data)
-        recipe.check()
-        return recipe
     except yaml.YAMLError as err:
         raise CompressError(f"{path} is not valid YAML: {err}", "fix the YAML syntax") from err
+    if not isinstance(data, dict):
+        raise CompressError(f"{path} is not a recipe: expected a mapping of sections, got {type(data).__name__}",
+                            "see README's recipe section")
+    return validate_recipe(data, str(path))
+
+
+def validate_recipe(data: dict, where: str, flags: dict[str, str] | None = None) -> Recipe:
+    """Recipe from plain data, every problem named by its field (or, with `flags`, by the CLI flag that set it)."""
+    flags = flags or {}
+    try:
+        recipe = Recipe.model_validate(data)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise CompressError(f"{path} is not a valid recipe: {problems}", "see `compress run --help` and README's recipe section") from err
+        problems = "; ".join(_problem(e, flags) for e in err.errors())
+        hint = "see `compress run --help`" if where == "the command line" else "see `compress run --help` and README's recipe section"
+        raise CompressError(f"{where} is not a valid recipe: {problems}" if where != "the command line"
+                            else f"invalid option: {problems}", hint) from err
+    recipe.check()
+    return recipe
+
+
+def _problem(error: dict, flags: dict[str, str]) -> str:
+    path = ".".join(str(part) for part in error["loc"])
+    name = next((flag for field, flag in flags.items() if path == field or path.startswith(field + ".")), path)
+    message = error["msg"].removeprefix("Value error, ")
+    if name != path and "input" in error:
+        return f"{name} {error['input']!r}: {message}"
+    return f"{name}: {message}"

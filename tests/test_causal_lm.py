@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -219,6 +220,31 @@ def test_prompt_longer_than_the_context_is_refused(lm_run):
     out, _report, _ = lm_run
     with pytest.raises(CompressError, match="context of 128 tokens"):
         generate(out, "the order " * 70, max_new_tokens=4, threads=1)
+
+
+def test_prompt_longer_than_the_context_gets_a_usable_fix(lm_run):
+    from compress.commands.generate import generate
+    from compress.errors import CompressError
+
+    out, _, _ = lm_run
+    with pytest.raises(CompressError) as info:
+        generate(out, "the order " * 70, max_new_tokens=4, threads=1)
+    assert "shorten the prompt" in info.value.hint and "at most 0" not in info.value.hint
+
+
+def test_generate_with_a_tokenizer_that_returns_token_type_ids(lm_run, tmp_path):
+    """`compress run` succeeded on this model, so `compress generate` must too, whatever extra inputs its tokenizer returns."""
+    from transformers import AutoTokenizer
+
+    from compress.commands.generate import generate, resolve_variant
+
+    out, _, _ = lm_run
+    folder = shutil.copytree(resolve_variant(out), tmp_path / "variant")
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    assert "token_type_ids" in AutoTokenizer.from_pretrained(folder)("she ordered the")
+    assert generate(folder, "she ordered the", max_new_tokens=4, threads=1, stream=False)
 
 
 def test_empty_eval_text_is_refused(tmp_path):

@@ -1,8 +1,8 @@
 import pytest
+from conftest import write_csv, write_jsonl
 
 from compress.data import load_text_data, map_labels, read_rows, sibling_train_file
 from compress.errors import CompressError
-from conftest import write_csv, write_jsonl
 
 L2I = {"negative": 0, "neutral": 1, "positive": 2}
 

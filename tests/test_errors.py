@@ -3,10 +3,11 @@ import json
 import shutil
 
 import pytest
+from conftest import write_csv
 from typer.testing import CliRunner
 
 from compress.cli import app
-from conftest import write_csv
+from compress.errors import CompressError
 
 
 def run(*args):
@@ -118,3 +119,129 @@ def test_single_class_eval_warns_but_runs(tmp_path, tiny_bert):
     result = run(tiny_bert, "--out", tmp_path / "o", "--eval-data", data, "--recipe", recipe)
     assert result.exit_code == 0, result.output
     assert "same label" in " ".join(result.output.split())
+
+
+# ---- issue 11: tracebacks and silent acceptance --------------------------------------------------------------
+
+def invoke(*args):
+    return CliRunner().invoke(app, [*map(str, args)])
+
+
+@pytest.mark.parametrize("flag, value, phrase", [
+    ("--threads", "0", "--threads 0: Input should be greater than or equal to 1"),
+    ("--threads", "-2", "--threads -2: Input should be greater than or equal to 1"),
+    ("--max-accuracy-drop", "-5", "--max-accuracy-drop -5.0: Input should be greater than or equal to 0"),
+    ("--max-accuracy-drop", "nan", "--max-accuracy-drop nan: Input should be a finite number"),
+    ("--max-accuracy-drop", "inf", "--max-accuracy-drop inf: Input should be a finite number"),
+])
+def test_cli_values_go_through_the_recipe_validation(ckpt, tmp_path, data_dir, flag, value, phrase):
+    expect_error(run(ckpt, "--out", tmp_path / "o", "--eval-data", data_dir / "eval.csv", flag, value), phrase)
+    assert not (tmp_path / "o").exists()
+
+
+def test_qat_epochs_zero(ckpt, tmp_path, data_dir):
+    expect_error(invoke("qat", ckpt, "--out", tmp_path / "o", "--data", data_dir / "train.csv", "--epochs", "0"),
+                 "epochs=0 trains nothing")
+
+
+def test_vocabulary_larger_than_the_embedding(ckpt, tmp_path, data_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(ckpt)
+    model.resize_token_embeddings(20)
+    model.save_pretrained(ckpt)
+    expect_error(run(ckpt, "--out", tmp_path / "o", "--eval-data", data_dir / "eval.csv"), "embedding has only 20 rows",
+                 "resize_token_embeddings")
+
+
+def test_max_length_above_the_position_limit_is_refused_before_slow_work(ckpt, tmp_path, data_dir):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("validate: {max_length: 256}\n")
+    expect_error(run(ckpt, "--out", tmp_path / "o", "--eval-data", data_dir / "eval.csv", "--recipe", recipe),
+                 "validate.max_length is 256 but the model has only 128 positions", "at most 128")
+
+
+def test_default_max_length_is_lowered_to_a_short_position_table():
+    from transformers import BertConfig, RobertaConfig
+
+    from compress.checkpoint import check_max_length
+
+    assert check_max_length(BertConfig(max_position_embeddings=64), 128, explicit=False) == 64
+    assert check_max_length(BertConfig(max_position_embeddings=512), 128, explicit=False) == 128
+    assert check_max_length(RobertaConfig(max_position_embeddings=514, pad_token_id=1), 512, explicit=True) == 512
+    with pytest.raises(CompressError, match="only 512 positions"):
+        check_max_length(RobertaConfig(max_position_embeddings=514, pad_token_id=1), 514, explicit=True)
+
+
+def test_mistyped_local_path_is_not_sent_to_the_hub(ckpt, tmp_path, data_dir, monkeypatch):
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    start = time.perf_counter()
+    expect_error(run("ckpt/../ckpt2", "--out", tmp_path / "o", "--eval-data", data_dir / "eval.csv"), "checkpoint folder not found")
+    (tmp_path / "runs").mkdir()
+    expect_error(run("runs/bert", "--out", tmp_path / "o", "--eval-data", data_dir / "eval.csv"), "checkpoint folder not found")
+    assert time.perf_counter() - start < 20  # no hub retries (they take ~30 s offline)
+
+
+def test_mistyped_path_suggests_the_near_folder(ckpt, tmp_path, data_dir):
+    expect_error(run(tmp_path / "ckpr", "--out", tmp_path / "o", "--eval-data", data_dir / "eval.csv"), f"did you mean {ckpt}")
+
+
+def test_pickle_only_checkpoint_says_so(ckpt, tmp_path, data_dir):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(ckpt)
+    (ckpt / "model.safetensors").unlink()
+    torch.save(model, ckpt / "pytorch_model.bin")  # a whole pickled module, not a state dict
+    result = run(ckpt, "--out", tmp_path / "o", "--eval-data", data_dir / "eval.csv")
+    expect_error(result, "only as a pickle", "safetensors")
+    assert "TF 2.0" not in result.output and "from_tf" not in result.output
+
+
+def test_remote_code_refusal_names_the_flag(ckpt, tmp_path, data_dir):
+    config = json.loads((ckpt / "config.json").read_text())
+    config.update(model_type="my-custom-bert", auto_map={"AutoConfig": "configuration_my.MyConfig",
+                                                         "AutoModelForSequenceClassification": "modeling_my.MyModel"})
+    (ckpt / "config.json").write_text(json.dumps(config))
+    expect_error(run(ckpt, "--out", tmp_path / "o", "--eval-data", data_dir / "eval.csv"),
+                 "configuration_my.py, modeling_my.py", "--trust-remote-code")
+
+
+def test_stray_quote_in_csv_is_reported_with_its_line(ckpt, tmp_path):
+    rows = ["text,label", "my order is late,negative", '"where is my refund,neutral'] + [f"text {i},positive" for i in range(28)]
+    data = tmp_path / "eval.csv"
+    data.write_text("\n".join(rows) + "\n")
+    expect_error(run(ckpt, "--out", tmp_path / "o", "--eval-data", data), "eval.csv:3", "stray", "line 3")
+
+
+def test_csv_row_with_too_many_fields_is_reported_with_its_line(ckpt, tmp_path):
+    data = tmp_path / "eval.csv"
+    data.write_text("text,label\nmy order is late,negative\nwell, it is late,negative\n")
+    expect_error(run(ckpt, "--out", tmp_path / "o", "--eval-data", data), "eval.csv:3: expected 2 comma-separated fields", "found 3")
+
+
+def test_bracketed_path_segment_prints_intact(ckpt, tmp_path):
+    missing = tmp_path / "[" / "data]" / "eval.csv"
+    result = run(ckpt, "--out", tmp_path / "o", "--eval-data", missing)
+    expect_error(result, "[/data]/eval.csv")
+
+
+def test_hint_with_brackets_prints_intact(ckpt, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_datasets(name, *args, **kwargs):
+        if name == "datasets":
+            raise ImportError("No module named 'datasets'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_datasets)
+    expect_error(run(ckpt, "--out", tmp_path / "o", "--eval-data", "rotten_tomatoes"), "pip install 'edge-compress[datasets]'")
+
+
+def test_generate_settings_are_checked_before_loading(tmp_path):
+    expect_error(invoke("generate", tmp_path, "hello", "--max-new-tokens", "-3"), "--max-new-tokens -3: must be at least 1")
+    expect_error(invoke("generate", tmp_path, "hello", "--sample", "--temperature", "0"), "--temperature 0: must be a finite number above 0")

@@ -147,6 +147,7 @@ def test_force_replaces_and_leaves_no_staging(tiny_bert, data_dir, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    (out / ".edge-compress").write_text("{}")  # an earlier compress result: the only kind --force replaces
     result = compress(tiny_bert, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", recipe, "--force",
                       "--max-accuracy-drop", "0")
     assert result.exit_code == 0, result.output

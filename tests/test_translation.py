@@ -82,7 +82,7 @@ def test_missing_references_mean_agreement_only(tmp_path):
 
 
 def test_empty_sources_are_an_error_with_a_fix(tmp_path):
-    path = write_csv(tmp_path / "e.csv", [("Hello", "Hallo"), ("  ", "Leer"), ("", "")], header=("source", "target"))
+    path = write_csv(tmp_path / "e.csv", [("Hello", "Hallo"), ("  ", "Leer"), ("", "Noch leer")], header=("source", "target"))
     with pytest.raises(CompressError, match=r"2 rows of .* have an empty 'source' \(data rows 2, 3\)") as err:
         load_translation_data(str(path))
     assert "fill in the source sentence" in err.value.hint

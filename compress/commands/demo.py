@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -41,16 +41,30 @@ def fine_tune_classifier(base: Path, texts: list[str], labels: list[str], out: P
                          lr: float = DEMO_LR, batch_size: int = DEMO_BATCH, max_length: int = 128, seed: int = 0) -> Path:
     """Fine-tune `base` as a sequence classifier with transformers' Trainer; write it atomically to `out`."""
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+    from transformers.utils import logging as hf_logging
 
     set_seed(seed)
     names = sorted(set(labels))
     label2id = {name: i for i, name in enumerate(names)}
     tokenizer = AutoTokenizer.from_pretrained(base)
-    logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)  # "newly initialized classifier" is expected here
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(names), id2label=dict(enumerate(names)),
-                                                               label2id=label2id, dtype=torch.float32)
+    # "newly initialized classifier" is expected here.  Through transformers' own verbosity control: raising only the
+    # modeling_utils logger's level makes transformers run its tensor-parallel check, which then warns "The following
+    # layers were not sharded" (printed twice in earlier demos).
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(names), id2label=dict(enumerate(names)),
+                                                                   label2id=label2id, dtype=torch.float32)
+    finally:
+        hf_logging.set_verbosity(previous)
     encoded = tokenizer(texts, truncation=True, max_length=max_length)
     dataset = [{"input_ids": ids, "attention_mask": mask, "labels": label2id[label]}
                for ids, mask, label in zip(encoded["input_ids"], encoded["attention_mask"], labels)]
@@ -60,7 +74,7 @@ def fine_tune_classifier(base: Path, texts: list[str], labels: list[str], out: P
                                  warmup_ratio=0.1, weight_decay=0.01, lr_scheduler_type="linear", logging_steps=50,
                                  group_by_length=True,  # batches of similar length: far less padding to compute on CPU
                                  save_strategy="no", report_to=[], seed=seed, use_cpu=not torch.cuda.is_available(),
-                                 disable_tqdm=False)
+                                 disable_tqdm=not sys.stderr.isatty())  # a redrawn bar in a log is kilobytes of one line
         Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer)).train()
         staging = Path(tmp) / "model"
         model.save_pretrained(staging, safe_serialization=True)
@@ -79,11 +93,10 @@ def _read_labelled(path: Path) -> tuple[list[str], list[str]]:
 
 
 def run_demo(out: Path, cache: Path, threads: int | None) -> dict:
-    from compress.run.pipeline import RunOptions, run
     from compress.recipe import Recipe
+    from compress.run.pipeline import RunOptions, run
 
-    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").exists():
-        raise CompressError(f"--out {out} holds files that are not an earlier demo report", "choose another --out")
+    recipe = Recipe().with_overrides({"validate.threads": threads}, {"validate.threads": "--threads"})
     base = minilm_path()
     train, evaluation = intent_data()
     key = hashlib.sha256(train.read_bytes() + json.dumps([DEMO_EPOCHS, DEMO_LR, DEMO_BATCH]).encode()).hexdigest()[:12]
@@ -94,6 +107,4 @@ def run_demo(out: Path, cache: Path, threads: int | None) -> dict:
         info(f"fine-tuning all-MiniLM-L6-v2 on {train} (once; cached in {model_dir})")
         texts, labels = _read_labelled(train)
         fine_tune_classifier(base, texts, labels, model_dir)
-    recipe = Recipe()
-    recipe.validate_.threads = threads
     return run(RunOptions(str(model_dir), out, str(evaluation), calib_data=str(train), force=True), recipe)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.markup import escape
 
 from compress.console import console, info
 from compress.recipe import Recipe
@@ -19,19 +20,21 @@ from compress.recipe import Recipe
 def qat_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recipe, force: bool = False,
                    text_column: str | None = None, label_column: str | None = None) -> dict[str, Any]:
     """Write OUT/model.onnx (int8, learned ranges) + config, tokenizer, qat_report.json, recipe.yaml, atomically."""
-    from compress.checkpoint import load_checkpoint
+    from compress.checkpoint import check_max_length, load_checkpoint
     from compress.data import load_training_texts
     from compress.outputs import check_target, staged
     from compress.qat.build import qat_to_onnx
     from compress.quantize.presets import preset_for
-    from compress.tasks import get_task
     from compress.run.measure import runtime_graph
+    from compress.tasks import get_task
     from export.hardware import cpu_info
     from export.onnx_export import MODEL_FILE
 
-    check_target(out, force)
+    check_target(out, force, (model_source, data_source))
     task = get_task(recipe.task)
     ckpt = load_checkpoint(model_source, task)
+    recipe.validate_.max_length = check_max_length(ckpt.model.config, recipe.validate_.max_length,
+                                                   "max_length" in recipe.validate_.model_fields_set)
     config = ckpt.model.config
     data = load_training_texts(data_source, config.label2id, config.num_labels, text_column, label_column)
     preset = preset_for(cpu_info(), recipe.quantize.preset)
@@ -39,7 +42,7 @@ def qat_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recip
     torch.set_num_threads(threads)
     limit = recipe.validate_.max_length
     feeds = [dict(ckpt.tokenizer([t], truncation=True, max_length=limit, return_tensors="np")) for t in data.texts[:8]]
-    with staged(out, force) as stage:
+    with staged(out, force, (model_source, data_source)) as stage:
         path, record = qat_to_onnx(ckpt.model, ckpt.tokenizer, data.texts, data.labels, recipe.qat.to_config(preset),
                                    stage / MODEL_FILE, task.export_task, preset, feeds, feeds, threads, limit, recipe.export.opset)
         config.save_pretrained(stage)
@@ -50,5 +53,6 @@ def qat_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recip
         (stage / "qat_report.json").write_text(json.dumps(report, indent=2))
         (stage / "recipe.yaml").write_text(recipe.to_yaml())
     info(f"int8 kernels in the runtime graph: {graph['int8_ops']}; float weight MatMuls left: {graph['float_weight_matmuls']}")
-    console.print(f"QAT int8 model: [bold]{out / MODEL_FILE}[/] (ORTModelForSequenceClassification.from_pretrained('{out}') loads it)")
+    console.print(f"QAT int8 model: [bold]{escape(str(out / MODEL_FILE))}[/] "
+                  f"(ORTModelForSequenceClassification.from_pretrained({escape(repr(str(out)))}) loads it)")
     return report

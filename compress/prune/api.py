@@ -12,7 +12,7 @@ from torch import nn
 from compress.prune.config import PruneConfig
 from compress.prune.costs import CostModel, flops_model, params_model
 from compress.prune.errors import PruneError
-from compress.prune.importance import Batch, mask_gradients
+from compress.prune.importance import Batch, is_causal_lm, mask_gradients
 from compress.prune.physical import fold_scales, remove_units
 from compress.prune.plan import PrunePlan
 from compress.prune.result import PruneResult
@@ -38,7 +38,8 @@ def prune(model: nn.Module, config: PruneConfig, calib_batches: Iterable[Batch])
     model.eval()
     grads = mask_gradients(model, spec, structure, batches)
     head_importance, neuron_importance = grads.fisher()
-    selection = search(head_importance, neuron_importance, limits, config.prune_layers)
+    uniform = config.uniform_heads if config.uniform_heads is not None else is_causal_lm(model)
+    selection = search(head_importance, neuron_importance, limits, config.prune_layers, uniform)
     if selection is None:  # unreachable after _limits' checks; kept as a guard with a clear message
         raise PruneError(f"No pruned model meets the targets of {config}.")
     if config.mask_rearrange:
@@ -74,7 +75,7 @@ def _tune(student: nn.Module, teacher: nn.Module, spec: ArchSpec, selection: Sel
             changed.append(touched)
     structure = read_structure(student, spec)
     scales = tune_scales(student, teacher, spec, structure, teacher_layer, changed, batches)
-    fold_scales(student, spec, structure.head_dim, scales)
+    fold_scales(student, spec, structure.unit_width, scales)
 
 
 def apply_plan(model: nn.Module, plan: PrunePlan, seq_len: int = 128) -> PruneResult:

@@ -9,6 +9,12 @@ Targets (any combination, at least one):
   neurons that fit.
 
 With several targets, all hold: fractions cap how many heads/neurons survive, budgets cap cost.
+
+For grouped-query decoders (Llama, Mistral, Qwen, Gemma) a "head" is a KV group: one KV head and the
+query heads that read it.
+
+The recipe's `prune:` section embeds this class (`compress.recipe.PruneSpec` adds only the stage's batch size),
+so every default here is the one `compress run`, `compress prune` and the library use.
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ class PruneConfig:
     at least one head and one neuron, because a zero-width attention or FFN cannot be expressed by
     the transformers modules (nor exported to ONNX). ``mask_rearrange`` and ``mask_tuning`` are the
     retraining-free refinements of Kwon et al. 2022; ``seq_len`` is the sequence length the FLOPs
-    estimate assumes.
+    estimate assumes. ``uniform_heads`` keeps the same number of heads in every layer (``head_fraction``
+    then removes at least that fraction); ``None`` means on for causal LMs, whose KV cache must have
+    one shape across layers for the ONNX exporter and onnxruntime-genai, which size it from the config,
+    and off otherwise.
     """
 
     head_fraction: float | None = None
@@ -35,10 +44,11 @@ class PruneConfig:
     flops_budget: float | None = None
     params_budget: float | None = None
     prune_layers: bool = False
+    uniform_heads: bool | None = None
     method: Literal["fisher"] = "fisher"
     mask_rearrange: bool = True
     mask_tuning: bool = True
-    num_calib_batches: int = 64
+    num_calib_batches: int = 16  # batches of calibration texts scored for importance (Kwon et al. use 2048 texts)
     seq_len: int = 128
 
     def __post_init__(self) -> None:

@@ -1,13 +1,17 @@
 """`load_pruned`: reload a saved pruned model whose shapes transformers' config cannot express.
 
 Builds the model from its config (``pruned_heads`` and ``num_hidden_layers`` shape heads and
-layers), cuts the FFNs to ``config.edge_compress["ffn_sizes"]``, then loads the safetensors weights.
-Folders without recorded sizes load through plain ``from_pretrained``.
+layers), cuts the FFNs to ``config.edge_compress["ffn_sizes"]`` and, for grouped-query decoders,
+the attention to ``config.edge_compress["kv_heads"]`` KV heads per layer, then loads the
+safetensors weights. transformers' Llama/Mistral/Qwen/Gemma configs hold one head count and one
+FFN width for all layers (no per-layer form exists for these classes), so this is the only way
+back for non-uniform layers. Folders without recorded sizes load through plain ``from_pretrained``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import transformers
@@ -15,7 +19,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, PreTrainedModel
 
 from compress.prune.errors import PruneError
-from compress.prune.physical import restore_ffn_sizes
+from compress.prune.physical import restore_sizes
 from compress.prune.specs import spec_for
 
 
@@ -24,12 +28,13 @@ def load_pruned(folder: str | Path, model_class: type[PreTrainedModel] | None = 
     folder = Path(folder)
     config = AutoConfig.from_pretrained(folder)
     cls = model_class or _class_from_config(config)
-    sizes = (getattr(config, "edge_compress", None) or {}).get("ffn_sizes")
+    recorded = getattr(config, "edge_compress", None) or {}
+    sizes = recorded.get("ffn_sizes")
     if sizes is None:
         return cls.from_pretrained(folder)
     model = cls(config)
-    restore_ffn_sizes(model, spec_for(model), sizes)
-    state = _read_safetensors(folder)
+    restore_sizes(model, spec_for(model), sizes, recorded.get("kv_heads"))
+    state = _renamed(_read_safetensors(folder), getattr(model, "_checkpoint_conversion_mapping", None) or {})
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = set(getattr(model, "_tied_weights_keys", None) or [])
     if unexpected or set(missing) - tied:
@@ -46,6 +51,19 @@ def _class_from_config(config) -> type[PreTrainedModel]:
     if not names or not hasattr(transformers, names[0]):
         raise PruneError(f"config.json names no known model class ({names}); pass model_class=...")
     return getattr(transformers, names[0])
+
+
+def _renamed(state: dict, mapping: dict[str, str]) -> dict:
+    """Checkpoint keys in the model's own naming: some classes (Gemma 3 multimodal) save legacy key names, which
+    ``from_pretrained`` maps back with the class's regex table; the first matching pattern wins, as there."""
+    out = {}
+    for key, value in state.items():
+        for pattern, replacement in mapping.items():
+            key, hits = re.subn(pattern, replacement, key)
+            if hits:
+                break
+        out[key] = value
+    return out
 
 
 def _read_safetensors(folder: Path) -> dict:

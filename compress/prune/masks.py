@@ -2,8 +2,10 @@
 
 A head's output enters the attention output projection as a slice of its input, and a neuron's
 activation is one input of the second FFN projection; scaling those inputs is exactly masking the
-unit (0 removes it, 1 keeps it, other values rescale it). This works the same for every
-architecture and is what the Fisher scores differentiate and mask tuning fits.
+unit (0 removes it, 1 keeps it, other values rescale it). For grouped-query attention a unit is a
+KV group, whose query heads occupy one contiguous slice, so the same hook masks the whole group.
+This works the same for every architecture and is what the Fisher scores differentiate and mask
+tuning fits.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from compress.prune.structure import Structure
 
 @dataclass
 class Masks:
-    """One mask vector per layer for heads and for FFN neurons."""
+    """One mask vector per layer for head units and for FFN neurons."""
 
     heads: list[torch.Tensor]
     neurons: list[torch.Tensor]
@@ -43,12 +45,15 @@ def _scale_input(vector: torch.Tensor, repeat: int):
 
 
 @contextmanager
-def masked(model: nn.Module, spec: ArchSpec, masks: Masks, head_dim: int) -> Iterator[None]:
-    """Apply `masks` to `model` inside the block (the tensors are read at every forward)."""
+def masked(model: nn.Module, spec: ArchSpec, masks: Masks, unit_width: int) -> Iterator[None]:
+    """Apply `masks` to `model` inside the block (the tensors are read at every forward).
+
+    `unit_width` is the number of output-projection inputs one head unit owns (`Structure.unit_width`).
+    """
     handles = []
     for layer, heads, neurons in zip(layer_list(model, spec), masks.heads, masks.neurons):
         out_proj = layer.get_submodule(spec.attn_out)
-        handles.append(out_proj.register_forward_pre_hook(_scale_input(heads, head_dim)))
+        handles.append(out_proj.register_forward_pre_hook(_scale_input(heads, unit_width)))
         ffn_out = layer.get_submodule(spec.ffn_out)
         handles.append(ffn_out.register_forward_pre_hook(_scale_input(neurons, 1)))
     try:

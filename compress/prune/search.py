@@ -5,7 +5,9 @@ Search: heads and neurons are ranked globally by diagonal Fisher importance; for
 number of kept heads, the cost limits decide how many neurons fit, and the split keeping the most
 importance wins. Each kept layer keeps its best head and best neuron (zero-width attention/FFN
 cannot be built); with ``prune_layers`` the search also tries dropping the k least important
-layers entirely and keeps whichever k scores best.
+layers entirely and keeps whichever k scores best. With ``uniform_heads`` every kept layer keeps the
+same number of heads (its most important ones): a decoder's KV cache then has one shape for all
+layers, which exporters and on-device runtimes size from the config.
 
 Rearrangement: within each layer, the same number of units is re-chosen greedily with the
 layer's full (per-batch gradient) Fisher block, which accounts for units that compensate each other.
@@ -51,6 +53,22 @@ def _ranked(importance: list[torch.Tensor], layers: list[int]) -> tuple[list[tup
     return units, scores.cumsum(0)
 
 
+def _head_options(
+    importance: list[torch.Tensor], layers: list[int], max_heads: int, uniform: bool
+) -> list[tuple[list[tuple[int, int]], float]]:
+    """Every head set the search may keep, with its importance: a prefix of the global ranking, or the top k per layer."""
+    if not uniform:
+        units, scores = _ranked(importance, layers)
+        return [(units[:h], float(scores[h])) for h in range(len(layers), min(max_heads, len(units)) + 1)]
+    orders = {layer: importance[layer].argsort(descending=True).tolist() for layer in layers}
+    options = []
+    for k in range(1, min(len(orders[layer]) for layer in layers) + 1):
+        if k * len(layers) <= max_heads:
+            units = [(layer, i) for layer in layers for i in orders[layer][:k]]
+            options.append((units, sum(float(importance[layer][i]) for layer, i in units)))
+    return options
+
+
 def _max_neurons(limits: Limits, heads: int, available: int) -> int:
     n = min(limits.max_neurons, available)
     for model, limit in limits.budgets:
@@ -63,6 +81,7 @@ def search(
     neuron_importance: list[torch.Tensor],
     limits: Limits,
     prune_layers: bool,
+    uniform_heads: bool = False,
 ) -> Selection | None:
     """The selection keeping most importance within `limits`, or None if nothing fits."""
     num_layers = len(head_importance)
@@ -72,15 +91,14 @@ def search(
     for k in range(num_layers if prune_layers else 1):
         dropped = sorted(by_importance[:k])
         kept_layers = [layer for layer in range(num_layers) if layer not in dropped]
-        heads, head_scores = _ranked(head_importance, kept_layers)
         neurons, neuron_scores = _ranked(neuron_importance, kept_layers)
-        for h in range(len(kept_layers), min(limits.max_heads, len(heads)) + 1):
-            n = _max_neurons(limits, h, len(neurons))
+        for heads, head_score in _head_options(head_importance, kept_layers, limits.max_heads, uniform_heads):
+            n = _max_neurons(limits, len(heads), len(neurons))
             if n < len(kept_layers):
                 continue
-            score = float(head_scores[h] + neuron_scores[n])
+            score = head_score + float(neuron_scores[n])
             if best is None or score > best[0]:
-                best = (score, heads[:h], neurons[:n], dropped)
+                best = (score, heads, neurons[:n], dropped)
     if best is None:
         return None
     _, heads, neurons, dropped = best

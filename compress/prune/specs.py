@@ -1,15 +1,30 @@
 """Where the prunable parts of each supported architecture live, as data (one spec per model_type).
 
 Adding an architecture means adding one `ArchSpec`. Paths are dotted attribute paths: ``layers``
-is relative to ``model.base_model``; the others are relative to one layer of that list. The model's
-own ``prune_heads`` (transformers) removes heads, so the config's ``pruned_heads`` keeps the pruned
-model loadable with plain ``from_pretrained``; the spec only has to say where heads are counted
-and where their concatenated outputs enter the output projection.
+is relative to the spec's root module (``model.base_model``, or ``model.get_decoder()`` for
+decoder LMs, whose base-model prefix does not always name the attribute holding the text model);
+the others are relative to one layer of that list.
+
+Two ways of removing heads:
+
+* classic multi-head attention (BERT, RoBERTa, DistilBERT, GPT-2): the model's own ``prune_heads``
+  (transformers) removes them, so the config's ``pruned_heads`` keeps the pruned model loadable with
+  plain ``from_pretrained``; the spec only says where heads are counted and where their
+  concatenated outputs enter the output projection.
+* grouped-query attention (Llama, Mistral, Qwen2/3, Gemma 1/2/3): these classes have no
+  ``prune_heads``, and query head ``i`` reads KV head ``i // group``, so the unit is a *KV group*:
+  one KV head (its ``k_proj``/``v_proj`` rows) plus its ``group`` query heads (contiguous
+  ``q_proj`` rows and ``o_proj`` columns). Removing a group keeps ``num_key_value_groups`` (the
+  attention's only stored head count) valid; the modules infer head counts from tensor shapes.
+
+FFN neurons are the outputs of every ``ffn_in`` projection (one for GELU MLPs; gate and up for
+gated MLPs) and the inputs of ``ffn_out``, removed together.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from torch import nn
 
@@ -20,14 +35,22 @@ from compress.prune.errors import PruneError
 class ArchSpec:
     """Module layout of one model_type."""
 
-    layers: str  # the nn.ModuleList of transformer blocks, from model.base_model
-    attention: str  # module holding the head count attributes
-    num_heads_attr: str  # attribute of `attention`: current number of heads
+    layers: str  # the nn.ModuleList of transformer blocks, from the root module
+    attention: str  # module holding the head size attribute (and, for prune_heads models, the head count)
     head_dim_attr: str  # attribute of `attention`: size of one head
     attn_out: str  # output projection; its input is the heads' outputs, concatenated
-    ffn_in: str  # first FFN projection; its outputs are the neurons
-    ffn_out: str  # second FFN projection; its inputs are the neurons
+    ffn_in: tuple[str, ...]  # FFN projections whose outputs are the neurons (gate and up for gated MLPs)
+    ffn_out: str  # FFN projection whose inputs are the neurons
     ffn_size_attr: str  # config attribute holding the (uniform) FFN width
+    num_heads_attr: str | None = None  # prune_heads models: attribute of `attention`, current number of heads
+    q_proj: str | None = None  # GQA models: query projection (`group` heads per KV head)
+    kv_proj: tuple[str, ...] = ()  # GQA models: projections whose outputs are the KV heads
+    root: Literal["base_model", "decoder"] = "base_model"
+
+    @property
+    def grouped(self) -> bool:
+        """True when heads are KV groups sliced here, False when the model's ``prune_heads`` removes them."""
+        return bool(self.kv_proj)
 
 
 _BERT = ArchSpec(
@@ -36,9 +59,23 @@ _BERT = ArchSpec(
     num_heads_attr="num_attention_heads",
     head_dim_attr="attention_head_size",
     attn_out="attention.output.dense",
-    ffn_in="intermediate.dense",
+    ffn_in=("intermediate.dense",),
     ffn_out="output.dense",
     ffn_size_attr="intermediate_size",
+)
+
+# Llama-style decoder block: self_attn.{q,k,v,o}_proj and a gated mlp.{gate,up,down}_proj.
+_DECODER = ArchSpec(
+    layers="layers",
+    attention="self_attn",
+    head_dim_attr="head_dim",
+    attn_out="self_attn.o_proj",
+    ffn_in=("mlp.gate_proj", "mlp.up_proj"),
+    ffn_out="mlp.down_proj",
+    ffn_size_attr="intermediate_size",
+    q_proj="self_attn.q_proj",
+    kv_proj=("self_attn.k_proj", "self_attn.v_proj"),
+    root="decoder",
 )
 
 SPECS: dict[str, ArchSpec] = {
@@ -50,7 +87,7 @@ SPECS: dict[str, ArchSpec] = {
         num_heads_attr="n_heads",
         head_dim_attr="attention_head_size",
         attn_out="attention.out_lin",
-        ffn_in="ffn.lin1",
+        ffn_in=("ffn.lin1",),
         ffn_out="ffn.lin2",
         ffn_size_attr="hidden_dim",
     ),
@@ -60,10 +97,12 @@ SPECS: dict[str, ArchSpec] = {
         num_heads_attr="num_heads",
         head_dim_attr="head_dim",
         attn_out="attn.c_proj",
-        ffn_in="mlp.c_fc",
+        ffn_in=("mlp.c_fc",),
         ffn_out="mlp.c_proj",
         ffn_size_attr="n_inner",
     ),
+    # gemma3 is the multimodal Gemma3ForConditionalGeneration: its text decoder is pruned, the vision tower is kept.
+    **{name: _DECODER for name in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "gemma3")},
 }
 
 
@@ -71,13 +110,27 @@ def spec_for(model: nn.Module) -> ArchSpec:
     """The spec of `model`'s architecture, or a `PruneError` naming the supported ones."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     if model_type not in SPECS:
+        heads = sorted(name for name, spec in SPECS.items() if not spec.grouped)
+        groups = sorted(name for name, spec in SPECS.items() if spec.grouped)
         raise PruneError(
-            f"Structured pruning does not support model_type {model_type!r}; "
-            f"supported: {', '.join(sorted(SPECS))}. Add an ArchSpec in compress/prune/specs.py."
+            f"Structured pruning does not support model_type {model_type!r}; supported: {', '.join(heads)} "
+            f"(multi-head attention) and {', '.join(groups)} (grouped-query decoders). "
+            "Add an ArchSpec in compress/prune/specs.py."
         )
     return SPECS[model_type]
 
 
+def root_module(model: nn.Module, spec: ArchSpec) -> nn.Module:
+    """The module `spec.layers` is relative to."""
+    return model.get_decoder() if spec.root == "decoder" else model.base_model
+
+
 def layer_list(model: nn.Module, spec: ArchSpec) -> nn.ModuleList:
     """The model's list of transformer blocks."""
-    return model.base_model.get_submodule(spec.layers)
+    return root_module(model, spec).get_submodule(spec.layers)
+
+
+def text_config(model: nn.Module):
+    """The config that sizes the transformer blocks (the text config of a multimodal model, else the config)."""
+    config = model.config
+    return config.get_text_config() if hasattr(config, "get_text_config") else config

@@ -116,7 +116,7 @@ def tune_scales(
         if not touched:
             continue
         for path, vector, unit_size in (
-            (spec.attn_out, scales.heads, structure.head_dim),
+            (spec.attn_out, scales.heads, structure.unit_width),
             (spec.ffn_out, scales.neurons, 1),
         ):
             s_module = student_layers[layer].get_submodule(path)
@@ -126,7 +126,7 @@ def tune_scales(
                 t_in: list[torch.Tensor] = []
                 _run(teacher, batch, [_capture(t_module, t_in)])
                 s_in: list[torch.Tensor] = []
-                with masked(student, spec, scales, structure.head_dim):
+                with masked(student, spec, scales, structure.unit_width):
                     _run(student, batch, [_capture(s_module, s_in)])
                 with torch.no_grad():
                     target = _without_bias(t_module, _tokens(t_in[0], batch))

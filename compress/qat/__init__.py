@@ -7,8 +7,16 @@ Why hand-written (see README, "Why our own QAT"): the fake quantization must rep
 ONNX Runtime's static quantizer writes, bit for bit, so the export is that quantizer fed with the
 learned ranges; no maintained QAT tool exports int8 to ONNX for the CPU provider.
 """
-from compress.qat.export_params import learned_params
-from compress.qat.modules import insert_fake_quant, strip_fake_quant
-from compress.qat.train import QATConfig, quantization_aware_train
+from importlib import import_module
+from typing import Any
 
+# Public name -> submodule, imported on first use (`compress.qat.config`, which the recipe embeds, needs no torch).
+_EXPORTS = {"QATConfig": "config", "insert_fake_quant": "modules", "learned_params": "export_params",
+            "quantization_aware_train": "train", "strip_fake_quant": "modules"}
 __all__ = ["QATConfig", "insert_fake_quant", "learned_params", "quantization_aware_train", "strip_fake_quant"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'compress.qat' has no attribute {name!r}")
+    return getattr(import_module(f"compress.qat.{_EXPORTS[name]}"), name)

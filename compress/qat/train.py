@@ -4,47 +4,39 @@ accelerate/torchrun unchanged)."""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from compress.console import info
 from compress.errors import CompressError
+from compress.qat.config import QATConfig
 from compress.qat.modules import (
     activation_quantizers,
     check_supported,
     insert_fake_quant,
 )
-
-
-@dataclass(frozen=True)
-class QATConfig:
-    """Quantization grid (from the int8 preset), calibration start, and the distillation schedule."""
-    activation_type: str = "uint8"
-    reduce_range: bool = False
-    percentile: float = 99.99          # initial ranges, as static PTQ calibrates them
-    calib_batches: int = 16
-    epochs: float = 2.0
-    max_steps: int = -1
-    learning_rate: float = 2e-5
-    batch_size: int = 16
-    temperature: float = 2.0
-    label_weight: float = 0.0
+from compress.seeding import seeded
 
 
 def quantization_aware_train(model: nn.Module, tokenizer, texts: list[str], labels: list[int] | None, config: QATConfig,
                              max_length: int = 128) -> tuple[nn.Module, dict[str, float]]:
     """A fake-quantized, trained copy of `model` (the float `model` is the teacher and is left as is),
     and how far training moved the activation scales from their calibrated start."""
-    from compress.distill import DistillConfig, distill
-
     if not texts:
         raise CompressError("QAT needs training texts and got none", "pass --calib-data (or a train file beside the eval file)")
     try:
         check_supported(model)
     except ValueError as err:
         raise _unsupported(model, err) from err
+    with seeded(config.seed):
+        return _train(model, tokenizer, texts, labels, config, max_length)
+
+
+def _train(model: nn.Module, tokenizer, texts: list[str], labels: list[int] | None, config: QATConfig,
+           max_length: int) -> tuple[nn.Module, dict[str, float]]:
+    from compress.distill import DistillConfig, distill
+
     student = copy.deepcopy(model).eval()
     for module in student.modules():  # the student learns to reproduce the teacher's deterministic outputs through
         if isinstance(module, nn.Dropout):  # int8; dropout noise on top only slows that down
@@ -52,7 +44,7 @@ def quantization_aware_train(model: nn.Module, tokenizer, texts: list[str], labe
     batches = [dict(tokenizer(texts[i:i + config.batch_size], padding=True, truncation=True, max_length=max_length,
                               return_tensors="pt")) for i in range(0, min(len(texts), config.calib_batches * config.batch_size), config.batch_size)]
     try:
-        insert_fake_quant(student, batches, config.activation_type, config.reduce_range, config.percentile)
+        insert_fake_quant(student, batches, config.activation_type or "uint8", bool(config.reduce_range), config.percentile)
     except ValueError as err:
         raise _unsupported(model, err) from err
     length = f"{config.max_steps} steps" if config.max_steps > 0 else f"{config.epochs:g} epochs"
@@ -64,7 +56,7 @@ def quantization_aware_train(model: nn.Module, tokenizer, texts: list[str], labe
             row["labels"] = label
     distill_config = DistillConfig(epochs=config.epochs, max_steps=config.max_steps, learning_rate=config.learning_rate,
                                    batch_size=config.batch_size, temperature=config.temperature,
-                                   label_weight=config.label_weight if labels is not None else 0.0)
+                                   label_weight=config.label_weight if labels is not None else 0.0, seed=config.seed)
     initial = _scales(student)
     frozen = [p.requires_grad for p in model.parameters()]  # distill() freezes its teacher; give it back as it came
     student.requires_grad_(True).train()

@@ -19,7 +19,7 @@ from compress.errors import CompressError
 from compress.run.variants import BuildInput, Variant, register
 from export.onnx_export import MODEL_FILE
 
-CLS, LM = ("text-classification",), ("causal-lm",)
+CLS, LM, QA = ("text-classification",), ("causal-lm",), ("question-answering",)
 
 
 # --- both tasks: the fp32 export ------------------------------------------------------------------------------------
@@ -28,7 +28,7 @@ def _export(inp: BuildInput) -> Path:
     return inp.ctx.task.export(inp.line.model, inp.ctx.tokenizer, inp.folder, inp.ctx.recipe.export.opset)
 
 
-register(Variant("onnx-fp32", "fp32", _export, CLS + LM, order=0, parent=(), parity=True, fatal=True,
+register(Variant("onnx-fp32", "fp32", _export, CLS + LM + QA, order=0, parent=(), parity=True, fatal=True,
                  targets=("cpu", "cuda", "tensorrt")))
 
 
@@ -70,10 +70,7 @@ def _dynamic(inp: BuildInput) -> Path:
 
 
 def static_feeds(ctx: Any) -> list[dict[str, np.ndarray]]:
-    from compress.tasks.text_classification.calibration import calibration_feeds
-
-    spec = ctx.recipe.quantize.static
-    return calibration_feeds(ctx.tokenizer, ctx.data.calib_texts, spec.calibration_method, ctx.recipe.validate_.max_length)
+    return ctx.task.calibration_feeds(ctx)
 
 
 def _static_settings(ctx: Any) -> dict[str, Any]:
@@ -109,11 +106,11 @@ def _smoothed_static(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
     return path, {"smoothquant": record}
 
 
-register(Variant("onnx-fp32-optimized", "fp32", _optimize, CLS, order=10, enabled=_optimize_enabled,
+register(Variant("onnx-fp32-optimized", "fp32", _optimize, CLS + QA, order=10, enabled=_optimize_enabled,
                  targets=("cpu", "cuda")))
-register(Variant("onnx-int8-dynamic", "int8", _dynamic, CLS, order=20, parent=("onnx-fp32-optimized", "onnx-fp32"),
+register(Variant("onnx-int8-dynamic", "int8", _dynamic, CLS + QA, order=20, parent=("onnx-fp32-optimized", "onnx-fp32"),
                  settings=lambda ctx: {"preset": ctx.preset.as_dict()}, enabled=lambda ctx: ctx.recipe.quantize.dynamic.enabled))
-register(Variant("onnx-int8-static", "int8", _static, CLS, order=30, settings=_static_settings,
+register(Variant("onnx-int8-static", "int8", _static, CLS + QA, order=30, settings=_static_settings,
                  enabled=lambda ctx: ctx.recipe.quantize.static.enabled))
 register(Variant("onnx-int8-static-smoothquant", "int8", _smoothed_static, CLS, order=40, settings=_static_settings,
                  enabled=lambda ctx: ctx.recipe.quantize.static.enabled

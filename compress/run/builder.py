@@ -18,6 +18,7 @@ from typing import Any, Callable
 from compress.console import info, warn
 from compress.environment import library_versions
 from compress.errors import CompressError
+from compress.outputs import raise_if_disk_full
 from compress.report.schema import Entry, TargetResult
 from compress.run.context import RunContext
 from compress.run.measure import TorchCuda, onnx_params, onnx_size, runtime_graph, torch_params
@@ -99,7 +100,8 @@ class Builder:
                 scored = ctx.evaluation.score(task.open_onnx(path, ctx.threads), name)
             metrics, metrics_batch = ctx.evaluation.metrics(scored, self.reference)
             graph = runtime_graph(path)
-        except Exception as err:  # a broken variant must not sink the others
+        except Exception as err:  # a broken variant must not sink the others (a full disk sinks the run)
+            raise_if_disk_full(err, self.stage)
             if variant.fatal:
                 raise
             return self._failed(name, folder, variant.precision, settings, _message(err))

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from compress.checkpoint import Checkpoint, load_checkpoint
+from compress.checkpoint import Checkpoint, check_max_length, load_checkpoint
 from compress.console import info
 from compress.quantize.presets import Int8Preset
 from compress.recipe import Recipe
@@ -66,6 +66,8 @@ def load_context(options: RunOptions, recipe: Recipe, task: Task, targets: Targe
     torch.set_num_threads(threads)
     info(f"loading checkpoint {options.model}")
     ckpt = load_checkpoint(options.model, task, options.trust_remote_code)
+    recipe.validate_.max_length = check_max_length(ckpt.model.config, recipe.validate_.max_length,
+                                                   "max_length" in recipe.validate_.model_fields_set)
     # Copied before the first encode: calling a fast tokenizer with padding/truncation arguments changes its backend's
     # settings, and a variant folder must ship the tokenizer the checkpoint came with (issue 11).
     ship = copy.deepcopy(ckpt.tokenizer)

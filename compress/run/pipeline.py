@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from rich.markup import escape
+
 from compress.console import console, info, warn
 from compress.environment import environment
 from compress.errors import CompressError
@@ -65,7 +67,7 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
             raise CompressError(f"fixed-shape packages are not made for {task.name} models (a KV-cache decoder with pinned "
                                 "shapes cannot generate)", "leave --fixed-shape / package.fixed_shape out; --target mobile "
                                                            "still writes the ORT-format package")
-        check_target(options.out, options.force)
+        check_target(options.out, options.force, (options.model, options.eval_data, options.calib_data))
         targets = TargetRun(recipe.targets, task.targets, task.name)
     with steps("load"):
         ctx = load_context(options, recipe, task, targets)
@@ -160,5 +162,5 @@ def _announce(report: dict[str, Any], out: Path) -> dict[str, Any]:
         warn(report["selection_reason"])
     else:
         info(f"selected {report['selected']}: {report['selection_reason']}")
-    console.print(f"report: [bold]{out / 'report.md'}[/] (machine-readable: {out / 'report.json'})")
+    console.print(f"report: [bold]{escape(str(out / 'report.md'))}[/] (machine-readable: {escape(str(out / 'report.json'))})")
     return report

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.markup import escape
 from rich.table import Table
 
 from compress.checkpoint import Checkpoint
@@ -58,27 +59,28 @@ def prune_stage(ckpt: Checkpoint, recipe: Recipe, data: TextData) -> tuple[torch
 def prune_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recipe, force: bool = False,
                      text_column: str | None = None, label_column: str | None = None) -> dict[str, Any]:
     """`compress prune`: write the pruned (and distilled) checkpoint folder plus prune_report.json, atomically."""
-    from compress.checkpoint import load_checkpoint
+    from compress.checkpoint import check_max_length, load_checkpoint
     from compress.data import load_training_texts
     from compress.outputs import check_target, staged
+    from compress.prune import check_prunable
     from compress.tasks import get_task
 
-    from compress.prune import check_prunable
-
-    check_target(out, force)
+    check_target(out, force, (model_source, data_source))
     ckpt = load_checkpoint(model_source, get_task(recipe.task))
+    recipe.validate_.max_length = check_max_length(ckpt.model.config, recipe.validate_.max_length,
+                                                   "max_length" in recipe.validate_.model_fields_set)
     ship = copy.deepcopy(ckpt.tokenizer)  # before any encode changes its padding/truncation (what the folder ships)
     check_prunable(ckpt.model, recipe.prune.to_config())
     config = ckpt.model.config
     data = load_training_texts(data_source, config.label2id, config.num_labels, text_column, label_column)
     model, section = prune_stage(ckpt, recipe, data)
-    with staged(out, force) as stage:
+    with staged(out, force, (model_source, data_source)) as stage:
         model.save_pretrained(stage, safe_serialization=True)
         ship.save_pretrained(stage)
         (stage / "prune_report.json").write_text(json.dumps(section, indent=2))
         (stage / "recipe.yaml").write_text(recipe.to_yaml())
     console.print(per_layer_table(section))
-    console.print(f"pruned checkpoint: [bold]{out}[/] (compress run {out} ... validates and quantizes it)")
+    console.print(f"pruned checkpoint: [bold]{escape(str(out))}[/] (compress run {escape(str(out))} ... validates and quantizes it)")
     return section
 
 

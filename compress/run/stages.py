@@ -14,6 +14,13 @@ from compress.run.variants import Line
 
 def check_stages(ctx: Any) -> None:
     """What can fail on bad input in a stage, before any slow step."""
+    refused = [name for name in ("prune", "distill", "qat") if getattr(ctx.recipe, name) is not None
+               and name not in ctx.task.torch_stages]
+    if refused:
+        from compress.errors import CompressError
+
+        raise CompressError(f"the {' and '.join(refused)} stage{'s are' if len(refused) > 1 else ' is'} not implemented for "
+                            f"{ctx.task.name} models", f"remove {', '.join(r + ':' for r in refused)} from the recipe")
     if ctx.recipe.prune is not None:
         from compress.prune import check_prunable
 

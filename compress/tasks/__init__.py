@@ -4,16 +4,38 @@ Adding a task means adding one module with a `Task` subclass and one line in `TA
 """
 from __future__ import annotations
 
-from compress.tasks.base import Task
-from compress.tasks.causal_lm.task import CausalLM
-from compress.tasks.text_classification.task import TextClassification
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-TASKS: dict[str, type[Task]] = {"text-classification": TextClassification, "causal-lm": CausalLM}
+if TYPE_CHECKING:
+    from compress.tasks.base import Task
+
+# name -> "module:class", imported on first use: the recipe (and so `compress --help` and shell completion) reads
+# task names without importing torch and transformers.
+_REGISTRY = {"text-classification": "compress.tasks.text_classification.task:TextClassification",
+             "causal-lm": "compress.tasks.causal_lm.task:CausalLM",
+             "question-answering": "compress.tasks.question_answering.task:QuestionAnswering"}
+TASK_NAMES = tuple(_REGISTRY)
+
+
+def task_class(name: str) -> type[Task]:
+    module, cls = _REGISTRY[name].split(":")
+    return getattr(import_module(module), cls)
 
 
 def get_task(name: str) -> Task:
     from compress.errors import CompressError
 
-    if name not in TASKS:
-        raise CompressError(f"unknown task '{name}'", f"use one of: {', '.join(TASKS)}")
-    return TASKS[name]()
+    if name not in _REGISTRY:
+        raise CompressError(f"unknown task '{name}'", f"use one of: {', '.join(TASK_NAMES)}")
+    return task_class(name)()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TASKS":
+        return {task: task_class(task) for task in TASK_NAMES}
+    if name == "Task":
+        from compress.tasks.base import Task
+
+        return Task
+    raise AttributeError(f"module 'compress.tasks' has no attribute {name!r}")

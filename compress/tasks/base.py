@@ -60,6 +60,7 @@ class Task(ABC):
     auto_model: ClassVar[Any]           # transformers Auto class
     targets: ClassVar[frozenset[str]] = frozenset({"cpu", "cuda", "tensorrt", "mobile"})   # where variants can be measured
     fixed_shapes: ClassVar[bool] = True                                                    # package.fixed_shape means something
+    torch_stages: ClassVar[frozenset[str]] = frozenset({"prune", "distill", "qat"})        # recipe stages this task can run
 
     @abstractmethod
     def check_architecture(self, config: PretrainedConfig, source: str) -> None:
@@ -96,6 +97,14 @@ class Task(ABC):
     @abstractmethod
     def open_onnx(self, path: Path, threads: int, target: Any = None, precision: str = "fp32", ctx: Any = None) -> Any:
         """The same for an ONNX variant, on `target` (None: this host's CPU)."""
+
+    def calibration_feeds(self, ctx: Any) -> list[dict[str, Any]]:
+        """Static int8's calibration inputs (one model call each), shaped the way the model runs: one eval-like text per
+        feed by default; a task whose inputs are not single texts (QA's question + context windows) says its own."""
+        from compress.tasks.text_classification.calibration import calibration_feeds
+
+        spec = ctx.recipe.quantize.static
+        return calibration_feeds(ctx.tokenizer, ctx.data.calib_texts, spec.calibration_method, ctx.recipe.validate_.max_length)
 
     def complete_folder(self, folder: Path, model: PreTrainedModel) -> None:
         """Files besides model.onnx and the tokenizer that the task's ORTModel class needs to load the folder."""

@@ -74,7 +74,7 @@ class CausalLM(Task):
         else:
             texts = load_lm_text(source).texts
         calib = list(texts)
-        random.Random(0).shuffle(calib)
+        random.Random(recipe.seed).shuffle(calib)
         calib = calib[:spec.calib_samples] if spec.int8_static or spec.smoothquant_alpha is not None else []
         return TaskData(text.texts, None, calib, train=TextData(texts, None, source, "text", None),
                         sections={"eval": {"source": text.source, "samples": len(text.texts), "context": spec.context,

@@ -15,9 +15,7 @@ from transformers import PreTrainedTokenizerBase
 
 from compress.errors import CompressError
 from compress.tasks.question_answering.data import QAExample
-
-MAX_LENGTH = 384
-DOC_STRIDE = 128
+from compress.tasks.question_answering.spec import DOC_STRIDE, MAX_LENGTH
 
 
 @dataclass

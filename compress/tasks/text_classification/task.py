@@ -83,7 +83,7 @@ class TextClassification(Task):
             calib = data
         else:
             calib = load_training_texts(source, config.label2id, config.num_labels, options.text_column, options.label_column)
-        texts = sample(calib.texts, recipe.quantize.static.num_samples)
+        texts = sample(calib.texts, recipe.quantize.static.num_samples, recipe.seed)
         return TaskData(data.texts, data.labels, texts, train=calib,
                         sections={"eval": {"source": data.source, "samples": len(data.texts), "text_column": data.text_column,
                                            "label_column": data.label_column},
@@ -139,10 +139,10 @@ class TextClassification(Task):
         return {"metrics": metrics, "open": lambda: onnx_runner(path, ctx.threads)}
 
 
-def sample(texts: list[str], n: int) -> list[str]:
-    """`n` texts in a fixed shuffled order (seed 0): the same calibration set on every run."""
+def sample(texts: list[str], n: int, seed: int) -> list[str]:
+    """`n` texts in a shuffled order fixed by the recipe's seed: the same calibration set on every run."""
     texts = list(texts)
-    random.Random(0).shuffle(texts)
+    random.Random(seed).shuffle(texts)
     return texts[:n]
 
 
