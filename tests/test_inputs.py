@@ -176,8 +176,7 @@ def test_entropy_calibration_gives_its_own_ranges_and_a_working_int8_graph(tiny_
     ("quantize: [1, 2\n", "is not valid YAML"),
     ("validate: {latency_samples: 1}\n", "validate.latency_samples"),
     ("no_such_section: 1\n", "no_such_section"),
-    pytest.param("prune: {head_fraction: 1.5}\n", "head_fraction", marks=pytest.mark.xfail(
-        strict=True, reason="PruneError (compress/prune/errors.py) carries its fix inside the message: no `fix:` line")),
+    ("prune: {head_fraction: 1.5}\n", "head_fraction"),
 ])
 def test_recipe_errors_name_the_field_and_the_fix(text, words, tmp_path):
     from compress.recipe import load_recipe
