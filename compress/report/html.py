@@ -104,7 +104,9 @@ def summary(report: dict) -> str:
     within = drop <= report["max_accuracy_drop"] + 1e-9
     title = (f"Ship <code>{escape(selected)}</code>" if selected else
              f"No variant selected; closest: <code>{escape(focus['name'])}</code>")
-    kpis = [("kpi-smaller", "good", f"{d.get('compression', 1):.2f}x smaller",
+    compression = d.get("compression", 1)
+    kpis = [("kpi-smaller", "good" if compression >= 1 else "bad",
+             f"{compression:.2f}x smaller" if compression >= 1 else f"{1 / compression:.2f}x larger",
              f"{_mb(base['size_bytes'])} → {_mb(focus['size_bytes'])} MB"),
             ("kpi-faster", "good" if d.get("speedup", 1) > 1 else "bad", f"{d.get('speedup', 1):.2f}x faster",
              f"p50 batch 1: {base['latency_ms']['p50']:.2f} → {focus['latency_ms']['p50']:.2f} ms"),

@@ -97,7 +97,7 @@ def pareto_figure(report: dict[str, Any]):
                       label=f"1 = {base_name} (baseline)"),
                Line2D([], [], marker="o", color="tab:blue", ls="none", markersize=7, label="variant"),
                Line2D([], [], color="tab:gray", lw=1, label="Pareto front"),
-               Line2D([], [], color="tab:red", ls="--", lw=1, label=f"budget (−{report['max_accuracy_drop']:g} pts)")]
+               Line2D([], [], color="tab:red", ls="--", lw=1, label=f"budget ({report['max_accuracy_drop']:g} {metric} allowed)")]
     if selected:
         number = next(n for n, e in rows if e["name"] == selected)
         handles.insert(1, Line2D([], [], marker="o", color="tab:green", markeredgecolor="black", ls="none", markersize=10,
