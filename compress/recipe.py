@@ -186,7 +186,7 @@ class Recipe(Strict):
             self.distill.to_config()
 
     def resolved(self, model: str, eval_data: str, text_column: str | None, label_column: str | None, calib: str | None,
-                 threads: int, preset: str) -> "Recipe":
+                 threads: int, preset: str) -> Recipe:
         """This recipe with what the run actually used filled in (local paths made absolute), so that
         `compress run --recipe OUT/recipe.yaml` with no other flags runs the same thing again."""
         def where(value: str | None) -> str | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import FAST_RECIPE
 
 from compress.recipe import Recipe, load_recipe
 from compress.report.analysis import classification_analysis, confusion, generation_analysis, per_class
@@ -16,7 +17,6 @@ from compress.report.noise import accuracy_noise, describe, perplexity_noise, si
 from compress.report.schema import Noise
 from compress.report.select import select
 from compress.run.pipeline import RunOptions, options_from_recipe, run
-from conftest import FAST_RECIPE
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -41,7 +41,7 @@ def _browser(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
                            f"--user-data-dir={profile}", "--hide-scrollbars", *args],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")

@@ -47,30 +47,31 @@ def card(entry: dict[str, Any], report: dict[str, Any], manifest: dict[str, Any]
     status = ("**selected** by this run: " + report["selection_reason"]) if selected else \
         f"not selected (the run selected `{report['selected']}`)" if report["selected"] else "not selected (no variant was)"
     model_file = "model.onnx"
+    change = describe(noise_from_dict(entry.get("noise")), delta.get("metric", 0.0))
     breakdown = entry.get("size_breakdown") or {}
     parts = ", ".join(f"{k} {p['bytes'] / 1e6:.1f} MB ({p['share']:.0%})" for k, p in (breakdown.get("parts") or {}).items())
     lines = [f"# {entry['name']}", "",
-             f"A {_PRECISION.get(entry['precision'], entry['precision'])} ONNX {report['task']} model made by edge-compress "
-             f"{report['tool']['version']} from `{manifest.get('checkpoint', base['path'])}`; {status}.", "",
+             (f"A {_PRECISION.get(entry['precision'], entry['precision'])} ONNX {report['task']} model made by edge-compress "
+             f"{report['tool']['version']} from `{manifest.get('checkpoint', base['path'])}`; {status}."), "",
              "## How it was made", "",
-             f"- made from: {manifest.get('made_from', 'the PyTorch checkpoint')} "
-             f"(input SHA-256 `{manifest.get('input_sha256') or 'n/a'}`)",
+             (f"- made from: {manifest.get('made_from', 'the PyTorch checkpoint')} "
+             f"(input SHA-256 `{manifest.get('input_sha256') or 'n/a'}`)"),
              f"- precision: {entry['precision']}; runs on ONNX Runtime's {entry['provider']}",
              *_settings(entry.get("settings") or {}),
              f"- command: `{report['tool']['command']}` (the full recipe is `../../recipe.yaml`)", "",
              "## Measured (same eval data, same threads, interleaved timing rounds)", "",
              "| | this model | float baseline |", "|---|---|---|",
-             f"| {metric} | {value:.2f} ({describe(noise_from_dict(entry.get('noise')), delta.get('metric', 0.0))}) | {base_value:.2f} |",
+             f"| {metric} | {value:.2f} ({change}) | {base_value:.2f} |",
              f"| agreement with the float model | {entry['metrics'].get('agreement', 100):.1f} % | 100 % |",
-             f"| p50 latency, batch 1 | {entry['latency_ms']['p50']:.2f} ms ({delta.get('speedup', 1):.2f}x faster) | "
-             f"{base['latency_ms']['p50']:.2f} ms |",
-             f"| size | {entry['size_bytes'] / 1e6:.2f} MB ({delta.get('compression', 1):.2f}x smaller) | "
-             f"{base['size_bytes'] / 1e6:.2f} MB |", ""]
+             (f"| p50 latency, batch 1 | {entry['latency_ms']['p50']:.2f} ms ({delta.get('speedup', 1):.2f}x faster) | "
+             f"{base['latency_ms']['p50']:.2f} ms |"),
+             (f"| size | {entry['size_bytes'] / 1e6:.2f} MB ({delta.get('compression', 1):.2f}x smaller) | "
+             f"{base['size_bytes'] / 1e6:.2f} MB |"), ""]
     if parts:
         lines += [f"Where the bytes are: {parts}.", ""]
-    lines += [f"Eval set: {report['eval']['samples']} items from `{report['eval']['source']}`; host CPU: "
+    lines += [(f"Eval set: {report['eval']['samples']} items from `{report['eval']['source']}`; host CPU: "
               f"{report['environment']['cpu']['model']}, {report['environment']['threads']} threads. Measured on this host "
-              "only: time it again where it ships.", "",
+              "only: time it again where it ships."), "",
               "## How to load it", "",
               "With plain ONNX Runtime and the tokenizer saved beside it:", "", "```python",
               "import onnxruntime as ort",
@@ -86,8 +87,8 @@ def card(entry: dict[str, Any], report: dict[str, Any], manifest: dict[str, Any]
         lines += ['feed = {k: v for k, v in tokenizer(["an example text"], return_tensors="np").items() if k in names}',
                   'logits = session.run(["logits"], feed)[0]']
     lines += ["```", "",
-              f"The folder is laid out for Hugging Face's ONNX Runtime classes (config, tokenizer, `{model_file}`), e.g. "
-              f"`{ort_model_class}.from_pretrained(folder)` from `optimum.onnxruntime` (optimum-onnx).", "",
+              (f"The folder is laid out for Hugging Face's ONNX Runtime classes (config, tokenizer, `{model_file}`), e.g. "
+              f"`{ort_model_class}.from_pretrained(folder)` from `optimum.onnxruntime` (optimum-onnx)."), "",
               "`manifest.json` holds the settings, metrics and library versions as JSON.", ""]
     return "\n".join(lines)
 

@@ -228,7 +228,8 @@ def errors_section(report: dict) -> str:
         body = ""
         if a.get("compared"):
             shown = len(a.get("flips") or [])
-            what = "texts whose predicted label flipped" if not lm else "prompts whose greedy continuation diverged (earliest first)"
+            what = ("prompts whose greedy continuation diverged (earliest first)" if lm
+                    else "texts whose predicted label flipped")
             body += (f"<h3>{what}: {a['flip_count']} of {a['compared']}"
                      + (f", first {shown} shown" if shown < a["flip_count"] else "") + "</h3>" + _flips(a, f"flips-{ident}", lm))
             if e.get("noise"):
@@ -248,15 +249,16 @@ def errors_section(report: dict) -> str:
 
 def environment_section(report: dict) -> str:
     env, lat = report["environment"], report["baseline"]["latency_ms"]
-    items = [f"CPU: {escape(env['cpu']['model'])} ({escape(env['cpu']['arch'])}, {env['cpu']['logical_cores']} logical cores), "
-             f"{env['threads']} threads; int8 preset <code>{escape(env['int8_preset']['name'])}</code>",
-             f"Latency: batch 1, median over {lat['rounds']} interleaved rounds of the p50 over {lat['runs']} calls; "
-             f"{escape(report['metric'])} measured one item at a time at batch 1, as the artefact runs",
+    items = [(f"CPU: {escape(env['cpu']['model'])} ({escape(env['cpu']['arch'])}, {env['cpu']['logical_cores']} logical cores), "
+             f"{env['threads']} threads; int8 preset <code>{escape(env['int8_preset']['name'])}</code>"),
+             (f"Latency: batch 1, median over {lat['rounds']} interleaved rounds of the p50 over {lat['runs']} calls; "
+             f"{escape(report['metric'])} measured one item at a time at batch 1, as the artefact runs"),
              f"Eval: {report['eval']['samples']} items from <code>{escape(str(report['eval']['source']))}</code>",
              "Versions: " + escape(", ".join(f"{k} {v}" for k, v in env["versions"].items())),
-             f"Command: <code>{escape(report['tool']['command'])}</code>; recipe: <code>recipe.yaml</code>; "
-             "machine-readable: <code>report.json</code>"]
-    return '<section id="environment"><h2>How it was measured</h2><ul>' + "".join(f"<li>{i}</li>" for i in items) + "</ul></section>"
+             (f"Command: <code>{escape(report['tool']['command'])}</code>; recipe: <code>recipe.yaml</code>; "
+             "machine-readable: <code>report.json</code>")]
+    listed = "".join(f"<li>{i}</li>" for i in items)
+    return f'<section id="environment"><h2>How it was measured</h2><ul>{listed}</ul></section>'
 
 
 def render(report: dict[str, Any], pareto_png: bytes | None) -> str:
@@ -274,7 +276,7 @@ def render(report: dict[str, Any], pareto_png: bytes | None) -> str:
             + _img(pareto_png, f"{report['metric']} against size and against latency, numbered markers", "pareto-plot")
             + "</section>"
             + '<section id="variants"><h2>All models</h2>' + variants_table(report)
-            + f'<p class="muted">Δ: against the float baseline; "within noise" when the paired bootstrap\'s 95 % interval '
+            + '<p class="muted">Δ: against the float baseline; "within noise" when the paired bootstrap\'s 95 % interval '
               "holds 0.</p></section>"
             + size_section(report, chart) + errors_section(report) + environment_section(report)
             + "</main></body></html>")

@@ -14,7 +14,7 @@ paired statistic for perplexity (a ratio of summed NLL to summed tokens) is five
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -89,7 +89,7 @@ def pareto_figure(report: dict[str, Any]):
             text = ",".join(str(rows[i][0]) for i in group)
             ax.annotate(text, (xs[group[0]], ys[group[0]]), textcoords="offset points", xytext=(7, 6), fontsize=9,
                         fontweight="bold", zorder=7,
-                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
         ax.set_xlabel(label)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)

@@ -70,7 +70,7 @@ def select(baseline: Entry, variants: list[Entry], metric: str, higher_is_better
     ceiling = fastest_result.latency_ms.spread[1]
     tied = [(v, r) for v, r in ok if r.latency_ms.spread[0] <= ceiling]
     sign = 1 if higher_is_better else -1
-    best, best_result = min(tied, key=lambda vr: (-sign * judged(vr[0], vr[1], base, metric, target), vr[0].size_bytes or 0,
+    best, _ = min(tied, key=lambda vr: (-sign * judged(vr[0], vr[1], base, metric, target), vr[0].size_bytes or 0,
                                                   vr[1].latency_ms.p50))
     reason = f"fastest at batch 1{where} among {len(ok)} variants within {budget:g} points of the baseline's {metric}{gated}"
     if len(tied) > 1:

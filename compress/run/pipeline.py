@@ -28,9 +28,9 @@ from compress.environment import environment
 from compress.errors import CompressError
 from compress.outputs import check_target, staged
 from compress.recipe import Recipe
+from compress.report.cards import write_cards
 from compress.report.schema import Entry, Report, TargetResult, Tool
 from compress.report.select import delta, latency_gate, select
-from compress.report.cards import write_cards
 from compress.report.writer import summary_table, write_json, write_report
 from compress.run.builder import Builder, Built
 from compress.run.context import RunContext, RunOptions, load_context
