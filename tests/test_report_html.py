@@ -243,3 +243,17 @@ def test_causal_lm_report_html_cards_and_divergences(tmp_path):
             assert flip["baseline"] != flip["variant"] and f'id="flips-{entry["name"]}"' in page
     recipe = load_recipe(str(out / "recipe.yaml"))
     assert recipe.task == "causal-lm" and recipe.data.calib == str(LM_TEXT_TRAIN.resolve())
+
+
+def test_html_says_when_nothing_is_selected_and_escapes_eval_texts(bert_out):
+    from compress.report.html import render
+
+    report = json.loads((bert_out / "report.json").read_text())
+    report["selected"], report["selection_reason"] = None, "no variant stays within 0 points"
+    victim = report["variants"][-1]
+    victim["analysis"]["flips"] = [{"index": 0, "text": "<script>alert(1)</script>", "baseline": "neutral",
+                                    "variant": "positive", "label": "neutral", "first_difference": None}]
+    victim["analysis"]["flip_count"] = 1
+    page = render(report, None)
+    assert "No variant selected; closest" in page and 'class="summary none"' in page
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

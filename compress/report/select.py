@@ -80,8 +80,11 @@ def select(baseline: Entry, variants: list[Entry], metric: str, higher_is_better
                    "then the smaller size, decided")
     if best.noise is not None and target == "cpu":
         n = best.noise
-        reason += (f"; its {metric} change against the baseline is {'within noise' if n.within_noise else 'beyond noise'} "
-                   f"({n.delta:+.2f}, 95 % interval [{n.low:+.2f}, {n.high:+.2f}])")
+        if n.low == n.high == 0:
+            reason += f"; its {metric} is the baseline's on every eval item"
+        else:
+            reason += (f"; its {metric} change against the baseline is {'within noise' if n.within_noise else 'beyond noise'} "
+                       f"({n.delta:+.2f}, 95 % interval [{n.low:+.2f}, {n.high:+.2f}])")
     return Selection(best.name, reason, [v.name for v, _ in tied])
 
 
