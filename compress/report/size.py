@@ -118,6 +118,17 @@ def onnx_breakdown(path: Path, model_type: str | None) -> SizeBreakdown:
     return SizeBreakdown(_ordered(parts, family), total, onnx_size(path), name)
 
 
+def size_breakdown(path: Path, model_type: str | None) -> SizeBreakdown | None:
+    """`onnx_breakdown`, or None with a warning: a report-only figure must not fail a variant that built and scored."""
+    try:
+        return onnx_breakdown(path, model_type)
+    except Exception as err:
+        from compress.console import warn
+
+        warn(f"size breakdown of {path} left out: {type(err).__name__}: {err}")
+        return None
+
+
 def _part(init, consumers: dict[str, list], family: Family) -> str:
     part = _match(family, init.name)
     if part is not None:

@@ -20,7 +20,7 @@ from compress.environment import library_versions
 from compress.errors import CompressError
 from compress.outputs import raise_if_disk_full
 from compress.report.schema import Analysis, Entry, Noise, TargetResult
-from compress.report.size import onnx_breakdown, torch_breakdown
+from compress.report.size import size_breakdown, torch_breakdown
 from compress.run.context import RunContext
 from compress.run.measure import TorchCuda, onnx_params, onnx_size, runtime_graph, torch_params
 from compress.run.variants import BuildInput, Line, Variant
@@ -104,7 +104,7 @@ class Builder:
             metrics, metrics_batch = ctx.evaluation.metrics(scored, self.reference)
             noise, analysis = self._details(scored, self.reference)
             graph = runtime_graph(path)
-            breakdown = onnx_breakdown(path, getattr(line.model.config, "model_type", None))
+            breakdown = size_breakdown(path, getattr(line.model.config, "model_type", None))
         except Exception as err:  # a broken variant must not sink the others (a full disk sinks the run)
             raise_if_disk_full(err, self.stage)
             if variant.fatal:
@@ -129,7 +129,13 @@ class Builder:
     def _details(self, scored: Scored, baseline: Scored | None) -> tuple[Noise | None, Analysis | None]:
         """Noise and what changed, where the task's evaluation computes them (an evaluation without `details`: none)."""
         details = getattr(self.ctx.evaluation, "details", None)
-        return details(scored, baseline, self.ctx.recipe.report.examples) if details is not None else (None, None)
+        if details is None:
+            return None, None
+        try:
+            return details(scored, baseline, self.ctx.recipe.report.examples)
+        except Exception as err:  # report-only figures must not fail a variant that built and scored
+            warn(f"noise and flipped examples left out: {_message(err)}")
+            return None, None
 
     def _on_target(self, path: Path, name: str, variant: Variant, target) -> tuple[TargetResult, Callable[[], Any]]:
         """Scored on `target`; the runner stays open for the timing rounds (a TensorRT engine takes minutes to build)."""
