@@ -192,10 +192,16 @@ def _per_class(analysis: dict, ident: str) -> str:
 
 
 def _confusion(analysis: dict, ident: str) -> str:
-    labels = analysis["labels"]
-    rows = [[escape(labels[i])] + [f"<b>{v}</b>" if i == j else (str(v) if v else "·") for j, v in enumerate(row)]
-            for i, row in enumerate(analysis["confusion"])]
-    return _table(ident, ["true ↓ / predicted →", *map(escape, labels)], rows)
+    """Columns numbered like the rows (names would make a 14-class table wider than the page), most-confused pairs first."""
+    labels, counts = analysis["labels"], analysis["confusion"]
+    rows = [[f"{i + 1} {escape(labels[i])}"] + [f"<b>{v}</b>" if i == j else (str(v) if v else "·") for j, v in enumerate(row)]
+            for i, row in enumerate(counts)]
+    pairs = sorted(((v, i, j) for i, row in enumerate(counts) for j, v in enumerate(row) if i != j and v), reverse=True)[:5]
+    top = "; ".join(f"{escape(labels[i])} → {escape(labels[j])} ({v})" for v, i, j in pairs)
+    summary = f'<p id="{ident}-summary">Most confused (true → predicted): {top or "none"}.</p>'
+    table = _table(ident, ["true ↓ / predicted →", *(str(j + 1) for j in range(len(labels)))], rows)
+    return summary + f'<div style="overflow-x:auto">{table}</div>'
+
 
 
 def _flips(analysis: dict, ident: str, lm: bool) -> str:
@@ -210,8 +216,9 @@ def _flips(analysis: dict, ident: str, lm: bool) -> str:
         headers = ["prompt #", "prompt", "float model continues", "this model continues", "first differing token"]
     else:
         rows = [[str(f["index"]), escape(f["text"]), escape(f["label"] or ""), escape(f["baseline"]), escape(f["variant"]),
-                 "✔" if f["variant"] == f["label"] else ("✘" if f["baseline"] == f["label"] else "")] for f in flips]
-        headers = ["text #", "text", "true label", "float model", "this model", "now right?"]
+                 "now right" if f["variant"] == f["label"] else ("now wrong" if f["baseline"] == f["label"] else "both wrong")]
+                for f in flips]
+        headers = ["text #", "text", "true label", "float model", "this model", "verdict"]
     table = _table(ident, headers, rows, left=2)
     return table.replace('<td class="l">', '<td class="l text">')
 

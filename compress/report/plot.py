@@ -77,7 +77,12 @@ def pareto_figure(report: dict[str, Any]):
             ax.scatter(xs[i], ys[i], s=110 if is_sel else 50, marker="o", zorder=3,
                        color="tab:green" if is_sel else "tab:blue", edgecolor="black" if is_sel else "none")
         if xs and max(xs) > 10 * min(xs):
+            from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
         floor = report["baseline"]["metrics"][metric] - report["max_accuracy_drop"] * (1 if report["higher_is_better"] else -1)
         ax.axhline(floor, ls="--", color="tab:red", lw=1, zorder=2)
         b = next(i for i, (_, e) in enumerate(rows) if e["name"] == base_name)
