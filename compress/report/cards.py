@@ -47,11 +47,12 @@ def card(entry: dict[str, Any], report: dict[str, Any], manifest: dict[str, Any]
     status = ("**selected** by this run: " + report["selection_reason"]) if selected else \
         f"not selected (the run selected `{report['selected']}`)" if report["selected"] else "not selected (no variant was)"
     model_file = "model.onnx"
+    kind = _PRECISION.get(entry["precision"], entry["precision"])
     change = describe(noise_from_dict(entry.get("noise")), delta.get("metric", 0.0))
     breakdown = entry.get("size_breakdown") or {}
     parts = ", ".join(f"{k} {p['bytes'] / 1e6:.1f} MB ({p['share']:.0%})" for k, p in (breakdown.get("parts") or {}).items())
     lines = [f"# {entry['name']}", "",
-             (f"A {_PRECISION.get(entry['precision'], entry['precision'])} ONNX {report['task']} model made by edge-compress "
+             (f"{_article(kind)} {kind} ONNX {report['task']} model made by edge-compress "
              f"{report['tool']['version']} from `{manifest.get('checkpoint', base['path'])}`; {status}."), "",
              "## How it was made", "",
              (f"- made from: {manifest.get('made_from', 'the PyTorch checkpoint')} "
@@ -92,3 +93,6 @@ def card(entry: dict[str, Any], report: dict[str, Any], manifest: dict[str, Any]
               "`manifest.json` holds the settings, metrics and library versions as JSON.", ""]
     return "\n".join(lines)
 
+
+def _article(word: str) -> str:
+    return "An" if word[:1].lower() in "aeiou8" else "A"

@@ -61,10 +61,11 @@ def _qat_lines(report: dict) -> list[str]:
         qat = (v.get("settings") or {}).get("learned_scales")
         if qat and not v.get("error"):
             kernels = ", ".join(f"{k} ×{n}" for k, n in v["graph"]["int8_ops"].items()) or "none"
-            lines += ["", f"QAT `{v['name']}`: {qat['scales']} activation ranges calibrated then learned (scales moved "
+            lines += ["", (f"QAT `{v['name']}`: {qat['scales']} activation ranges calibrated then learned (scales moved "
                       f"{qat['mean_relative_change']:.1%} on average, at most {qat['max_relative_change']:.1%}); fake-quantized "
-                      f"PyTorch vs the int8 ONNX graph: max |logit diff| {v['settings']['fake_quant_vs_onnx_max_logit_diff']:.1e}; "
-                      f"runtime kernels: {kernels}; weight MatMuls left in float: {v['graph']['float_weight_matmuls']}."]
+                      "PyTorch vs the int8 ONNX graph: max |logit diff| "
+                      f"{v['settings']['fake_quant_vs_onnx_max_logit_diff']:.1e}; "
+                      f"runtime kernels: {kernels}; weight MatMuls left in float: {v['graph']['float_weight_matmuls']}.")]
     return lines
 
 
@@ -72,7 +73,8 @@ def markdown(report: dict, plot_name: str | None) -> str:
     metric, selected = report["metric"], report["selected"]
     headers = [h.format(metric=metric) for h in HEADERS]
     lines = [f"# edge-compress report: {report['task']}", "",
-             f"**Selected:** `{selected}` — {report['selection_reason']}" if selected else f"**No variant selected:** {report['selection_reason']}",
+             (f"**Selected:** `{selected}` — {report['selection_reason']}" if selected
+              else f"**No variant selected:** {report['selection_reason']}"),
              "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(_fmt_row(e, metric, selected)) + " |" for e in _rows(report)]
     env = report["environment"]
@@ -85,20 +87,21 @@ def markdown(report: dict, plot_name: str | None) -> str:
                   + ("; distilled from the float model" if p.get("distilled") else "") + "."]
     lines += _qat_lines(report)
     timing = report["baseline"]["latency_ms"]
-    lines += ["", f"Latency: batch 1, median over {timing['rounds']} interleaved rounds of the p50 over {timing['runs']} timed "
+    lines += ["", (f"Latency: batch 1, median over {timing['rounds']} interleaved rounds of the p50 over {timing['runs']} timed "
               f"calls, {env['threads']} threads; speedup and size are against the PyTorch fp32 baseline. "
               f"{report['metric']} is measured one text at a time at batch 1 without padding, as the artefact runs. "
-              f"Eval set: {report['eval']['samples']} texts from `{report['eval']['source']}`.", ""]
+              f"Eval set: {report['eval']['samples']} texts from `{report['eval']['source']}`."), ""]
     if report.get("tied") and len(report["tied"]) > 1:
         lines += [f"Tied within the measured latency spread: {', '.join(report['tied'])}.", ""]
-    lines += ["Δ: the change against the baseline; \"within noise\" when a paired bootstrap over the same eval items "
+    lines += [("Δ: the change against the baseline; \"within noise\" when a paired bootstrap over the same eval items "
               "puts 0 inside its 95 % interval (report.json `noise`). The full report, with where the bytes sit and "
-              "what each variant got wrong, is `report.html`.", ""]
+              "what each variant got wrong, is `report.html`."), ""]
     if plot_name:
         lines += [f"![accuracy vs size and latency]({plot_name})", ""]
     lines += targets_lines(report) + package_lines(report)
-    lines += ["## Environment", "", f"- CPU: {env['cpu']['model']} ({env['cpu']['arch']}, {env['cpu']['logical_cores']} logical cores, "
-              f"int8 flags: {', '.join(env['cpu']['flags']) or 'none'})", f"- int8 preset: `{env['int8_preset']['name']}` — {env['int8_preset']['reason']}",
+    cpu, preset = env["cpu"], env["int8_preset"]
+    lines += ["## Environment", "", (f"- CPU: {cpu['model']} ({cpu['arch']}, {cpu['logical_cores']} logical cores, "
+              f"int8 flags: {', '.join(cpu['flags']) or 'none'})"), f"- int8 preset: `{preset['name']}` — {preset['reason']}",
               *environment_lines(report), "- " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), ""]
     return "\n".join(lines)
 
