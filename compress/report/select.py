@@ -66,7 +66,7 @@ def select(baseline: Entry, variants: list[Entry], metric: str, higher_is_better
     if not ok:
         return Selection(None, f"no variant stays within {budget:g} points of the baseline's {metric} ({base:.2f})"
                                f"{where}{gated}; all results are kept", [])
-    fastest, fastest_result = min(ok, key=lambda vr: vr[1].latency_ms.p50)
+    _, fastest_result = min(ok, key=lambda vr: vr[1].latency_ms.p50)
     ceiling = fastest_result.latency_ms.spread[1]
     tied = [(v, r) for v, r in ok if r.latency_ms.spread[0] <= ceiling]
     sign = 1 if higher_is_better else -1

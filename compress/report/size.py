@@ -122,7 +122,7 @@ def size_breakdown(path: Path, model_type: str | None) -> SizeBreakdown | None:
     """`onnx_breakdown`, or None with a warning: a report-only figure must not fail a variant that built and scored."""
     try:
         return onnx_breakdown(path, model_type)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  (a report-only figure: warned, never fatal)
         from compress.console import warn
 
         warn(f"size breakdown of {path} left out: {type(err).__name__}: {err}")

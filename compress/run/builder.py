@@ -133,7 +133,7 @@ class Builder:
             return None, None
         try:
             return details(scored, baseline, self.ctx.recipe.report.examples)
-        except Exception as err:  # report-only figures must not fail a variant that built and scored
+        except Exception as err:  # noqa: BLE001  (report-only figures must not fail a variant that built and scored)
             warn(f"noise and flipped examples left out: {_message(err)}")
             return None, None
 
