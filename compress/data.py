@@ -226,8 +226,10 @@ def load_training_texts(source: str, label2id: dict[str, int] | None, num_labels
     (Fisher scores and label losses use them), else texts only."""
     try:
         return load_text_data(source, label2id, num_labels, text_column, label_column)
-    except CompressError:
-        return load_text_data(source, None, None, text_column, None, require_labels=False)
+    except CompressError as err:
+        data = load_text_data(source, None, None, text_column, None, require_labels=False)
+        warn(f"{source}: using its texts without labels ({err.message}); label losses (qat.label_weight) are left out")
+        return data
 
 
 def sibling_train_file(eval_source: str) -> str | None:

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import (BertConfig, BertForSequenceClassification, BertTokenizerFast, GPT2Config,
-                          GPT2ForSequenceClassification, PreTrainedTokenizerFast)
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizerFast,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    PreTrainedTokenizerFast,
+)
 
 WORDS = ("the a my order is late where refund please cancel it was great terrible movie film good bad not very "
          "love hate this package arrived never money back account login password help me now today").split()
@@ -161,3 +167,27 @@ def bert_report_keys() -> set[str]:
     """The fields every report entry has, whatever the task."""
     return {"name", "path", "format", "precision", "provider", "metrics", "metrics_batch", "latency_ms", "latency_ms_batch",
             "peak_memory_mb", "size_bytes", "params", "graph", "settings", "targets", "error"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def report_contract():
+    """Every pipeline run any test makes (CLI or Python, fixture or test) has its report.json checked by tests/contract.py.
+
+    Wraps `compress.run.pipeline.run`, which the CLI imports at call time; a run that raises has no report to check.
+    Session-scoped and autouse, so module-scoped run fixtures are covered too."""
+    from contract import check_report_folder
+
+    from compress.run import pipeline
+
+    original = pipeline.run
+    checked: list[Path] = []
+
+    def checked_run(options, recipe):
+        report = original(options, recipe)
+        check_report_folder(options.out)
+        checked.append(Path(options.out))
+        return report
+
+    pipeline.run = checked_run
+    yield checked
+    pipeline.run = original

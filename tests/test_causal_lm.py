@@ -214,10 +214,10 @@ def test_generate_streams_from_the_selected_variant(lm_run, capsys):
 # ---- errors a user can fix -------------------------------------------------------------------------------
 
 def test_prompt_longer_than_the_context_is_refused(lm_run):
-    from compress.errors import CompressError
     from compress.commands.generate import generate
+    from compress.errors import CompressError
 
-    out, report, _ = lm_run
+    out, _report, _ = lm_run
     with pytest.raises(CompressError, match="context of 128 tokens"):
         generate(out, "the order " * 70, max_new_tokens=4, threads=1)
 
@@ -352,9 +352,9 @@ def test_perplexity_windows_start_with_bos_when_the_tokenizer_adds_it(tiny_lm):
 
 
 def test_exclude_takes_node_names_and_patterns(lm_run, monkeypatch):
-    from export.onnx_io import load_model
     from compress.quantize import lm as quantize
     from compress.quantize.lm import weight_matmuls
+    from export.onnx_io import load_model
 
     warnings: list[str] = []
     monkeypatch.setattr(quantize, "warn", warnings.append)
@@ -370,8 +370,8 @@ def test_exclude_takes_node_names_and_patterns(lm_run, monkeypatch):
 
 
 def test_int4_keeps_the_named_projections_at_8_bits(lm_run, tmp_path):
-    from export.onnx_io import load_model
     from compress.quantize.lm import HeadSpec, quantize_weight_only, weight_matmuls
+    from export.onnx_io import load_model
 
     out, report, _ = lm_run
     fp32 = out / _variant(report, "onnx-fp32")["path"] / "model.onnx"
@@ -456,3 +456,92 @@ def test_lm_fixed_shape_is_refused_before_any_work(tiny_lm, tmp_path):
     result = CliRunner().invoke(app, ["run", str(tiny_lm), "--task", "causal-lm", "--out", str(tmp_path / "o"), "--eval-data",
                                       str(LM_TEXT_EVAL), "--fixed-shape", "1,32"])
     assert result.exit_code == 2 and "fixed-shape" in result.output and not (tmp_path / "o").exists()
+
+
+# ---- LM head options (issue 17): head_bits 4, symmetric, the float-head fallback --------------------------------------
+
+def _nbits_nodes(path: Path) -> dict[str, onnx.NodeProto]:
+    return {n.name: n for n in onnx.load(path).graph.node if n.op_type in ("MatMulNBits", "GatherBlockQuantized")}
+
+
+def _attr(node, name):
+    return next(onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name)
+
+
+def _next_token_logits(path: Path, tokenizer_dir: Path) -> np.ndarray:
+    from transformers import AutoTokenizer
+
+    from export.ort_lm import load_ort_lm
+
+    inputs = AutoTokenizer.from_pretrained(tokenizer_dir)("the customer asked about the order", return_tensors="pt")
+    return load_ort_lm(path.parent, 1)(**inputs).logits[0, -1].detach().numpy()
+
+
+def test_head_bits_4_and_symmetric_weights(lm_run, tmp_path):
+    """lm.head_bits: 4 stores the shared table in 4 bits (head MatMulNBits and the embedding gather); lm.symmetric drops
+    the body's zero points. The graph still predicts the float model's next token."""
+    import shutil
+
+    from compress.quantize.lm import HeadSpec, quantize_weight_only, weight_matmuls
+    from export.onnx_io import load_model
+
+    out, report, _ = lm_run
+    folder = out / _variant(report, "onnx-fp32")["path"]
+    work = shutil.copytree(folder, tmp_path / "int4", ignore=shutil.ignore_patterns("*.onnx", "*.onnx.data"))
+    path = quantize_weight_only(folder / "model.onnx", work / "model.onnx", 4, 32, HeadSpec(bits=4, block_size=32), 4,
+                                symmetric=True)
+    nodes = _nbits_nodes(path)
+    body = weight_matmuls(load_model(folder / "model.onnx"))
+    heads = [n for n in nodes.values() if n.name not in body]
+    assert {n.op_type for n in heads} == {"MatMulNBits", "GatherBlockQuantized"} and all(_attr(n, "bits") == 4 for n in heads)
+    for name in body:
+        node = next(n for n in nodes.values() if n.op_type == "MatMulNBits" and n.name.startswith(name))
+        assert _attr(node, "bits") == 4 and len([i for i in node.input if i]) == 3, node  # A, B, scales: no zero points
+    float_logits = _next_token_logits(folder / "model.onnx", folder)
+    int4_logits = _next_token_logits(path, work)
+    assert int4_logits.argmax() == float_logits.argmax()
+
+
+def test_head_stays_float_when_hidden_is_not_a_multiple_of_the_block_and_says_so(lm_run, tmp_path, monkeypatch):
+    from compress.quantize import lm as quantize
+    from compress.quantize.lm import HeadSpec, quantize_weight_only
+
+    warnings: list[str] = []
+    monkeypatch.setattr(quantize, "warn", warnings.append)
+    out, report, _ = lm_run
+    fp32 = out / _variant(report, "onnx-fp32")["path"] / "model.onnx"
+    hidden = 32  # make_tiny_lm: n_embd 32
+    path = quantize_weight_only(fp32, tmp_path / "model.onnx", 8, 64, HeadSpec(bits=8, block_size=64))
+    ops = Counter(n.op_type for n in onnx.load(path).graph.node)
+    assert ops["GatherBlockQuantized"] == 0 and ops["Gather"] >= 1  # the table is still a float Gather
+    assert any(i.dims[1:] == [hidden] and i.data_type == onnx.TensorProto.FLOAT and i.dims[0] > 100
+               for i in onnx.load(path).graph.initializer)
+    assert len(warnings) == 1 and f"hidden size {hidden}" in warnings[0] and "64" in warnings[0]
+
+
+def test_generate_sample_uses_sampling_and_the_temperature(lm_run, monkeypatch, capsys):
+    """`compress generate --sample --temperature 0.5` samples (do_sample, the temperature) instead of greedy decoding."""
+    from typer.testing import CliRunner
+
+    import compress.commands.generate as generate_module
+    from compress.cli import app
+
+    out, _, _ = lm_run
+    seen = []
+    real = generate_module.load_ort_lm
+
+    def spy_load(*args, **kwargs):
+        model = real(*args, **kwargs)
+        generate = model.generate
+
+        def spy_generate(*a, **k):
+            seen.append({k2: k.get(k2) for k2 in ("do_sample", "temperature", "num_beams")})
+            return generate(*a, **k)
+        model.generate = spy_generate
+        return model
+
+    monkeypatch.setattr(generate_module, "load_ort_lm", spy_load)
+    result = CliRunner().invoke(app, ["generate", str(out), "she ordered the", "--sample", "--temperature", "0.5",
+                                      "--max-new-tokens", "4", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert seen == [{"do_sample": True, "temperature": 0.5, "num_beams": None}]

@@ -20,7 +20,7 @@ from transformers import (
 )
 
 from compress.prune import PruneConfig, PruneError, PrunePlan, apply_plan, load_pruned, prune
-from compress.prune.costs import flops_model, params_model
+from compress.prune.costs import flops_model
 from compress.prune.importance import mask_gradients
 from compress.prune.specs import spec_for
 from compress.prune.structure import read_structure
@@ -52,7 +52,15 @@ def gpt2_lm():
     return GPT2LMHeadModel(cfg).eval()
 
 
-MODELS = {"bert": bert, "distilbert": distilbert, "gpt2": gpt2_cls, "gpt2-lm": gpt2_lm}
+def roberta():
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    cfg = RobertaConfig(vocab_size=VOCAB, hidden_size=32, num_attention_heads=4, intermediate_size=64, num_hidden_layers=2,
+                        max_position_embeddings=66, type_vocab_size=1, pad_token_id=1, num_labels=3)
+    return RobertaForSequenceClassification(cfg).eval()
+
+
+MODELS = {"bert": bert, "distilbert": distilbert, "gpt2": gpt2_cls, "gpt2-lm": gpt2_lm, "roberta": roberta}
 
 
 def batches(n: int = 3, labels: bool = False) -> list[dict[str, torch.Tensor]]:
@@ -117,14 +125,20 @@ def test_removing_heads_equals_head_mask_and_neurons_equal_zeroing(name):
 
 
 def test_parameter_counts_and_flops_follow_the_formula():
+    """Costs written out from the architecture (not from compress.prune.costs): per token at sequence length S, a head
+    of width h costs its q/k/v/output projections (4 x 2dh FLOPs) and its attention (QK^T and AV: 2 x 2Sh); a FFN
+    neuron its two weights (2 x 2d). Parameters: a head 4dh weights + 3h biases (q, k, v), a neuron 2d + 1."""
     model = bert()
-    spec = spec_for(model)
-    structure = read_structure(model, spec)
-    params, flops = params_model(model, structure), flops_model(model, spec, structure, 128)
+    d, heads, layers, ffn = model.config.hidden_size, model.config.num_attention_heads, model.config.num_hidden_layers, 64
+    h, seq = d // heads, 128
+    linear_flops = sum(2 * m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
+    total_flops = linear_flops + layers * heads * 4 * seq * h
     result = apply_plan(model, PrunePlan(heads={0: [0, 1]}, neurons={1: list(range(10))}))
     assert result.params_before == sum(p.numel() for p in bert().parameters())
-    assert result.params_before - result.params_after == 2 * params.head + 10 * params.neuron
-    assert result.flops_before - result.flops_after == 2 * flops.head + 10 * flops.neuron
+    assert result.flops_before == total_flops
+    assert result.params_before - result.params_after == 2 * (4 * d * h + 3 * h) + 10 * (2 * d + 1)
+    assert result.flops_before - result.flops_after == 2 * (8 * d * h + 4 * seq * h) + 10 * (4 * d)
+    assert model.config.intermediate_size == ffn
     assert result.params_after == sum(p.numel() for p in model.parameters())
     assert result.kept_heads == [[2, 3], [0, 1, 2, 3]]
 

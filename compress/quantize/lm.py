@@ -65,8 +65,17 @@ def matches(name: str, patterns: Iterable[str]) -> bool:
 def _finish(dst: Path, head: HeadSpec) -> Path:
     """Store the tied head/embedding weight-only (once) in the quantized graph at `dst`."""
     model = load_model(dst)
-    quantize_tied_head(model, head.bits, head.block_size, head.accuracy_level)
+    _tied_head(model, head)
     return save_model(model, dst)
+
+
+def _tied_head(model: onnx.ModelProto, head: HeadSpec) -> None:
+    """The tied head weight-only; said aloud when it has to stay float (hidden size not a multiple of the block)."""
+    tied = find_tied_head(model)
+    if not quantize_tied_head(model, head.bits, head.block_size, head.accuracy_level) and tied is not None:
+        hidden = next(t.dims[1] for t in model.graph.initializer if t.name == tied.table)
+        warn(f"the tied LM head/embedding stays float: hidden size {hidden} is not a multiple of lm.block_size "
+             f"{head.block_size} (set it to a divisor of {hidden})")
 
 
 def quantize_dynamic_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec, exclude: Iterable[str] = ()) -> Path:
@@ -112,7 +121,7 @@ def quantize_weight_only(src: Path, dst: Path, bits: int, block_size: int, head:
     model = _nbits(model, [n for n in body if n not in eight], bits, block_size, accuracy_level, symmetric)
     if eight:
         model = _nbits(model, eight, 8, block_size, accuracy_level, symmetric)
-    quantize_tied_head(model, head.bits, head.block_size, head.accuracy_level)
+    _tied_head(model, head)
     return save_model(model, dst)
 
 
