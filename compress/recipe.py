@@ -117,7 +117,21 @@ class PackageSpec(Strict):
     fixed_shape: FixedShapeSpec | None = Field(None, description="also a fixed-shape model for NPUs/delegates")
 
 
+class DataSpec(Strict):
+    """Where the run's data came from; written resolved into OUT/recipe.yaml so `--recipe` alone re-runs it."""
+    eval: str | None = Field(None, description="eval data: a file, or a `datasets` name[:config[:split]] (--eval-data)")
+    text_column: str | None = None
+    label_column: str | None = None
+    calib: str | None = Field(None, description="calibration texts (--calib-data; default: train.* beside the eval file)")
+
+
+class ReportSpec(Strict):
+    examples: int = Field(10, ge=0, description="flipped texts (classifiers) or diverging prompts (LMs) listed per variant")
+
+
 class Recipe(Strict):
+    model: str | None = Field(None, description="checkpoint folder or hub id (MODEL); written resolved into OUT/recipe.yaml")
+    data: DataSpec = DataSpec()
     task: str = Field("text-classification", description="text-classification or causal-lm")
     max_accuracy_drop: float = Field(1.0, ge=0, description="points of the primary metric a variant may lose")
     seed: int = Field(DEFAULT_SEED, description="seeds calibration sampling and every random choice of the torch stages (QAT, distillation)")
@@ -132,6 +146,7 @@ class Recipe(Strict):
     validate_: ValidateSpec = Field(ValidateSpec(), alias="validate")
     targets: list[str] = Field(["cpu"], description="where variants are validated: cpu, cuda, tensorrt, mobile (first decides selection)")
     package: PackageSpec = PackageSpec()
+    report: ReportSpec = ReportSpec()
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
@@ -171,6 +186,20 @@ class Recipe(Strict):
             if self.prune is None:
                 raise CompressError("the recipe has a distill stage but no prune stage", "add a prune: section, or remove distill:")
             self.distill.to_config()
+
+    def resolved(self, model: str, eval_data: str, text_column: str | None, label_column: str | None, calib: str | None,
+                 threads: int, preset: str) -> Recipe:
+        """This recipe with what the run actually used filled in (local paths made absolute), so that
+        `compress run --recipe OUT/recipe.yaml` with no other flags runs the same thing again."""
+        def where(value: str | None) -> str | None:
+            return str(Path(value).expanduser().resolve()) if value and Path(value).expanduser().exists() else value
+
+        copy = self.model_copy(deep=True)
+        copy.model = where(model)
+        copy.data = DataSpec(eval=where(eval_data), text_column=text_column, label_column=label_column, calib=where(calib))
+        copy.validate_.threads = threads
+        copy.quantize.preset = preset  # type: ignore[assignment]
+        return copy
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(by_alias=True, mode="json"), sort_keys=False)

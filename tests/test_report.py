@@ -94,7 +94,7 @@ def test_report_serializes_tool_protocol_and_spread():
                     "accuracy", True, 1.0, base, [v, entry("broken", 0, 0, error="boom")], "onnx-fp32", "fastest", ["onnx-fp32"],
                     {"threads": 1}, {"load": 1.0, "measure": 2.0}, {"eval": {"samples": 3}})
     data = json.loads(json.dumps(report.to_dict()))
-    assert data["schema_version"] == SCHEMA_VERSION == 2
+    assert data["schema_version"] == SCHEMA_VERSION == 3
     assert data["tool"] == {"name": "edge-compress", "version": "0.1.0", "command": "compress run m --out o",
                             "started": "2026-01-01T00:00:00+00:00", "duration_s": 12.5}
     assert data["durations_s"] == {"load": 1.0, "measure": 2.0} and "metrics" in data["protocol"]

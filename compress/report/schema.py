@@ -13,7 +13,7 @@ from typing import Any
 
 from export.timing import RoundLatency
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # What each figure means, written into report.json so a reader need not guess (issue 11: shipped = measured).
 PROTOCOL = {
@@ -23,7 +23,11 @@ PROTOCOL = {
                   "one warmed block per model), spread = min/max of the rounds' p50",
     "latency_ms_batch": "the larger batch, same rounds",
     "selection": "fastest batch-1 p50 within the accuracy budget; variants whose latency spreads overlap the "
-                 "fastest's are tied and the tie goes to the better metric, then the smaller size",
+                 "fastest's are tied and the tie goes to the better metric (a change within noise counts as none), "
+                 "then the smaller size",
+    "noise": "paired bootstrap of the primary-metric change against the baseline on the same eval items (texts, or "
+             "perplexity windows), 95 % percentile interval; classifiers add the flip counts and an exact two-sided "
+             "sign test on them; 'within noise' = the interval contains 0",
 }
 
 
@@ -69,6 +73,76 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class Noise:
+    """How far the primary-metric change against the baseline could be chance (compress.report.noise)."""
+    method: str
+    delta: float                   # variant - baseline, metric units (points for accuracy)
+    low: float                     # 95 % paired-bootstrap interval of `delta`
+    high: float
+    resamples: int
+    seed: int
+    items: int                     # paired eval items resampled (texts, or perplexity windows)
+    gained: int | None = None      # classifiers: texts the variant gets right and the baseline wrong
+    lost: int | None = None        # ... and the other way round
+    p_value: float | None = None   # exact two-sided sign test on gained vs lost
+
+    @property
+    def within_noise(self) -> bool:
+        return self.low <= 0 <= self.high
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "within_noise": self.within_noise}
+
+
+@dataclass(frozen=True)
+class SizeBreakdown:
+    """Where the bytes sit: initializer bytes per part of the architecture (compress.report.size)."""
+    parts: dict[str, int]          # part -> bytes, in display order; sums to initializer_bytes
+    initializer_bytes: int
+    file_bytes: int                # on disk (the rest is graph structure and metadata)
+    family: str                    # which table mapped names to parts
+
+    def to_dict(self) -> dict[str, Any]:
+        total = self.initializer_bytes or 1
+        return {"family": self.family, "initializer_bytes": self.initializer_bytes, "file_bytes": self.file_bytes,
+                "parts": {k: {"bytes": b, "share": round(b / total, 4)} for k, b in self.parts.items()}}
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class Flip:
+    """One eval item whose output changed against the float model (a flipped label, or a diverging continuation)."""
+    index: int                     # position in the eval set (classifiers) or in the prompt list (LMs)
+    text: str
+    baseline: str
+    variant: str
+    label: str | None = None       # classifiers: the true label
+    first_difference: int | None = None   # LMs: the first generated token that differs
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What a model got wrong: per-class metrics and confusion (classifiers), flipped items against the float model."""
+    labels: list[str] = field(default_factory=list)
+    per_class: list[ClassMetrics] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)    # rows: true label, columns: predicted
+    flips: list[Flip] = field(default_factory=list)              # the first `report.examples`
+    flip_count: int = 0
+    compared: int = 0                                            # items compared with the float model
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class Entry:
     name: str
     path: str | None
@@ -87,6 +161,9 @@ class Entry:
     targets: dict[str, TargetResult] = field(default_factory=dict)   # non-CPU targets; "cpu" is added when serialized
     gate: dict[str, Gate] = field(default_factory=dict)
     delta: Delta | None = None
+    noise: Noise | None = None
+    size_breakdown: SizeBreakdown | None = None
+    analysis: Analysis | None = None
     error: str | None = None
 
     @property
@@ -118,6 +195,9 @@ class Entry:
             data["gate"] = {k: dataclasses.asdict(g) for k, g in self.gate.items()}
         if self.delta is not None:
             data["delta"] = dataclasses.asdict(self.delta)
+        data["noise"] = self.noise.to_dict() if self.noise is not None else None
+        data["size_breakdown"] = self.size_breakdown.to_dict() if self.size_breakdown is not None else None
+        data["analysis"] = self.analysis.to_dict() if self.analysis is not None else None
         return data
 
 

@@ -66,17 +66,35 @@ def select(baseline: Entry, variants: list[Entry], metric: str, higher_is_better
     if not ok:
         return Selection(None, f"no variant stays within {budget:g} points of the baseline's {metric} ({base:.2f})"
                                f"{where}{gated}; all results are kept", [])
-    fastest, fastest_result = min(ok, key=lambda vr: vr[1].latency_ms.p50)
+    _, fastest_result = min(ok, key=lambda vr: vr[1].latency_ms.p50)
     ceiling = fastest_result.latency_ms.spread[1]
     tied = [(v, r) for v, r in ok if r.latency_ms.spread[0] <= ceiling]
     sign = 1 if higher_is_better else -1
-    best, _ = min(tied, key=lambda vr: (-sign * vr[1].metrics[metric], vr[0].size_bytes or 0, vr[1].latency_ms.p50))
+    best, _ = min(tied, key=lambda vr: (-sign * judged(vr[0], vr[1], base, metric, target), vr[0].size_bytes or 0,
+                                                  vr[1].latency_ms.p50))
     reason = f"fastest at batch 1{where} among {len(ok)} variants within {budget:g} points of the baseline's {metric}{gated}"
     if len(tied) > 1:
         others = ", ".join(v.name for v, _ in tied if v is not best)
         reason += (f"; tied within the measured latency spread with {others} "
-                   f"(rounds' p50 up to {ceiling:.3g} ms), so the better {metric}, then the smaller size, decided")
+                   f"(rounds' p50 up to {ceiling:.3g} ms), so the better {metric} (a change within noise counts as none), "
+                   "then the smaller size, decided")
+    if best.noise is not None and target == "cpu":
+        n = best.noise
+        if n.low == n.high == 0:
+            reason += f"; its {metric} is the baseline's on every eval item"
+        else:
+            reason += (f"; its {metric} change against the baseline is {'within noise' if n.within_noise else 'beyond noise'} "
+                       f"({n.delta:+.2f}, 95 % interval [{n.low:+.2f}, {n.high:+.2f}])")
     return Selection(best.name, reason, [v.name for v, _ in tied])
+
+
+def judged(entry: Entry, result, base: float, metric: str, target: str) -> float:
+    """The metric a tie is decided on: the baseline's own value when the entry's change is within noise (its paired
+    bootstrap interval holds 0), so two variants that differ by chance are not ranked by it.  Noise is measured on the
+    CPU eval, so other targets use their measured value."""
+    if entry.noise is not None and entry.noise.within_noise and target == "cpu":
+        return base
+    return result.metrics[metric]
 
 
 def delta(baseline: Entry, entry: Entry, metric: str) -> Delta | None:

@@ -16,9 +16,10 @@ def targets_lines(report: dict[str, Any]) -> list[str]:
     rows = [report["baseline"], *report["variants"]]
     batch = report["baseline"]["latency_ms_batch"]["batch_size"]
     headers = ["variant"] + [f"{t} " + h.format(metric=metric, batch=batch) for t in names for h in GROUP]
-    lines = ["## Targets", "", f"Requested: {', '.join(section['requested'])}; measured per variant: {', '.join(section['measured'])}; "
+    lines = ["## Targets", "", (f"Requested: {', '.join(section['requested'])}; "
+             f"measured per variant: {', '.join(section['measured'])}; "
              f"selection on **{section['selection']}**. Peak MB: memory growth while the model was loaded and run "
-             "(host RSS high-water mark; on a GPU, device memory held by the session)."]
+             "(host RSS high-water mark; on a GPU, device memory held by the session).")]
     lines += [f"- **{name} not available:** {why}" for name, why in section["unavailable"].items()]
     lines += ["", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for entry in rows:
@@ -50,12 +51,13 @@ def package_lines(report: dict[str, Any]) -> list[str]:
     if not package:
         return []
     lines = ["## Device package", "", f"From `{package['variant']}`"
-             + (f" (int8 preset `{package['int8_preset']['name']}`)" if package.get("int8_preset") else "") + ", in `package/`:", "",
+             + (f" (int8 preset `{package['int8_preset']['name']}`)" if package.get("int8_preset") else "")
+             + ", in `package/`:", "",
              "| file | KB |", "|---|---|"]
     lines += [f"| `{name}` | {size / 1024:.1f} |" for name, size in package["sizes"].items()]
     if package["ops_config"]:
-        lines += ["", f"Reduced-operator build config (input to ONNX Runtime's `build.sh --minimal_build "
-                      f"--include_ops_by_config`, not shipped): `{package['ops_config']}`."]
+        lines += ["", (f"Reduced-operator build config (input to ONNX Runtime's `build.sh --minimal_build "
+                      f"--include_ops_by_config`, not shipped): `{package['ops_config']}`.")]
     for name, check in package["checks"].items():
         lines.append(f"- `{name}` loads and scores {report['metric']} {check['metrics'][report['metric']]:.2f} "
                      f"(agreement {check['metrics'].get('agreement', 100):.1f} %) on this host's CPU"

@@ -19,7 +19,8 @@ from compress.console import info, warn
 from compress.environment import library_versions
 from compress.errors import CompressError
 from compress.outputs import raise_if_disk_full
-from compress.report.schema import Entry, TargetResult
+from compress.report.schema import Analysis, Entry, Noise, TargetResult
+from compress.report.size import size_breakdown, torch_breakdown
 from compress.run.context import RunContext
 from compress.run.measure import TorchCuda, onnx_params, onnx_size, runtime_graph, torch_params
 from compress.run.variants import BuildInput, Line, Variant
@@ -58,8 +59,10 @@ class Builder:
                 targets[target.name] = result
                 if opener is not None:
                     opens[target.name] = opener
+        _, analysis = self._details(self.reference, None)
         entry = Entry("pytorch-fp32", ctx.ckpt.source, "pytorch", "fp32", "torch-cpu", metrics, metrics_batch,
-                      peak_memory_mb=peak(), size_bytes=ctx.ckpt.weights_bytes, params=torch_params(model), targets=targets)
+                      peak_memory_mb=peak(), size_bytes=ctx.ckpt.weights_bytes, params=torch_params(model), targets=targets,
+                      size_breakdown=torch_breakdown(model, ctx.ckpt.weights_bytes), analysis=analysis)
         return Built(entry, self.reference, opens)
 
     def _torch_cuda(self, model) -> tuple[TargetResult, Callable[[], Any]]:
@@ -99,7 +102,9 @@ class Builder:
             with peak_memory() as peak:
                 scored = ctx.evaluation.score(task.open_onnx(path, ctx.threads), name)
             metrics, metrics_batch = ctx.evaluation.metrics(scored, self.reference)
+            noise, analysis = self._details(scored, self.reference)
             graph = runtime_graph(path)
+            breakdown = size_breakdown(path, getattr(line.model.config, "model_type", None))
         except Exception as err:  # a broken variant must not sink the others (a full disk sinks the run)
             raise_if_disk_full(err, self.stage)
             if variant.fatal:
@@ -117,9 +122,20 @@ class Builder:
         line.built[variant.name] = path
         entry = Entry(name, str(folder), "onnx", variant.precision, "CPUExecutionProvider", metrics, metrics_batch,
                       peak_memory_mb=peak(), size_bytes=onnx_size(path), params=onnx_params(path), graph=graph,
-                      settings=settings, targets=targets)
+                      settings=settings, targets=targets, noise=noise, size_breakdown=breakdown, analysis=analysis)
         _write_manifest(folder, entry, source, ctx)
         return Built(entry, scored, opens)
+
+    def _details(self, scored: Scored, baseline: Scored | None) -> tuple[Noise | None, Analysis | None]:
+        """Noise and what changed, where the task's evaluation computes them (an evaluation without `details`: none)."""
+        details = getattr(self.ctx.evaluation, "details", None)
+        if details is None:
+            return None, None
+        try:
+            return details(scored, baseline, self.ctx.recipe.report.examples)
+        except Exception as err:  # noqa: BLE001  (report-only figures must not fail a variant that built and scored)
+            warn(f"noise and flipped examples left out: {_message(err)}")
+            return None, None
 
     def _on_target(self, path: Path, name: str, variant: Variant, target) -> tuple[TargetResult, Callable[[], Any]]:
         """Scored on `target`; the runner stays open for the timing rounds (a TensorRT engine takes minutes to build)."""

@@ -28,6 +28,7 @@ from compress.environment import environment
 from compress.errors import CompressError
 from compress.outputs import check_target, staged
 from compress.recipe import Recipe
+from compress.report.cards import write_cards
 from compress.report.schema import Entry, Report, TargetResult, Tool
 from compress.report.select import delta, latency_gate, select
 from compress.report.writer import summary_table, write_json, write_report
@@ -40,7 +41,7 @@ from compress.run.targets import TargetRun
 from compress.run.variants import plan
 from compress.tasks import get_task
 
-__all__ = ["RunOptions", "run"]
+__all__ = ["RunOptions", "options_from_recipe", "run"]
 
 
 class _Steps:
@@ -109,14 +110,34 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
                             recipe.max_accuracy_drop, base, [_relative(v, stage) for v in variants], selection.name,
                             selection.reason, selection.tied, environment(ctx.cpu, ctx.preset, ctx.threads), steps.durations,
                             {**ctx.data.sections, **sections, "targets": targets.summary()})
-            (stage / "recipe.yaml").write_text(recipe.to_yaml())
+            (stage / "recipe.yaml").write_text(_resolved(ctx).to_yaml())
             data = report.to_dict()
             write_report(stage, data)
+            write_cards(stage, data, task.ort_model_class)
         # The write step's own duration and the total are known only now: report.json again, with them.
         data["durations_s"] = steps.durations
         data["tool"]["duration_s"] = round(time.perf_counter() - clock, 3)
         write_json(stage, data)
     return _announce(data, options.out)
+
+
+def options_from_recipe(recipe: Recipe, out: Path, force: bool = False) -> RunOptions:
+    """RunOptions from a recipe that names its model and data (OUT/recipe.yaml of an earlier run)."""
+    if recipe.model is None or recipe.data.eval is None:
+        raise CompressError("the recipe names no model or no eval data", "pass MODEL and --eval-data, or add model: and "
+                                                                          "data: {eval: ...} to the recipe")
+    return RunOptions(recipe.model, out, recipe.data.eval, recipe.data.text_column, recipe.data.label_column, recipe.data.calib,
+                      force)
+
+
+def _resolved(ctx: RunContext) -> Recipe:
+    """The recipe as run: model, data paths and columns, threads and int8 preset as resolved (OUT/recipe.yaml)."""
+    from compress.data import sibling_train_file
+
+    options, section = ctx.options, ctx.data.sections.get("eval", {})
+    calib = options.calib_data or sibling_train_file(options.eval_data)
+    return ctx.recipe.resolved(options.model, options.eval_data, section.get("text_column", options.text_column),
+                               section.get("label_column", options.label_column), calib, ctx.threads, ctx.preset.name)
 
 
 def _subjects(baseline: Built, results: list[Built | Entry]) -> list[Subject]:

@@ -29,6 +29,9 @@ from transformers.generation.streamers import BaseStreamer
 
 from compress.console import progress
 from compress.errors import CompressError
+from compress.report.analysis import generation_analysis
+from compress.report.noise import perplexity_noise
+from compress.report.schema import Analysis, Noise
 from compress.tasks.base import Scored
 from compress.tasks.causal_lm.spec import LMSpec
 from export.timing import Block, RoundLatency
@@ -40,6 +43,8 @@ class LMOutputs:
     scored: int
     predictions: np.ndarray       # top-1 next token at each scored position
     generations: list[list[int]]  # greedy new tokens per prompt (empty when not generated, e.g. a packaged model)
+    window_nll: np.ndarray | None = None      # summed NLL per perplexity window (the report's paired bootstrap)
+    window_tokens: np.ndarray | None = None   # tokens scored per window
 
 
 class _Clock(BaseStreamer):
@@ -84,9 +89,22 @@ class LMEvaluation:
         self.seq_len = self.batch_seq_len = float(np.mean([len(p) for p in self.prompts]))
 
     def score(self, model, label: str, generate: bool = True) -> Scored:
-        nll, scored, predictions = self._score(model, label)
+        window_nll, window_tokens, predictions = self._score(model, label)
         generations = self._generate_each(model, label)[0] if generate else []
-        return Scored(LMOutputs(nll, scored, predictions, generations))
+        return Scored(LMOutputs(float(window_nll.sum()), int(window_tokens.sum()), predictions, generations, window_nll,
+                                window_tokens))
+
+    def details(self, scored: Scored, baseline: Scored | None, examples: int) -> tuple[Noise | None, Analysis | None]:
+        """Noise of the perplexity change (windows resampled in pairs) and the prompts whose greedy continuation
+        diverges from the float model's, earliest divergence first."""
+        if baseline is None:
+            return None, None
+        out, base = scored.outputs, baseline.outputs
+        noise = perplexity_noise(out.window_nll, base.window_nll, out.window_tokens)
+        prompts = [self.tokenizer.decode(p, skip_special_tokens=True) for p in self.prompts]
+        analysis = generation_analysis(out.generations, base.generations, prompts,
+                                       lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True), examples)
+        return noise, analysis
 
     def metrics(self, scored: Scored, baseline: Scored | None) -> tuple[dict[str, float], None]:
         metrics = lm_metrics(scored.outputs, None if baseline is None else baseline.outputs)
@@ -104,8 +122,8 @@ class LMEvaluation:
                   "tokens_per_s_batch": round(batch.batch_size * 1000.0 / batch.p50, 4)}
         return {**({"ttft_ms": round(extras["ttft"], 4)} if "ttft" in extras else {}), **result}
 
-    def _score(self, model, label: str) -> tuple[float, int, np.ndarray]:
-        total, count, predictions = 0.0, 0, []
+    def _score(self, model, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        totals, counts, predictions = [], [], []
         with progress() as bar, torch.inference_mode():
             task = bar.add_task(f"{label}: perplexity", total=len(self.windows))
             for begin, end, new in self.windows:
@@ -113,11 +131,11 @@ class LMEvaluation:
                 logits = model(input_ids=x, attention_mask=torch.ones_like(x)).logits[0].float()
                 n = min(new, x.shape[1] - 1)
                 pred = logits[-n - 1:-1]
-                total += torch.nn.functional.cross_entropy(pred, x[0, -n:], reduction="sum").item()
-                count += n
+                totals.append(torch.nn.functional.cross_entropy(pred, x[0, -n:], reduction="sum").item())
+                counts.append(n)
                 predictions.append(pred.argmax(-1).numpy())
                 bar.advance(task)
-        return total, count, np.concatenate(predictions)
+        return np.asarray(totals, dtype=np.float64), np.asarray(counts, dtype=np.int64), np.concatenate(predictions)
 
     def _generate_each(self, model, label: str, warm: bool = False) -> tuple[list[list[int]], list[float], list[float]]:
         if warm:

@@ -14,6 +14,9 @@ from typing import Any, Callable
 import numpy as np
 
 from compress.console import progress
+from compress.report.analysis import classification_analysis
+from compress.report.noise import accuracy_noise
+from compress.report.schema import Analysis, Noise
 from compress.tasks.base import Scored
 from export.timing import Block, RoundLatency, time_calls
 
@@ -22,9 +25,12 @@ Feed = dict[str, np.ndarray]
 
 class ClassifierEvaluation:
     def __init__(self, texts: list[str], tokenizer, max_length: int, batch_size: int, latency_samples: int, warmup: int,
-                 metrics: Callable[[np.ndarray, np.ndarray | None], dict[str, float]] | None = None) -> None:
-        """`metrics(outputs, baseline_outputs)`: the task's metrics against the eval labels (None: outputs only, e.g. benches)."""
+                 metrics: Callable[[np.ndarray, np.ndarray | None], dict[str, float]] | None = None,
+                 labels: Any = None, label_names: list[str] | None = None) -> None:
+        """`metrics(outputs, baseline_outputs)`: the task's metrics against the eval labels (None: outputs only, e.g. benches);
+        `labels` (ids) and `label_names` (by id) give the report its per-class metrics, confusion and flipped texts."""
         self.size, self.batch_size, self.warmup, self._metrics = len(texts), batch_size, warmup, metrics
+        self.raw_texts, self.labels, self.label_names = list(texts), labels, label_names
 
         def encode(chunk: list[str]) -> Feed:
             return dict(tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="np"))
@@ -59,6 +65,18 @@ class ClassifierEvaluation:
         one = self._metrics(scored.outputs, None if baseline is None else baseline.outputs)
         batch = self._metrics(scored.outputs_batch, None if baseline is None else baseline.outputs_batch)
         return _rounded(one), _rounded(batch)
+
+    def details(self, scored: Scored, baseline: Scored | None, examples: int) -> tuple[Noise | None, Analysis | None]:
+        """Noise of the accuracy change and what changed against the float model, at batch 1 (what selection uses)."""
+        if self.labels is None:
+            return None, None
+        labels = np.asarray(self.labels)
+        names = self.label_names or [str(i) for i in range(scored.outputs.shape[-1])]
+        predictions = scored.outputs.argmax(-1)
+        base = None if baseline is None else baseline.outputs.argmax(-1)
+        analysis = classification_analysis(predictions, base, labels, names, self.raw_texts, examples)
+        noise = None if base is None else accuracy_noise(predictions == labels, base == labels)
+        return noise, analysis
 
     def timing(self, run: Any) -> Block:
         """`run` is a runner (feed -> logits) or a device runner with prepare/timed (inputs placed before timing)."""

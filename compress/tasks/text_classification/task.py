@@ -93,8 +93,11 @@ class TextClassification(Task):
         from compress.tasks.text_classification.evaluate import ClassifierEvaluation
 
         v = recipe.validate_
+        id2label = ckpt.model.config.id2label or {}
+        names = [str(id2label.get(i, i)) for i in range(ckpt.model.config.num_labels)]
         return ClassifierEvaluation(data.eval_texts, ckpt.tokenizer, v.max_length, v.batch_size, v.latency_samples, v.warmup,
-                                    lambda outputs, baseline: self.metrics(outputs, data.references, baseline))
+                                    lambda outputs, baseline: self.metrics(outputs, data.references, baseline),
+                                    labels=data.references, label_names=names)
 
     def export(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, opset: int | None) -> Path:
         from export.onnx_export import ExportError, export_to_onnx
