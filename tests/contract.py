@@ -1,6 +1,6 @@
 """The report contract, checked on every report.json a test makes (conftest wraps `compress.run.pipeline.run`).
 
-Written from the README ("report.json", "`compress run`", the latency gate), NOT from compress/report/select.py:
+Written from the README ("report.json" schema 3, "`compress run`", the latency gate), NOT from compress/report/select.py:
 the deltas, the latency gate and the selection are recomputed here from the report's own numbers and budget, so a
 change to the product's selection code that breaks the documented rule fails every test that runs the pipeline.
 
@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ROUNDING = 2e-4  # ms: two units of report.json's latency rounding
 TOP_KEYS = {"schema_version", "tool", "task", "metric", "higher_is_better", "max_accuracy_drop", "protocol", "baseline",
             "variants", "selected", "selection_reason", "tied", "eval", "calibration", "targets", "durations_s", "environment"}
@@ -198,6 +198,12 @@ def expected_selection(report: dict[str, Any]) -> tuple[set[str | None], set[str
     def lost(value: float) -> float:
         return base - value if higher else value - base
 
+    def judged(v: dict[str, Any], r: dict[str, Any]) -> float:
+        """README (schema 3): in a tie, a metric change within noise (the CPU eval's paired interval holds 0) counts as
+        none, i.e. as the baseline's value."""
+        noise = v.get("noise")
+        return base if target == "cpu" and noise and noise.get("within_noise") else r["metrics"][metric]
+
     measured = [(v, r) for v in report["variants"] if (r := _on(v, target))]
     within = [(v, r) for v, r in measured if lost(r["metrics"][metric]) <= budget + 1e-9]
     ok = [(v, r) for v, r in within if (v.get("gate") or {}).get(target, {}).get("passed", True)]
@@ -213,7 +219,7 @@ def expected_selection(report: dict[str, Any]) -> tuple[set[str | None], set[str
         sure = [(v, r) for v, r in ok if r["latency_ms"]["spread"][0] <= ceiling - ROUNDING]
         for group in (tied, sure or [(fastest, fastest_r)]):
             sign = 1 if higher else -1
-            best = min(group, key=lambda vr: (-sign * vr[1]["metrics"][metric], vr[0]["size_bytes"], vr[1]["latency_ms"]["p50"]))
+            best = min(group, key=lambda vr: (-sign * judged(vr[0], vr[1]), vr[0]["size_bytes"], vr[1]["latency_ms"]["p50"]))
             acceptable.add(best[0]["name"])
         tied_sets.append({v["name"] for v, _ in tied} if len(tied) == len(sure) else None)
     unambiguous = tied_sets[0] if len(tied_sets) == 1 and tied_sets[0] is not None else set()
