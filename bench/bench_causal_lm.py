@@ -27,13 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rich.table import Table  # noqa: E402
+from rich.table import Table
 
-from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN  # noqa: E402
-from compress.console import console  # noqa: E402
-from compress.recipe import Recipe  # noqa: E402
-from compress.run.pipeline import RunOptions, run  # noqa: E402
-from compress.tasks.causal_lm.spec import LMSpec  # noqa: E402
+from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
+from compress.console import console
+from compress.recipe import Recipe
+from compress.run.pipeline import RunOptions, run
+from compress.tasks.causal_lm.spec import LMSpec
 
 
 def gemma_checkpoint(cache: Path) -> Path:

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.console import console
 from compress.commands.demo import fine_tune_classifier, minilm_path
-from compress.run.pipeline import RunOptions, run
+from compress.console import console
 from compress.recipe import Recipe
-from compress.tasks.text_classification.evaluate import ClassifierEvaluation
 from compress.run.measure import onnx_runner, onnx_size, torch_runner
+from compress.run.pipeline import RunOptions, run
+from compress.tasks.text_classification.evaluate import ClassifierEvaluation
 from export.hardware import cpu_info
 from export.timing import round_robin, summarize, time_calls
 
@@ -154,8 +154,8 @@ def main() -> None:
         rows[name] = {"accuracy": float(np.mean(outputs.argmax(-1) == labels) * 100), "size": onnx_size(path), "path": path}
 
     # Interleaved latency: baseline, every variant of ours, anchors.
-    from transformers import AutoModelForSequenceClassification
     import torch
+    from transformers import AutoModelForSequenceClassification
 
     torch.set_num_threads(args.threads)
     runners = {"pytorch-fp32": torch_runner(AutoModelForSequenceClassification.from_pretrained(model_dir).eval())}

@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 from bench_classifier import bench_parser, interleaved_p50, prepare
+
 from compress.console import console
-from compress.run.pipeline import RunOptions, run
 from compress.recipe import DistillSpec, PruneSpec, Recipe
-from compress.tasks.text_classification.evaluate import ClassifierEvaluation
 from compress.run.measure import onnx_runner, torch_runner
+from compress.run.pipeline import RunOptions, run
+from compress.tasks.text_classification.evaluate import ClassifierEvaluation
 
 
 def main() -> None:
@@ -44,8 +45,8 @@ def main() -> None:
         console.rule(f"[bold]{name}")
         reports[name] = run(RunOptions(str(model_dir), args.out / name, str(eval_csv), calib_data=str(train_csv), force=True), recipe)
 
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
     import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.set_num_threads(args.threads)
     ev = ClassifierEvaluation([t for t, _ in evaluation], AutoTokenizer.from_pretrained(model_dir), 128, 32, 200, 10)

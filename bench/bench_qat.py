@@ -20,18 +20,18 @@ from pathlib import Path
 import numpy as np
 from bench_classifier import bench_parser, interleaved_p50, prepare
 
-from compress.console import console
 from compress.commands.demo import fine_tune_classifier
-from compress.run.pipeline import RunOptions, run
-from compress.run.prune_stage import prune_checkpoint
+from compress.console import console
 from compress.recipe import DistillSpec, PruneSpec, QATSpec, Recipe
-from compress.tasks.text_classification.evaluate import ClassifierEvaluation
 from compress.run.measure import (
     onnx_runner,
     onnx_size,
     runtime_graph,
     torch_runner,
 )
+from compress.run.pipeline import RunOptions, run
+from compress.run.prune_stage import prune_checkpoint
+from compress.tasks.text_classification.evaluate import ClassifierEvaluation
 
 BASE = "pytorch-fp32"
 ANCHOR = "static PTQ, optimum defaults (minmax)"

@@ -13,9 +13,17 @@ import os
 import time
 from pathlib import Path
 
-from compress.commands.demo import DEMO_BATCH, DEMO_EPOCHS, DEMO_LR, _read_labelled, fine_tune_classifier, intent_data, minilm_path
-from compress.run.pipeline import RunOptions, run
+from compress.commands.demo import (
+    DEMO_BATCH,
+    DEMO_EPOCHS,
+    DEMO_LR,
+    _read_labelled,
+    fine_tune_classifier,
+    intent_data,
+    minilm_path,
+)
 from compress.recipe import Recipe
+from compress.run.pipeline import RunOptions, run
 from compress.run.targets import parse_targets
 
 COLUMNS = ["target", "variant", "{metric}", "Δ pts", "p50 ms b=1", "p50 ms b={batch}", "peak MB", "vs onnx-fp32", "vs PyTorch"]

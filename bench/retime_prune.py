@@ -9,11 +9,11 @@ import csv
 from pathlib import Path
 
 import torch
+from bench_classifier import interleaved_p50
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from bench_classifier import interleaved_p50
-from compress.tasks.text_classification.evaluate import ClassifierEvaluation
 from compress.run.measure import onnx_runner, torch_runner
+from compress.tasks.text_classification.evaluate import ClassifierEvaluation
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ less before, is the session's peak (device-wide: other processes count too).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 MIB = 1024 * 1024
 _STATUS, _CLEAR = Path("/proc/self/status"), Path("/proc/self/clear_refs")

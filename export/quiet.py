@@ -5,7 +5,7 @@ import contextlib
 import io
 import logging
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 NOISY_LOGGERS = ("", "optimum", "transformers", "torch.onnx")  # "" = root: ORT's optimizer/quantizer log there
 

@@ -16,8 +16,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-WORDS = ("the a my order is late where refund please cancel it was great terrible movie film good bad not very "
-         "love hate this package arrived never money back account login password help me now today").split()
+WORDS = ["the", "a", "my", "order", "is", "late", "where", "refund", "please", "cancel", "it", "was", "great", "terrible", "movie", "film", "good", "bad", "not", "very", "love", "hate", "this", "package", "arrived", "never", "money", "back", "account", "login", "password", "help", "me", "now", "today"]
 WORDS = tuple(dict.fromkeys(WORDS))
 LABELS = ["negative", "neutral", "positive"]
 

@@ -18,19 +18,25 @@ import contextlib
 import fnmatch
 import logging
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import onnx
-from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
-                                      quantize_static)
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
 
 from compress.console import warn
-from export.tied_head import quantize_tied_head
+from compress.quantize.presets import Int8Preset
 from export.onnx_io import load_model, save_model
 from export.tied import find_tied_head
-from compress.quantize.presets import Int8Preset
+from export.tied_head import quantize_tied_head
 
 QUANT_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
 

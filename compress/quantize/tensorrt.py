@@ -10,8 +10,9 @@ for the rest itself.  The source is the unfused fp32 export: ORT's fused contrib
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
 

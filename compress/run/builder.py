@@ -11,9 +11,10 @@ import copy
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from compress.console import info, warn
 from compress.environment import library_versions

@@ -8,9 +8,10 @@ warmed and timed once per round, the median over rounds reported with its spread
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

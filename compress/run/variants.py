@@ -15,9 +15,10 @@ compress/run/gpu_variants.py (what only a GPU target needs).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 

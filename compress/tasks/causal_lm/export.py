@@ -12,9 +12,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from compress.errors import CompressError
 from export.gemm import gemms_to_matmuls
+from export.onnx_export import ExportError, export_to_onnx
 from export.onnx_io import load_model, save_model
 from export.tied import dedupe_tied
-from export.onnx_export import ExportError, export_to_onnx
 
 EXPORT_TASK = "text-generation-with-past"
 

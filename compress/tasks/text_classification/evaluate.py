@@ -9,7 +9,8 @@ kept as `metrics_batch`.  Timing blocks: `latency_samples` texts at batch 1 and 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
