@@ -1,15 +1,10 @@
-"""ONNX Runtime sessions with pinned threads, and the latency protocol.
+"""ONNX Runtime sessions with pinned threads, and the graph facts that prove int8 kernels run.
 
-Latency protocol (the same for PyTorch and every ONNX variant, so ratios mean
-something): fixed intra-op threads, one inter-op thread, `warmup` untimed runs,
-then one timed run per input, wall clock via `perf_counter`; p50/p90 in ms.
+Sessions use fixed intra-op threads and one inter-op thread, the same for every variant, so timings compare;
+the timing protocol itself (interleaved warmed rounds) is `export/timing.py`.
 """
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,36 +33,6 @@ def create_session(path: Path, threads: int, provider: str = "cpu", optimized_mo
     if optimized_model_path is not None:
         options.optimized_model_filepath = str(optimized_model_path)
     return ort.InferenceSession(str(path), sess_options=options, providers=[PROVIDERS[provider]])
-
-
-@dataclass(frozen=True)
-class Latency:
-    p50: float
-    p90: float
-    mean: float
-    batch_size: int
-    seq_len: float  # mean tokens per sequence of the timed inputs
-    runs: int
-
-    def as_dict(self) -> dict[str, float]:
-        return {"p50": round(self.p50, 4), "p90": round(self.p90, 4), "mean": round(self.mean, 4),
-                "batch_size": self.batch_size, "seq_len": round(self.seq_len, 1), "runs": self.runs}
-
-
-def measure_latency(run: Callable[[Any], Any], inputs: Sequence[Any], batch_size: int, seq_len: float, warmup: int = 10) -> Latency:
-    """Time `run(x)` once per input after `warmup` untimed calls."""
-    if not inputs:
-        raise ValueError("no inputs to time")
-    for i in range(warmup):
-        run(inputs[i % len(inputs)])
-    times = []
-    for x in inputs:
-        start = time.perf_counter()
-        run(x)
-        times.append((time.perf_counter() - start) * 1000.0)
-    deciles = statistics.quantiles(times, n=10) if len(times) > 1 else [times[0]] * 9
-    return Latency(p50=statistics.median(times), p90=deciles[8], mean=statistics.fmean(times),
-                   batch_size=batch_size, seq_len=seq_len, runs=len(times))
 
 
 def graph_op_counts(path: Path) -> dict[str, int]:
