@@ -83,9 +83,18 @@ class Task(ABC):
     def evaluation(self, ckpt: Any, data: TaskData, recipe: Any) -> TaskEvaluation:
         """The one evaluation every model of the run goes through."""
 
-    @abstractmethod
     def export(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, opset: int | None) -> Path:
-        """torch -> folder/model.onnx (raises CompressError with a fix)."""
+        """torch -> folder/model.onnx through the exporter's task `export_task` (raises CompressError with a fix).
+
+        One graph, inputs to outputs, is what every single-graph task ships; tasks with a cache override this."""
+        from compress.errors import CompressError
+        from export.onnx_export import ExportError, export_to_onnx
+
+        try:
+            return export_to_onnx(model, folder, self.export_task, opset)
+        except ExportError as err:
+            raise CompressError(str(err), f"check that optimum supports this architecture for {self.export_task} "
+                                          "(optimum-cli export onnx --help), or try another --recipe export.opset") from err
 
     def check_parity(self, ctx: Any, model: PreTrainedModel, path: Path) -> None:
         """Raise CompressError when the export at `path` does not reproduce `model` on real eval inputs."""

@@ -132,15 +132,6 @@ class QuestionAnswering(Task):
         return calibration_feeds(ctx.tokenizer, ctx.data.calib_examples, ctx.recipe.quantize.static.calibration_method,
                                  spec.max_length, spec.doc_stride, spec.calib_windows, ctx.recipe.seed)
 
-    def export(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, opset: int | None) -> Path:
-        from export.onnx_export import ExportError, export_to_onnx
-
-        try:
-            return export_to_onnx(model, folder, self.export_task, opset)
-        except ExportError as err:
-            raise CompressError(str(err), "check that optimum supports this architecture for question-answering "
-                                          "(optimum-cli export onnx --help), or try another --recipe export.opset") from err
-
     def check_parity(self, ctx: Any, model: PreTrainedModel, path: Path) -> None:
         """The export must reproduce its PyTorch model on real eval windows, at batch 1 and in one padded batch."""
         from compress.tasks.question_answering.runner import onnx_qa_runner, torch_qa_runner

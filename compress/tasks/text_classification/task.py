@@ -99,15 +99,6 @@ class TextClassification(Task):
                                     lambda outputs, baseline: self.metrics(outputs, data.references, baseline),
                                     labels=data.references, label_names=names)
 
-    def export(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, opset: int | None) -> Path:
-        from export.onnx_export import ExportError, export_to_onnx
-
-        try:
-            return export_to_onnx(model, folder, self.export_task, opset)
-        except ExportError as err:
-            raise CompressError(str(err), "check that optimum supports this architecture for this task (optimum-cli export onnx "
-                                          "--help), or try another --recipe export.opset") from err
-
     def check_parity(self, ctx: Any, model: PreTrainedModel, path: Path) -> None:
         """The export must reproduce its PyTorch model on real eval texts (optimum checks random inputs only)."""
         from compress.run.measure import onnx_runner, torch_runner
