@@ -71,7 +71,8 @@ def _read_delimited(path: Path, delimiter: str) -> list[dict]:
 def _read_csv(text: str, delimiter: str, path: Path) -> list[dict]:
     """CSV rows, refusing the two ways a quote goes wrong silently: a stray `"` opening a field swallows the next
     lines into one text (30 rows become 4), and rows whose field count differs from the header's."""
-    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
+    lines = text.splitlines(keepends=True)
+    reader = csv.reader(lines, delimiter=delimiter)
     header = next(reader, None) or []
     rows, start = [], reader.line_num + 1
     for fields in reader:
@@ -79,7 +80,7 @@ def _read_csv(text: str, delimiter: str, path: Path) -> list[dict]:
         if not fields:  # a blank line, skipped as csv.DictReader does (a row of empty fields is data)
             start = end + 1
             continue
-        swallowed = next((f for f in fields if _holds_rows(f, delimiter, len(header))), None)
+        swallowed = next((f for f in fields if _swallowed_rows(f, delimiter, len(header), unterminated=end == len(lines))), None)
         if swallowed is not None:
             raise CompressError(f"{path}:{start}: a quoted field runs over lines {start}-{end} and holds what look like "
                                 "further rows: a stray `\"` opens a field that only a later quote closes",
@@ -93,10 +94,17 @@ def _read_csv(text: str, delimiter: str, path: Path) -> list[dict]:
     return rows
 
 
-def _holds_rows(field: str, delimiter: str, columns: int) -> bool:
-    """A multi-line field with an inner line that splits into the header's field count is swallowed rows."""
-    lines = field.splitlines()
-    return len(lines) > 1 and columns > 1 and any(len(line.split(delimiter)) == columns for line in lines[1:])
+def _swallowed_rows(field: str, delimiter: str, columns: int, unterminated: bool) -> bool:
+    """Whether a multi-line field is rows a stray quote swallowed rather than one text that spans lines.
+
+    An inner line that splits into the header's field count looks like a row, but a real multi-line review with
+    a comma in its second line does too (Rotten Tomatoes has them, written by Python's own csv module). So: two or
+    more such lines, or one in a field that runs to the end of the file (a quote nothing closed)."""
+    if columns < 2:
+        return False
+    inner = field.splitlines()[1:]
+    row_like = sum(len(line.split(delimiter)) == columns for line in inner)
+    return row_like >= 2 or (row_like == 1 and unterminated)
 
 
 def _read_tsv(text: str, path: Path) -> list[dict]:

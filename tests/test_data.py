@@ -89,3 +89,21 @@ def test_sibling_train_file(tmp_path):
     assert sibling_train_file(str(tmp_path / "eval.csv")) is None  # eval file itself missing
     write_csv(tmp_path / "eval.csv", [("x", "positive")])
     assert sibling_train_file(str(tmp_path / "eval.csv")) == str(tmp_path / "train.csv")
+
+
+
+def test_a_multiline_csv_text_with_a_comma_is_one_text_not_swallowed_rows(tmp_path):
+    """A valid CSV field spanning two lines, its second line holding a comma (as in Rotten Tomatoes), is one text;
+    only a quote that swallows further rows is refused (tests/test_errors.py covers that)."""
+    import csv
+
+    from compress.data import read_rows
+
+    rows = [("a plain review", "fresh"),
+            ("'The film, in its own remarkably\nobservational way, gradually transforms into a horror film.'", "fresh"),
+            ("too skewed to ever get a hold on", "rotten")]
+    path = tmp_path / "eval.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *rows])
+    read, _ = read_rows(str(path))
+    assert [(r["text"], r["label"]) for r in read] == rows
