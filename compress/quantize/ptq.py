@@ -6,8 +6,9 @@ comes from our own loaders rather than a `datasets.Dataset`.
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -47,11 +48,18 @@ class _Feeds(CalibrationDataReader):
         return next(self._it, None)
 
 
-def quantize_int8_dynamic(src: Path, dst: Path, preset: Int8Preset) -> Path:
-    """Weights int8 offline, activations quantized per batch at run time (no calibration)."""
+def quantize_int8_dynamic(src: Path, dst: Path, preset: Int8Preset, nodes: Collection[str] | None = None) -> Path:
+    """Weights int8 offline, activations quantized per batch at run time (no calibration).
+
+    `nodes` limits quantization to those node names (mixed precision, compress.search); None = every supported node.
+    """
+    if nodes is not None and not nodes:  # ORT reads an empty list as "every node"
+        shutil.copyfile(src, dst)
+        return dst
     # Fused contrib ops (Attention, SkipLayerNorm) defeat ONNX shape inference; their outputs are float.
     with quiet():
         quantize_dynamic(src, dst, per_channel=preset.per_channel, reduce_range=preset.reduce_range,
+                         nodes_to_quantize=list(nodes) if nodes is not None else None,
                          weight_type=QUANT_TYPES[preset.weight_type],
                          extra_options={"WeightSymmetric": preset.weight_symmetric, "DefaultTensorType": onnx.TensorProto.FLOAT})
     return dst

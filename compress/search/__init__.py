@@ -1,0 +1,12 @@
+"""Per-model mixed precision: measure each unit's sensitivity, then search the cut within the accuracy budget.
+
+One job per module:
+- `schemes`: what a unit is and how a candidate with some units at the low precision is built
+  (int8 dynamic vs float for classifiers; int4 vs 8-bit weight-only MatMulNBits for causal LMs);
+- `proxy`: the cheap measure (KL divergence of output logits against the float graph on calibration feeds);
+- `cache`: sensitivity results keyed by a hash of graph + feeds + setting, so a rerun does not recompute;
+- `sensitivity`: one score per unit, computed in parallel;
+- `executors`: where independent candidates run (local process pool by default, inline, Ray if installed);
+- `search`: greedy by sensitivity, each step measured for real, bisection refine; best-so-far always on disk;
+- `pareto`: the non-dominated trials; `report`: the table, chart and front data the report writer calls.
+"""

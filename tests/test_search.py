@@ -1,0 +1,302 @@
+"""compress.search on tiny ONNX graphs built here (no exporter, no checkpoint): sensitivity order and cache,
+budget, best-so-far on disk (also after a measure error and a SIGKILL), Pareto front, report pieces."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from compress.errors import CompressError
+from compress.quantize.presets import PRESETS
+from compress.search import pareto, report
+from compress.search.executors import InlineExecutor, make_executor
+from compress.search.schemes import Int4WeightOnly, Int8Dynamic
+from compress.search.search import Budget, read_best, search
+from compress.search.sensitivity import sensitivity
+
+HIDDEN, CLASSES = 64, 8
+OUTLIER = "mm_1"  # the MatMul whose weights carry huge rows (and whose input never uses those rows)
+OUTLIER_ROWS = [0, 32]  # one per int4 block of 32 along the input dimension
+
+
+def tiny_graph(path: Path, layers: int = 4, seed: int = 0) -> Path:
+    """x -> layers x (MatMul, Relu) -> MatMul -> logits. Layer OUTLIER's weight rows OUTLIER_ROWS are 60 everywhere
+    while its input is always 0 there: the float output ignores them, but they set every column's int8 scale (every
+    int4 block's), so the rest of that weight rounds to a few levels -- the unit a sensitivity pass must rank first."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, current = [], [], "x"
+    for i in range(layers):
+        w = rng.normal(0, 1 / np.sqrt(HIDDEN), (HIDDEN, HIDDEN)).astype(np.float32)
+        if f"mm_{i + 1}" == OUTLIER:
+            w[:, OUTLIER_ROWS] = 0.0  # so the outlier layer's input is always 0 on those rows
+        if f"mm_{i}" == OUTLIER:
+            w[OUTLIER_ROWS, :] = 60.0
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        nodes += [helper.make_node("MatMul", [current, f"w{i}"], [f"h{i}"], name=f"mm_{i}"),
+                  helper.make_node("Relu", [f"h{i}"], [f"r{i}"], name=f"relu_{i}")]
+        current = f"r{i}"
+    inits.append(numpy_helper.from_array(rng.normal(0, 1 / np.sqrt(HIDDEN), (HIDDEN, CLASSES)).astype(np.float32), "head"))
+    nodes.append(helper.make_node("MatMul", [current, "head"], ["logits"], name="head_mm"))
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", HIDDEN])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", CLASSES])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return path
+
+
+def feeds(n: int = 4, seed: int = 1) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        x = np.abs(rng.normal(0, 1, (8, HIDDEN))).astype(np.float32)
+        out.append({"x": x})
+    return out
+
+
+INT8 = Int8Dynamic(PRESETS["vnni"])
+INT4 = Int4WeightOnly(block_size=32)
+
+
+@pytest.mark.parametrize("scheme", [INT8, INT4], ids=["int8", "int4"])
+def test_sensitivity_ranks_the_outlier_unit_first(tmp_path, scheme):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    result = sensitivity(src, scheme, feeds(), executor=InlineExecutor())
+    units = [r.unit for r in result.rows]
+    expected = {"mm_0", "mm_1", "mm_2", "mm_3"} | ({"head_mm"} if scheme is INT8 else set())  # LM: the logits head is not a unit
+    assert set(units) == expected
+    assert units[0] == OUTLIER
+    assert result.rows[0].score > 5 * result.rows[1].score
+    assert result.tolerant_first()[-1] == OUTLIER
+    assert all(r.kl >= 0 for r in result.rows)
+
+
+def test_leave_one_out_agrees_on_the_outlier(tmp_path):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    result = sensitivity(src, INT8, feeds(), direction="loo", executor=InlineExecutor())
+    assert result.rows[0].unit == OUTLIER
+    assert result.base_kl > 0  # the base of leave-one-out is everything quantized
+
+
+def test_sensitivity_cache_is_hit_on_rerun_and_missed_on_new_feeds(tmp_path, monkeypatch):
+    src, cache = tiny_graph(tmp_path / "fp32.onnx"), tmp_path / "cache.json"
+    first = sensitivity(src, INT8, feeds(), cache=cache, metric=_first_logit)
+    assert all(r.metric is not None for r in first.rows)
+
+    def boom(self, src, dst, low):
+        raise AssertionError("rebuilt a cached candidate")
+
+    monkeypatch.setattr(Int8Dynamic, "build", boom)
+    again = sensitivity(src, INT8, feeds(), cache=cache, metric=_first_logit)
+    assert again == first
+    with pytest.raises(AssertionError, match="rebuilt"):
+        sensitivity(src, INT8, feeds(seed=2), cache=cache, metric=_first_logit)
+
+
+def _first_logit(path: Path) -> float:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return float(sess.run(["logits"], feeds(1)[0])[0][0, 0])
+
+
+def test_sensitivity_on_a_process_pool_matches_inline(tmp_path):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    inline = sensitivity(src, INT8, feeds(), executor=InlineExecutor())
+    with make_executor("process", 2) as pool:
+        pooled = sensitivity(src, INT8, feeds(), executor=pool)
+    assert [r.unit for r in pooled.rows] == [r.unit for r in inline.rows]
+    assert [r.kl for r in pooled.rows] == pytest.approx([r.kl for r in inline.rows])
+
+
+# --- search --------------------------------------------------------------------------------------------------------
+
+class Agreement:
+    """A real measure: argmax agreement (%) with the float graph on fixed inputs; picklable for the process pool."""
+
+    def __init__(self, src: Path) -> None:
+        self.src = str(src)
+
+    def __call__(self, candidate) -> dict[str, float]:
+        x = np.concatenate([f["x"] for f in feeds(16, seed=3)])
+        ref = ort.InferenceSession(self.src, providers=["CPUExecutionProvider"]).run(["logits"], {"x": x})[0]
+        got = ort.InferenceSession(str(candidate.path), providers=["CPUExecutionProvider"]).run(["logits"], {"x": x})[0]
+        return {"metric": 100.0 * float((ref.argmax(-1) == got.argmax(-1)).mean())}
+
+
+def _quantized_nodes(path: Path) -> int:
+    return sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in onnx.load(str(path)).graph.node)
+
+
+def test_search_keeps_the_sensitive_unit_float_within_budget(tmp_path):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    order = sensitivity(src, INT8, feeds()).tolerant_first()
+    budget = Budget(baseline=100.0, max_drop=2.0)
+    with make_executor("process", 2) as pool:
+        result = search(src, INT8, order, Agreement(src), budget, tmp_path / "out", executor=pool, parallel=2)
+    assert result.best is not None and result.best["drop"] <= 2.0
+    assert all(t["within"] == (t["drop"] <= 2.0) for t in result.trials)
+    assert OUTLIER not in result.best["low"] and len(result.best["low"]) == 4
+    path, record = read_best(tmp_path / "out")
+    ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert record["trial"]["low"] == result.best["low"] and record["fallback"] == [OUTLIER]
+    assert _quantized_nodes(path) == len(record["trial"]["low"])
+    saved = json.loads((tmp_path / "out" / "search.json").read_text())
+    assert saved["best"]["trial"] == result.best["trial"] and saved["stopped"] == "converged"
+    assert not (tmp_path / "out" / "trials").exists()
+
+
+class Injected:
+    """measure() from a table: cut -> (metric, latency); size falls with the cut. Picklable."""
+
+    def __init__(self, metric: dict[int, float], latency: dict[int, float] | None = None, fail_from: int | None = None) -> None:
+        self.metric, self.latency, self.fail_from = metric, latency, fail_from
+
+    def __call__(self, candidate) -> dict[str, float]:
+        if self.fail_from is not None and candidate.trial >= self.fail_from:
+            raise RuntimeError("measurement failed")
+        out = {"metric": self.metric[candidate.cut], "size_bytes": 1000 - 10 * candidate.cut}
+        if self.latency is not None:
+            out["latency_ms"] = self.latency[candidate.cut]
+        return out
+
+
+UNITS = [f"mm_{i}" for i in range(4)] + ["head_mm"]
+
+
+def test_search_never_selects_over_budget_and_bisects_to_the_cut(tmp_path):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    metric = {0: 90.0, 1: 89.9, 2: 89.5, 3: 89.1, 4: 88.7, 5: 80.0}  # within 1.0 up to cut 3
+    result = search(src, INT8, UNITS, Injected(metric), Budget(90.0, 1.0), tmp_path / "out", steps=2, parallel=1)
+    assert result.best["cut"] == 3
+    assert all(t["within"] == (metric[t["cut"]] >= 89.0) for t in result.trials)
+    assert {t["phase"] for t in result.trials} == {"greedy", "refine"}
+    assert len(result.trials) <= 5
+    _, record = read_best(tmp_path / "out")
+    assert record["trial"]["cut"] == 3 and "within the budget" in record["reason"]
+
+
+def test_search_with_nothing_within_budget_selects_nothing(tmp_path):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    result = search(src, INT8, UNITS, Injected(dict.fromkeys(range(6), 50.0)), Budget(90.0, 1.0), tmp_path / "out")
+    assert result.best is None and result.path is None and result.stopped == "no cut within budget"
+    assert not (tmp_path / "out" / "best.onnx").exists() and "no trial within the budget" in result.reason
+
+
+def test_search_respects_max_trials(tmp_path):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    result = search(src, INT8, UNITS, Injected({c: 90.0 - 0.3 * c for c in range(6)}), Budget(90.0, 1.0), tmp_path / "out",
+                    max_trials=2, steps=5)
+    assert len(result.trials) == 2 and result.stopped == "max_trials" and result.best["cut"] == 1
+
+
+def test_a_failing_measure_leaves_the_best_so_far(tmp_path):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    result = search(src, INT8, UNITS, Injected(dict.fromkeys(range(6), 90.0), fail_from=1), Budget(90.0, 1.0), tmp_path / "out",
+                    steps=5)
+    assert result.trials[0]["error"] is None and len(result.trials) > 1 and all(t["error"] for t in result.trials[1:])
+    path, record = read_best(tmp_path / "out")
+    assert record["trial"]["trial"] == 0 and _quantized_nodes(path) == 0
+
+
+def test_objective_latency_needs_latency(tmp_path):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    with pytest.raises(CompressError, match="needs latency"):
+        search(src, INT8, UNITS, Injected(dict.fromkeys(range(6), 90.0)), Budget(90.0, 1.0), tmp_path / "out", objective="latency")
+
+
+def test_objective_latency_picks_the_fastest_within_budget_and_the_front_is_right(tmp_path):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    metric = {0: 90.0, 1: 89.8, 2: 89.6, 3: 89.4, 4: 89.2, 5: 85.0}
+    latency = {0: 10.0, 1: 9.0, 2: 7.0, 3: 8.0, 4: 9.5, 5: 5.0}  # cut 2 fastest within budget; 3 and 4 dominated by 2 on latency
+    result = search(src, INT8, UNITS, Injected(metric, latency), Budget(90.0, 1.0), tmp_path / "out", objective="latency", steps=5)
+    assert result.best["cut"] == 2
+    # front on (size, latency, metric): 0 has the best metric and 5 the smallest size: both on it whatever the rest
+    by_cut = {t["cut"]: t["trial"] for t in result.trials}
+    expected = pareto.front(result.trials, ["size_bytes", "latency_ms"], "metric")
+    assert result.front == [result.trials[i]["trial"] for i in expected]
+    assert by_cut[5] in result.front and by_cut[0] in result.front
+
+
+def test_pareto_front_on_injected_points():
+    points = [{"size_bytes": 10, "latency_ms": 5, "metric": 90},   # 0 front (best metric)
+              {"size_bytes": 5, "latency_ms": 5, "metric": 89},    # 1 front
+              {"size_bytes": 6, "latency_ms": 6, "metric": 88},    # 2 dominated by 1
+              {"size_bytes": 4, "latency_ms": 9, "metric": 80},    # 3 front (smallest)
+              {"size_bytes": 5, "latency_ms": 5, "metric": 89},    # 4 equal to 1: neither dominates
+              {"size_bytes": 1, "latency_ms": None, "metric": 99}]  # 5 no latency: left out
+    assert pareto.front(points, ["size_bytes", "latency_ms"]) == [0, 1, 3, 4]
+    assert pareto.front(points, ["size_bytes"]) == [5]  # smallest and best: dominates all
+    perplexity = [{"size_bytes": 3, "metric": 10.0}, {"size_bytes": 2, "metric": 11.0}, {"size_bytes": 2, "metric": 12.0}]
+    assert pareto.front(perplexity, ["size_bytes"], higher_is_better=False) == [0, 1]
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from compress.quantize.presets import PRESETS
+    from compress.search.schemes import Int8Dynamic
+    from compress.search.search import Budget, search
+
+    out = Path(sys.argv[2])
+
+    def measure(candidate):
+        if candidate.trial >= 1:
+            (out / "started-second").write_text("x")
+            time.sleep(600)  # killed here
+        return {"metric": 90.0}
+
+    search(Path(sys.argv[1]), Int8Dynamic(PRESETS["vnni"]), ["mm_0", "mm_2", "mm_3", "head_mm", "mm_1"], measure,
+           Budget(90.0, 1.0), out, steps=5)
+""")
+
+
+def test_sigkill_mid_search_leaves_a_complete_best_with_its_record(tmp_path):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    script, out = tmp_path / "run_search.py", tmp_path / "out"
+    script.write_text(KILL_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, str(script), str(src), str(out)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "started-second").exists():
+            assert proc.poll() is None, "the search exited before its second trial"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    path, record = read_best(out)
+    onnx.checker.check_model(onnx.load(str(path)))
+    ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert record["trial"]["trial"] == 0 and record["trial"]["low"] == [] and _quantized_nodes(path) == 0
+    assert json.loads((out / "search.json").read_text())["best"]["trial"] == 0
+
+
+# --- report pieces -------------------------------------------------------------------------------------------------
+
+def test_report_pieces(tmp_path):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    sens = sensitivity(src, INT8, feeds()).as_dict()
+    table = report.sensitivity_table(sens)
+    assert table[0]["unit"] == OUTLIER and [r["rank"] for r in table] == list(range(1, len(table) + 1))
+    assert [r["score"] for r in table] == sorted((r["score"] for r in table), reverse=True)
+    assert OUTLIER in report.sensitivity_markdown(sens).splitlines()[2]
+    assert report.png(report.sensitivity_figure(sens)).startswith(b"\x89PNG")
+    metric = {0: 90.0, 1: 89.8, 2: 89.6, 3: 89.4, 4: 89.2, 5: 85.0}
+    search(src, INT8, UNITS, Injected(metric, dict.fromkeys(range(6), 1.0)), Budget(90.0, 1.0), tmp_path / "out", steps=5)
+    saved = json.loads((tmp_path / "out" / "search.json").read_text())
+    data = report.front_data(saved)
+    assert sum(t["selected"] for t in data["trials"]) == 1 and data["selected"] == saved["best"]["trial"]
+    assert report.png(report.search_figure(saved)).startswith(b"\x89PNG")
