@@ -164,9 +164,10 @@ class Injected:
     def __call__(self, candidate) -> dict[str, float]:
         if self.fail_from is not None and candidate.trial >= self.fail_from:
             raise RuntimeError("measurement failed")
-        out = {"metric": self.metric[candidate.cut], "size_bytes": 1000 - 10 * candidate.cut}
+        key = candidate.cut if candidate.cut is not None else len(candidate.low)  # a seed: by how many units are low
+        out = {"metric": self.metric[key], "size_bytes": 1000 - 10 * key}
         if self.latency is not None:
-            out["latency_ms"] = self.latency[candidate.cut]
+            out["latency_ms"] = self.latency[key]
         return out
 
 
@@ -206,6 +207,16 @@ def test_a_failing_measure_leaves_the_best_so_far(tmp_path):
     assert result.trials[0]["error"] is None and len(result.trials) > 1 and all(t["error"] for t in result.trials[1:])
     path, record = read_best(tmp_path / "out")
     assert record["trial"]["trial"] == 0 and _quantized_nodes(path) == 0
+
+
+def test_seeds_are_measured_first_and_compete(tmp_path):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    metric = {0: 90.0, 1: 89.9, 2: 89.5, 3: 80.0, 4: 80.0, 5: 80.0}
+    seed = ["mm_3", "mm_0"]  # two units low, given out of order: the trial lists them in the search's order
+    result = search(src, INT8, UNITS, Injected(metric), Budget(90.0, 1.0), tmp_path / "out", steps=5, seeds=[seed])
+    first = result.trials[0]
+    assert first["phase"] == "seed" and first["cut"] is None and first["low"] == ["mm_0", "mm_3"]
+    assert result.best["trial"] == 0 and "a seed" in result.reason  # same size and drop as cut 2: the earlier trial wins
 
 
 def test_objective_latency_needs_latency(tmp_path):

@@ -27,7 +27,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Executor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -73,7 +73,7 @@ class Budget:
 class Candidate:
     """What `measure` gets: a complete model and what it is."""
     trial: int
-    cut: int                   # the first `cut` units of the order are at the low precision
+    cut: int | None            # the first `cut` units of the order are at the low precision (None: a seed)
     low: tuple[str, ...]
     path: Path
 
@@ -113,7 +113,7 @@ class _State:
         return {t["cut"] for t in self.trials}
 
 
-def _trial(scheme: Scheme, src: Path, low: tuple[str, ...], cut: int, number: int, folder: Path, measure: Measure) -> dict[str, Any]:
+def _trial(scheme: Scheme, src: Path, low: tuple[str, ...], cut: int | None, number: int, folder: Path, measure: Measure) -> dict[str, Any]:
     """Build one candidate and measure it (runs in a worker); a failure is a trial result, not a crash."""
     start = time.perf_counter()
     row: dict[str, Any] = {"trial": number, "cut": cut, "low": list(low), "metric": None, "size_bytes": None,
@@ -132,8 +132,11 @@ def _trial(scheme: Scheme, src: Path, low: tuple[str, ...], cut: int, number: in
 
 def search(src: Path, scheme: Scheme, order: list[str], measure: Measure, budget: Budget, out: Path,
            objective: Objective = "size", max_trials: int = 24, max_seconds: float | None = None, steps: int = 8,
-           executor: Executor | None = None, parallel: int | None = None) -> SearchResult:
-    """Find the cut of `order` (units, most tolerant first) that best serves `objective` within `budget`."""
+           executor: Executor | None = None, parallel: int | None = None, seeds: Sequence[Collection[str]] = ()) -> SearchResult:
+    """Find the cut of `order` (units, most tolerant first) that best serves `objective` within `budget`.
+
+    `seeds`: further candidates (sets of low units) measured first, e.g. a hand-tuned keep-8-bit list: they compete
+    for the best like any trial, so the search never returns worse than a known-good setting it was given."""
     if objective not in OBJECTIVES:
         raise CompressError(f"unknown search objective '{objective}'", f"use one of {', '.join(OBJECTIVES)}")
     executor = executor or InlineExecutor()
@@ -144,26 +147,33 @@ def search(src: Path, scheme: Scheme, order: list[str], measure: Measure, budget
                          "limits": {"max_trials": max_trials, "max_seconds": max_seconds, "steps": steps}}, budget, objective)
     start, n = time.monotonic(), len(order)
 
-    def run(cuts: list[int], phase: str) -> str | None:
-        """Measure `cuts`; the reason to stop when a limit is reached first."""
+    def run(cuts: list[int | None], phase: str, lows: list[tuple[str, ...]] | None = None) -> str | None:
+        """Measure cuts of the order (or, for seeds, cut None with `lows`); the reason to stop when a limit is reached first."""
         if len(state.trials) >= max_trials:
             return "max_trials"
         if max_seconds is not None and time.monotonic() - start > max_seconds:
             return "max_seconds"
-        cuts = [c for c in cuts if c not in state.tested()][:max_trials - len(state.trials)]
+        lows = lows or [tuple(order[:c]) for c in cuts]
+        jobs = [(c, low) for c, low in zip(cuts, lows) if c is None or c not in state.tested()][:max_trials - len(state.trials)]
         futures = {}
-        for cut in cuts:
+        for cut, low in jobs:
             number = len(state.trials) + len(futures)
-            futures[executor.submit(_trial, scheme, src, tuple(order[:cut]), cut, number, out / "trials" / str(number),
-                                    measure)] = phase
+            futures[executor.submit(_trial, scheme, src, low, cut, number, out / "trials" / str(number), measure)] = phase
         for future in as_completed(futures):
             _record(state, {**future.result(), "phase": futures[future]})
         return None
 
+    stopped = None
+    for i in range(0, len(seeds), parallel):
+        chunk = [tuple(u for u in order if u in set(seed)) for seed in seeds[i:i + parallel]]
+        stopped = stopped or run([None] * len(chunk), "seed", chunk)
+
     step = max(1, math.ceil(n / max(1, steps)))
     grid = sorted({*range(0, n, step), n})
-    stopped, lo, hi = None, None, None
+    lo, hi = None, None
     for i in range(0, len(grid), parallel):  # greedy: the next `parallel` steps at a time, up to the first failure
+        if stopped:
+            break
         stopped = run(grid[i:i + parallel], "greedy")
         failing = [c for c in grid[:i + parallel] if state.passed(c) is False]
         if stopped or failing:
@@ -218,7 +228,8 @@ def _reason(state: _State) -> str:
                 f"{min((t['drop'] for t in state.trials if t['drop'] is not None), default=float('nan')):.4g})")
     over = [t for t in state.trials if t["error"] is None and not t["within"]
             and OBJECTIVES[state.objective](t) < OBJECTIVES[state.objective](best)]
-    text = (f"trial {best['trial']} (cut {best['cut']} of {len(state.header['order'])} units low) has the lowest "
+    what = "a seed" if best["cut"] is None else f"cut {best['cut']}"
+    text = (f"trial {best['trial']} ({what}: {len(best['low'])} of {len(state.header['order'])} units low) has the lowest "
             f"{state.objective} ({_objective_text(state.objective, best)}) of the {len(within)} trials within the budget "
             f"(drop {best['drop']:.4g} <= {state.budget.max_drop:g})")
     if over:
