@@ -311,3 +311,79 @@ def test_report_pieces(tmp_path):
     data = report.front_data(saved)
     assert sum(t["selected"] for t in data["trials"]) == 1 and data["selected"] == saved["best"]["trial"]
     assert report.png(report.search_figure(saved)).startswith(b"\x89PNG")
+
+
+# --- on torch-exported models (TorchScript exporter, as the brief's graphs are made without compress' exporters) --------
+
+def _export(model, path: Path, vocab: int, seq_out: bool) -> Path:
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+
+    ids = torch.randint(0, vocab, (1, 12))
+    axes = {"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"}, "logits": {0: "b", 1: "t"} if seq_out else {0: "b"}}
+    torch.onnx.export(Logits(model.eval()), (), str(path), kwargs={"input_ids": ids, "attention_mask": torch.ones_like(ids)},
+                      dynamo=False, input_names=["input_ids", "attention_mask"], output_names=["logits"], dynamic_axes=axes)
+    return path
+
+
+def _token_feeds(vocab: int, n: int, length: int, seed: int) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [{"input_ids": rng.integers(0, vocab, (1, length), dtype=np.int64), "attention_mask": np.ones((1, length), np.int64)}
+            for _ in range(n)]
+
+
+def test_searched_int8_on_an_exported_bert_classifier(tmp_path):
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from compress.search.measures import ClassifierAccuracy
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                        max_position_embeddings=64, num_labels=3)
+    src = _export(BertForSequenceClassification(config), tmp_path / "bert.onnx", 60, seq_out=False)
+    sens = sensitivity(src, INT8, _token_feeds(60, 4, 10, seed=0), executor=InlineExecutor())
+    units = {r.unit for r in sens.rows}
+    assert "/inner/bert/embeddings/word_embeddings/Gather" in units and "/inner/bert/encoder/layer.1/output/dense/MatMul" in units
+    assert "/inner/bert/encoder/layer.0/attention/self/MatMul" not in units  # activation x activation stays float
+    eval_feeds = _token_feeds(60, 24, 10, seed=1)
+    float_predictions = [int(l.argmax()) for l in (ort.InferenceSession(str(src)).run(["logits"], f)[0] for f in eval_feeds)]
+    measure = ClassifierAccuracy(tuple(eval_feeds), tuple(float_predictions))
+    result = search(src, INT8, sens.tolerant_first(), measure, Budget(100.0, 5.0), tmp_path / "out", steps=4)
+    path, record = read_best(tmp_path / "out")
+    assert record["trial"]["drop"] <= 5.0 and len(record["trial"]["low"]) > 0
+    assert measure(type("C", (), {"path": path})())["metric"] >= 95.0  # re-measured from the file left on disk
+    assert result.best["size_bytes"] < src.stat().st_size
+
+
+def test_searched_int4_keep_8bit_list_on_an_exported_llama(tmp_path):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from compress.search.measures import Perplexity
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=True)
+    src = _export(LlamaForCausalLM(config), tmp_path / "llama.onnx", 96, seq_out=True)
+    sens = sensitivity(src, INT4, _token_feeds(96, 3, 16, seed=0), executor=InlineExecutor())
+    assert len(sens.rows) == 14 and all("lm_head" not in r.unit for r in sens.rows)  # 7 projections x 2 layers; head apart
+    measure = Perplexity(tuple((f["input_ids"], 15) for f in _token_feeds(96, 4, 16, seed=1)))
+    base = measure(type("C", (), {"path": src})())["metric"]
+    hand_tuned = [r.unit for r in sens.rows if any(p in r.unit for p in ("q_proj", "k_proj", "gate_proj"))]  # LMSpec's 4-bit set
+    result = search(src, INT4, sens.tolerant_first(), measure, Budget(base, 0.02 * base, higher_is_better=False),
+                    tmp_path / "out", steps=4, seeds=[hand_tuned])
+    assert result.trials[0]["phase"] == "seed"
+    path, record = read_best(tmp_path / "out")
+    bits = {n.name.rsplit("_Q", 1)[0]: next(a.i for a in n.attribute if a.name == "bits")
+            for n in onnx.load(str(path)).graph.node if n.op_type == "MatMulNBits"}
+    assert {u for u, b in bits.items() if b == 4} == set(record["trial"]["low"])
+    assert {u for u, b in bits.items() if b == 8 and "lm_head" not in u} == set(record["fallback"])  # the keep-8-bit list
+    assert record["trial"]["drop"] <= 0.02 * base
