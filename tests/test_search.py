@@ -387,3 +387,95 @@ def test_searched_int4_keep_8bit_list_on_an_exported_llama(tmp_path):
     assert {u for u, b in bits.items() if b == 4} == set(record["trial"]["low"])
     assert {u for u, b in bits.items() if b == 8 and "lm_head" not in u} == set(record["fallback"])  # the keep-8-bit list
     assert record["trial"]["drop"] <= 0.02 * base
+
+
+# --- the variant records and the recipe section ---------------------------------------------------------------------
+
+def _ctx(tmp_path, task_name: str, model, tokenizer, texts: list[str], labels: list[int] | None, **search):
+    from types import SimpleNamespace
+
+    from compress.data import TextData
+    from compress.recipe import Recipe
+    from compress.search.config import SearchSpec
+    from compress.tasks import get_task
+    from compress.tasks.base import TaskData
+
+    recipe = Recipe(task=task_name, search=SearchSpec(executor="inline", cache=str(tmp_path / "cache.json"), **search))
+    train = TextData(texts, labels, "memory", "text", "label" if labels else None)
+    data = TaskData(texts, labels, texts, train=train)
+    return SimpleNamespace(recipe=recipe, task=get_task(task_name), tokenizer=tokenizer, preset=PRESETS["vnni"], data=data,
+                           ckpt=SimpleNamespace(model=model), threads=1)
+
+
+def test_onnx_int8_searched_variant_builds_from_the_recipe_section(tmp_path):
+    from conftest import WORDS, make_bert
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from compress.run.variants import BuildInput, catalogue
+    from compress.search.variants import SEARCH_DIR
+
+    folder = make_bert(tmp_path / "ckpt")
+    model, tokenizer = AutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    src = _export(model, tmp_path / "fp32.onnx", len(tokenizer), seq_out=False)
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(WORDS, 6)) for _ in range(20)]
+    float_run = ort.InferenceSession(str(src))
+    labels = [int(float_run.run(["logits"], {k: v for k, v in tokenizer([t], return_tensors="np").items()
+                                             if k != "token_type_ids"})[0].argmax()) for t in texts]
+    ctx = _ctx(tmp_path, "text-classification", model, tokenizer, texts, labels, max_trials=5, budget=10.0)
+    record = next(v for v in catalogue() if v.name == "onnx-int8-searched")
+    assert record.enabled(ctx) and record.parent == ("onnx-fp32-optimized", "onnx-fp32")
+    out = tmp_path / "variant"
+    out.mkdir()
+    path, extra = record.build(BuildInput(ctx, None, out, src, {}))
+    ort.InferenceSession(str(path))
+    assert extra["search"]["trials"] <= 5 and extra["search"]["search_baseline"] == 100.0
+    assert 100.0 - extra["search"]["search_metric"] <= 10.0
+    assert {"search.json", "sensitivity.json"} <= {p.name for p in (out / SEARCH_DIR).iterdir()}
+    assert not (out / SEARCH_DIR / "best.onnx").exists()  # moved to model.onnx, not shipped twice
+
+
+def test_onnx_int4_searched_variant_is_seeded_with_the_hand_tuned_list(tmp_path, monkeypatch):
+    import torch
+
+    from compress.tasks.causal_lm import calibration
+
+    def prefill_only(path, tokenizer, texts, max_length, decode_steps, threads):  # decode steps need a KV-cache graph
+        ids = [tokenizer(t, truncation=True, max_length=max_length, return_tensors="np")["input_ids"] for t in texts]
+        return [{"input_ids": i.astype(np.int64), "attention_mask": np.ones_like(i, dtype=np.int64)} for i in ids]
+
+    monkeypatch.setattr(calibration, "calibration_feeds", prefill_only)
+    from conftest import WORDS, _gpt2_tokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from compress.run.variants import BuildInput, catalogue
+
+    tokenizer = _gpt2_tokenizer()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128))
+    src = _export(model, tmp_path / "fp32.onnx", len(tokenizer), seq_out=True)
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(WORDS, 40)) for _ in range(6)]
+    ctx = _ctx(tmp_path, "causal-lm", model, tokenizer, texts, None, max_trials=4, calib_samples=2, budget=1e6)
+    ctx.recipe.lm.context, ctx.recipe.lm.stride = 32, 16
+    record = next(v for v in catalogue() if v.name == "onnx-int4-searched")
+    out = tmp_path / "variant"
+    out.mkdir()
+    path, _ = record.build(BuildInput(ctx, None, out, src, {}))
+    saved = json.loads((out / "search" / "search.json").read_text())
+    assert saved["trials"][0]["phase"] == "seed"
+    assert all("v_proj" not in u and "down_proj" not in u for u in saved["trials"][0]["low"])  # LMSpec keeps these at 8 bits
+    assert any(n.op_type == "MatMulNBits" for n in onnx.load(str(path)).graph.node)
+
+
+def test_recipe_search_section(tmp_path):
+    from compress.recipe import validate_recipe
+
+    recipe = validate_recipe({"search": {"objective": "both", "max_trials": 8}}, "test")
+    assert recipe.search.objective == "both" and recipe.search.budget is None
+    assert validate_recipe({}, "test").search is None
+    with pytest.raises(CompressError, match="search"):
+        validate_recipe({"task": "question-answering", "search": {}}, "test")
+    with pytest.raises(CompressError, match="max_trials"):
+        validate_recipe({"search": {"max_trials": 0}}, "test")

@@ -53,3 +53,29 @@ class Perplexity:
             nll -= float(logp[np.arange(n), ids[0, -n:]].sum())
             count += n
         return {"metric": math.exp(nll / count), "size_bytes": _size(candidate.path)}
+
+
+@dataclass(frozen=True)
+class Timed:
+    """`measure` plus `latency_ms`: the median of timed batch-1 calls on `feeds` (one thread, after one warm-up pass).
+
+    For the search's latency/both objectives, run inline: only then is nothing else competing for the cores."""
+    measure: object
+    feeds: tuple[dict[str, np.ndarray], ...]
+    output: str = "logits"
+
+    def __call__(self, candidate) -> dict[str, float]:
+        import time
+
+        metrics = dict(self.measure(candidate))
+        sess = proxy.session(candidate.path)
+        names = {i.name for i in sess.get_inputs()}
+        feeds = [{k: v for k, v in f.items() if k in names} for f in self.feeds]
+        for feed in feeds:
+            sess.run([self.output], feed)
+        times = []
+        for feed in feeds:
+            start = time.perf_counter()
+            sess.run([self.output], feed)
+            times.append((time.perf_counter() - start) * 1000)
+        return {**metrics, "latency_ms": float(np.median(times))}
