@@ -469,6 +469,17 @@ def test_onnx_int4_searched_variant_is_seeded_with_the_hand_tuned_list(tmp_path,
     assert any(n.op_type == "MatMulNBits" for n in onnx.load(str(path)).graph.node)
 
 
+def test_executors_by_name():
+    assert isinstance(make_executor("inline"), InlineExecutor)
+    with pytest.raises(CompressError, match="unknown executor"):
+        make_executor("slurm")
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        with pytest.raises(CompressError, match="pip install"):
+            make_executor("ray")
+
+
 def test_recipe_search_section(tmp_path):
     from compress.recipe import validate_recipe
 

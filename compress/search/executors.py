@@ -37,6 +37,7 @@ class RayExecutor(Executor):
         if not ray.is_initialized():
             ray.init(address=address, num_cpus=num_cpus, ignore_reinit_error=True, log_to_driver=False)
         self._remote = ray.remote(_call)
+        self._max_workers = num_cpus or int(ray.cluster_resources().get("CPU", 1))  # read like ProcessPoolExecutor's
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         return self._remote.remote(fn, args, kwargs).future()

@@ -14,6 +14,8 @@ Units run in parallel on the executor; finished rows go to the cache one by one 
 """
 from __future__ import annotations
 
+import hashlib
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -85,8 +87,7 @@ def sensitivity(src: Path, scheme: Scheme, feeds: list[dict[str, np.ndarray]], o
     """Score every unit of the float graph `src` (or `units`) under `scheme` on `feeds`; see the module docstring."""
     model = onnx.load(str(src), load_external_data=False)
     units = units if units is not None else scheme.units(model)
-    setting = {**scheme.settings(), "direction": direction, "output": output, "units": units,
-               "metric": getattr(metric, "__qualname__", repr(metric)) if metric is not None else None}
+    setting = {**scheme.settings(), "direction": direction, "output": output, "units": units, "metric": _identity(metric)}
     key = fingerprint(src, feeds, setting)
     store = Cache(cache) if cache is not None else None
     rows = store.rows(key) if store is not None else {}
@@ -109,6 +110,17 @@ def sensitivity(src: Path, scheme: Scheme, feeds: list[dict[str, np.ndarray]], o
     scored = [UnitScore(u, rows[u]["kl"], sign * (rows[u]["kl"] - base["kl"]), rows[u]["metric"]) for u in units]
     scored.sort(key=lambda r: (-r.score, r.unit))
     return Sensitivity(scheme.settings(), direction, base["kl"], base["metric"], scored)
+
+
+def _identity(metric: Callable[[Path], float] | None) -> str | None:
+    """What identifies the metric in the cache key: its pickled bytes (so a measure over other data is another key),
+    else its qualified name (a closure cannot be pickled: then the caller must vary the cache file)."""
+    if metric is None:
+        return None
+    try:
+        return hashlib.sha256(pickle.dumps(metric)).hexdigest()
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return getattr(metric, "__qualname__", repr(metric))
 
 
 def _low(unit: str, units: list[str], direction: Direction) -> tuple[str, ...]:

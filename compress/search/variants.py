@@ -46,14 +46,15 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
     from compress.search.sensitivity import sensitivity
 
     ctx, spec, work = inp.ctx, inp.ctx.recipe.search, inp.folder / SEARCH_DIR
-    timed = spec.objective != "size"
-    with make_executor("inline" if timed else spec.executor, spec.workers) as executor:
+    with make_executor(spec.executor, spec.workers) as executor:
         sens = sensitivity(inp.source, scheme, feeds, direction=spec.direction, cache=_cache(ctx), executor=executor)
-        work.mkdir(parents=True, exist_ok=True)
-        (work / "sensitivity.json").write_text(json.dumps(sens.as_dict(), indent=1))
-        baseline = measure(Candidate(-1, None, (), inp.source))["metric"]
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "sensitivity.json").write_text(json.dumps(sens.as_dict(), indent=1))
+    baseline = measure(Candidate(-1, None, (), inp.source))["metric"]
+    # A timed objective measures one candidate at a time: latencies taken beside busy workers are noise.
+    with make_executor("inline" if spec.objective != "size" else spec.executor, spec.workers) as executor:
         result = search(inp.source, scheme, sens.tolerant_first(), measure, _budget(ctx, baseline), work, spec.objective,
-                        spec.max_trials, spec.max_seconds, spec.steps, executor, spec.workers, seeds)
+                        spec.max_trials, spec.max_seconds, spec.steps, executor, None, seeds)  # parallel: the executor's
     if result.path is None:
         raise CompressError(f"the search found no candidate within the budget: {result.reason}",
                             "raise search.budget (or --max-accuracy-drop), or give more search.max_trials")
