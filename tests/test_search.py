@@ -217,6 +217,9 @@ def test_seeds_are_measured_first_and_compete(tmp_path):
     first = result.trials[0]
     assert first["phase"] == "seed" and first["cut"] is None and first["low"] == ["mm_0", "mm_3"]
     assert result.best["trial"] == 0 and "a seed" in result.reason  # same size and drop as cut 2: the earlier trial wins
+    refined = search(src, INT8, UNITS, Injected(metric), Budget(90.0, 1.0), tmp_path / "out2", steps=2, seeds=[seed])
+    assert [(t["phase"], t["cut"]) for t in refined.trials] == [("seed", None), ("greedy", 0), ("greedy", 3), ("refine", 2)]
+    assert refined.best["trial"] == 0
 
 
 def test_objective_latency_needs_latency(tmp_path):

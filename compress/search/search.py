@@ -110,7 +110,8 @@ class _State:
         return rows[0]["within"] if rows else None
 
     def tested(self) -> set[int]:
-        return {t["cut"] for t in self.trials}
+        """Cuts measured (or attempted) so far; seeds have no cut."""
+        return {t["cut"] for t in self.trials if t["cut"] is not None}
 
 
 def _trial(scheme: Scheme, src: Path, low: tuple[str, ...], cut: int | None, number: int, folder: Path, measure: Measure) -> dict[str, Any]:
