@@ -493,3 +493,26 @@ def test_recipe_search_section(tmp_path):
         validate_recipe({"task": "question-answering", "search": {}}, "test")
     with pytest.raises(CompressError, match="max_trials"):
         validate_recipe({"search": {"max_trials": 0}}, "test")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_search_on_a_local_ray_cluster(tmp_path):
+    """`--executor ray`: the same search on ray.init(num_cpus=2); measure and scheme come from the package, so Ray's
+    workers import them without this test module."""
+    ray = pytest.importorskip("ray")
+    from compress.search.executors import RayExecutor
+    from compress.search.measures import ClassifierAccuracy
+
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    eval_feeds = feeds(12, seed=3)
+    labels = [int(l.argmax(-1)[0]) for l in (ort.InferenceSession(str(src)).run(["logits"], f)[0] for f in eval_feeds)]
+    try:
+        executor = RayExecutor(num_cpus=2)
+        order = sensitivity(src, INT8, feeds(), executor=executor).tolerant_first()
+        result = search(src, INT8, order, ClassifierAccuracy(tuple(eval_feeds), tuple(labels)), Budget(100.0, 10.0),
+                        tmp_path / "out", executor=executor, steps=3)
+    finally:
+        ray.shutdown()
+    assert order[-1] == OUTLIER and result.best is not None and result.best["drop"] <= 10.0
+    assert executor._max_workers == 2 and read_best(tmp_path / "out")[1]["trial"]["trial"] == result.best["trial"]
