@@ -8,5 +8,8 @@ One job per module:
 - `sensitivity`: one score per unit, computed in parallel;
 - `executors`: where independent candidates run (local process pool by default, inline, Ray if installed);
 - `search`: greedy by sensitivity, each step measured for real, bisection refine; best-so-far always on disk;
-- `pareto`: the non-dominated trials; `report`: the table, chart and front data the report writer calls.
+- `measures`: the real measurements (accuracy, perplexity, latency) as picklable callables;
+- `pareto`: the non-dominated trials; `report`: the table, chart and front data the report writer calls;
+- `config`: the recipe's `search:` section; `variants`: the onnx-int8-searched / onnx-int4-searched records;
+- `files`: atomic JSON, a graph's files, a private view of a source graph.
 """
