@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import onnx
 from compress.errors import CompressError
 from compress.run.variants import BuildInput, Variant, register
 from export.onnx_export import MODEL_FILE
+from export.onnx_io import load_model, save_model
 
 CLS, LM = ("text-classification",), ("causal-lm",)
 SEARCH_DIR = "search"
@@ -58,9 +58,10 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
     if result.path is None:
         raise CompressError(f"the search found no candidate within the budget: {result.reason}",
                             "raise search.budget (or --max-accuracy-drop), or give more search.max_trials")
-    shutil.move(str(work / BEST), str(inp.folder / MODEL_FILE))
-    for data in work.glob(".best-*.onnx_data"):  # a >2 GB winner's weights, named in the graph: keep them beside it
-        shutil.move(str(data), str(inp.folder / data.name))
+    # Re-saved rather than moved: a >2 GB winner's weights then get the folder's usual name (model.onnx_data).
+    save_model(load_model(work / BEST), inp.folder / MODEL_FILE)
+    for file in [work / BEST, *work.glob(".best-*.onnx_data")]:
+        file.unlink()
     best = result.best
     return inp.folder / MODEL_FILE, {"search": {"low": best["low"], "trials": len(result.trials), "stopped": result.stopped,
                                                 "reason": result.reason, "search_metric": best["metric"],
