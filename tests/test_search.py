@@ -465,8 +465,9 @@ def test_onnx_int4_searched_variant_is_seeded_with_the_hand_tuned_list(tmp_path,
     record = next(v for v in catalogue() if v.name == "onnx-int4-searched")
     out = tmp_path / "variant"
     out.mkdir()
-    path, _ = record.build(BuildInput(ctx, None, out, src, {}))
+    path, extra = record.build(BuildInput(ctx, None, out, src, {}))
     saved = json.loads((out / "search" / "search.json").read_text())
+    assert set(extra["search"]["fallback"]) | set(extra["search"]["low"]) == set(saved["order"])  # the per-model keep-8-bit list
     assert saved["trials"][0]["phase"] == "seed"
     assert all("v_proj" not in u and "down_proj" not in u for u in saved["trials"][0]["low"])  # LMSpec keeps these at 8 bits
     assert any(n.op_type == "MatMulNBits" for n in onnx.load(str(path)).graph.node)

@@ -63,7 +63,9 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
     for file in [work / BEST, *work.glob(".best-*.onnx_data")]:
         file.unlink()
     best = result.best
-    return inp.folder / MODEL_FILE, {"search": {"low": best["low"], "trials": len(result.trials), "stopped": result.stopped,
+    fallback = [u for u in sens.tolerant_first() if u not in set(best["low"])]  # int4: the found keep-8-bit list
+    return inp.folder / MODEL_FILE, {"search": {"low": best["low"], "fallback": fallback, "trials": len(result.trials),
+                                                "stopped": result.stopped,
                                                 "reason": result.reason, "search_metric": best["metric"],
                                                 "search_baseline": baseline, "files": f"{SEARCH_DIR}/"}}
 
