@@ -222,6 +222,25 @@ def test_seeds_are_measured_first_and_compete(tmp_path):
     assert refined.best["trial"] == 0
 
 
+class DiesOnSecondTrial:
+    """A worker killed mid-measurement (what the OOM killer does): os._exit, no exception, no cleanup."""
+
+    def __call__(self, candidate) -> dict[str, float]:
+        if candidate.trial >= 1:
+            os._exit(1)
+        return {"metric": 90.0}
+
+
+def test_a_dead_worker_stops_the_search_and_leaves_the_best_so_far(tmp_path):
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    with make_executor("process", 2) as pool:
+        result = search(src, INT8, UNITS, DiesOnSecondTrial(), Budget(90.0, 1.0), tmp_path / "out", steps=5, executor=pool,
+                        parallel=1)
+    assert result.stopped.startswith("executor failed") and "BrokenProcessPool" in result.trials[1]["error"]
+    path, record = read_best(tmp_path / "out")
+    assert record["trial"]["trial"] == 0 and _quantized_nodes(path) == 0
+
+
 def test_objective_latency_needs_latency(tmp_path):
     src = tiny_graph(tmp_path / "fp32.onnx")
     with pytest.raises(CompressError, match="needs latency"):

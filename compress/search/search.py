@@ -28,7 +28,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import BrokenExecutor, Executor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -114,11 +114,15 @@ class _State:
         return {t["cut"] for t in self.trials if t["cut"] is not None}
 
 
+def _row(number: int, cut: int | None, low: tuple[str, ...], error: str | None = None) -> dict[str, Any]:
+    return {"trial": number, "cut": cut, "low": list(low), "metric": None, "size_bytes": None, "latency_ms": None,
+            "error": error, "path": None, "seconds": None}
+
+
 def _trial(scheme: Scheme, src: Path, low: tuple[str, ...], cut: int | None, number: int, folder: Path, measure: Measure) -> dict[str, Any]:
     """Build one candidate and measure it (runs in a worker); a failure is a trial result, not a crash."""
     start = time.perf_counter()
-    row: dict[str, Any] = {"trial": number, "cut": cut, "low": list(low), "metric": None, "size_bytes": None,
-                           "latency_ms": None, "error": None, "path": None}
+    row = _row(number, cut, low)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         path = scheme.build(src, folder / "model.onnx", low)
@@ -154,15 +158,25 @@ def search(src: Path, scheme: Scheme, order: list[str], measure: Measure, budget
             return "max_trials"
         if max_seconds is not None and time.monotonic() - start > max_seconds:
             return "max_seconds"
+        stopped = None
         lows = lows or [tuple(order[:c]) for c in cuts]
         jobs = [(c, low) for c, low in zip(cuts, lows) if c is None or c not in state.tested()][:max_trials - len(state.trials)]
         futures = {}
         for cut, low in jobs:
             number = len(state.trials) + len(futures)
-            futures[executor.submit(_trial, scheme, src, low, cut, number, out / "trials" / str(number), measure)] = phase
+            try:
+                future = executor.submit(_trial, scheme, src, low, cut, number, out / "trials" / str(number), measure)
+            except BrokenExecutor as err:  # a worker died earlier (e.g. killed for memory): nothing more can run
+                stopped = f"executor failed: {err}"
+                break
+            futures[future] = (number, cut, low)
         for future in as_completed(futures):
-            _record(state, {**future.result(), "phase": futures[future]})
-        return None
+            try:
+                row = future.result()
+            except Exception as err:  # noqa: BLE001 -- the worker itself died: a failed trial, the best so far stays
+                row = _row(*futures[future], error=f"{type(err).__name__}: {err}")
+            _record(state, {**row, "phase": phase})
+        return stopped
 
     stopped = None
     for i in range(0, len(seeds), parallel):
