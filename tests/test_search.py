@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,9 @@ def feeds(n: int = 4, seed: int = 1) -> list[dict[str, np.ndarray]]:
 
 
 INT8 = Int8Dynamic(PRESETS["vnni"])
+# Most tests run candidates inline (fast, deterministic); the library's default, a local process pool, is tested apart.
+inline_search = partial(search, executor=InlineExecutor())
+inline_sensitivity = partial(sensitivity, executor=InlineExecutor())
 INT4 = Int4WeightOnly(block_size=32)
 
 
@@ -91,17 +95,17 @@ def test_leave_one_out_agrees_on_the_outlier(tmp_path):
 
 def test_sensitivity_cache_is_hit_on_rerun_and_missed_on_new_feeds(tmp_path, monkeypatch):
     src, cache = tiny_graph(tmp_path / "fp32.onnx"), tmp_path / "cache.json"
-    first = sensitivity(src, INT8, feeds(), cache=cache, metric=_first_logit)
+    first = inline_sensitivity(src, INT8, feeds(), cache=cache, metric=_first_logit)
     assert all(r.metric is not None for r in first.rows)
 
     def boom(self, src, dst, low):
         raise AssertionError("rebuilt a cached candidate")
 
     monkeypatch.setattr(Int8Dynamic, "build", boom)
-    again = sensitivity(src, INT8, feeds(), cache=cache, metric=_first_logit)
+    again = inline_sensitivity(src, INT8, feeds(), cache=cache, metric=_first_logit)
     assert again == first
     with pytest.raises(AssertionError, match="rebuilt"):
-        sensitivity(src, INT8, feeds(seed=2), cache=cache, metric=_first_logit)
+        inline_sensitivity(src, INT8, feeds(seed=2), cache=cache, metric=_first_logit)
 
 
 def _first_logit(path: Path) -> float:
@@ -175,6 +179,7 @@ UNITS = [f"mm_{i}" for i in range(4)] + ["head_mm"]
 
 
 def test_search_never_selects_over_budget_and_bisects_to_the_cut(tmp_path):
+    """Also the library's default executor: a local process pool (Injected is picklable)."""
     src = tiny_graph(tmp_path / "fp32.onnx")
     metric = {0: 90.0, 1: 89.9, 2: 89.5, 3: 89.1, 4: 88.7, 5: 80.0}  # within 1.0 up to cut 3
     result = search(src, INT8, UNITS, Injected(metric), Budget(90.0, 1.0), tmp_path / "out", steps=2, parallel=1)
@@ -188,21 +193,21 @@ def test_search_never_selects_over_budget_and_bisects_to_the_cut(tmp_path):
 
 def test_search_with_nothing_within_budget_selects_nothing(tmp_path):
     src = tiny_graph(tmp_path / "fp32.onnx")
-    result = search(src, INT8, UNITS, Injected(dict.fromkeys(range(6), 50.0)), Budget(90.0, 1.0), tmp_path / "out")
+    result = inline_search(src, INT8, UNITS, Injected(dict.fromkeys(range(6), 50.0)), Budget(90.0, 1.0), tmp_path / "out")
     assert result.best is None and result.path is None and result.stopped == "no cut within budget"
     assert not (tmp_path / "out" / "best.onnx").exists() and "no trial within the budget" in result.reason
 
 
 def test_search_respects_max_trials(tmp_path):
     src = tiny_graph(tmp_path / "fp32.onnx")
-    result = search(src, INT8, UNITS, Injected({c: 90.0 - 0.3 * c for c in range(6)}), Budget(90.0, 1.0), tmp_path / "out",
+    result = inline_search(src, INT8, UNITS, Injected({c: 90.0 - 0.3 * c for c in range(6)}), Budget(90.0, 1.0), tmp_path / "out",
                     max_trials=2, steps=5)
     assert len(result.trials) == 2 and result.stopped == "max_trials" and result.best["cut"] == 1
 
 
 def test_a_failing_measure_leaves_the_best_so_far(tmp_path):
     src = tiny_graph(tmp_path / "fp32.onnx")
-    result = search(src, INT8, UNITS, Injected(dict.fromkeys(range(6), 90.0), fail_from=1), Budget(90.0, 1.0), tmp_path / "out",
+    result = inline_search(src, INT8, UNITS, Injected(dict.fromkeys(range(6), 90.0), fail_from=1), Budget(90.0, 1.0), tmp_path / "out",
                     steps=5)
     assert result.trials[0]["error"] is None and len(result.trials) > 1 and all(t["error"] for t in result.trials[1:])
     path, record = read_best(tmp_path / "out")
@@ -213,11 +218,11 @@ def test_seeds_are_measured_first_and_compete(tmp_path):
     src = tiny_graph(tmp_path / "fp32.onnx")
     metric = {0: 90.0, 1: 89.9, 2: 89.5, 3: 80.0, 4: 80.0, 5: 80.0}
     seed = ["mm_3", "mm_0"]  # two units low, given out of order: the trial lists them in the search's order
-    result = search(src, INT8, UNITS, Injected(metric), Budget(90.0, 1.0), tmp_path / "out", steps=5, seeds=[seed])
+    result = inline_search(src, INT8, UNITS, Injected(metric), Budget(90.0, 1.0), tmp_path / "out", steps=5, seeds=[seed])
     first = result.trials[0]
     assert first["phase"] == "seed" and first["cut"] is None and first["low"] == ["mm_0", "mm_3"]
     assert result.best["trial"] == 0 and "a seed" in result.reason  # same size and drop as cut 2: the earlier trial wins
-    refined = search(src, INT8, UNITS, Injected(metric), Budget(90.0, 1.0), tmp_path / "out2", steps=2, seeds=[seed])
+    refined = inline_search(src, INT8, UNITS, Injected(metric), Budget(90.0, 1.0), tmp_path / "out2", steps=2, seeds=[seed])
     assert [(t["phase"], t["cut"]) for t in refined.trials] == [("seed", None), ("greedy", 0), ("greedy", 3), ("refine", 2)]
     assert refined.best["trial"] == 0
 
@@ -244,14 +249,14 @@ def test_a_dead_worker_stops_the_search_and_leaves_the_best_so_far(tmp_path):
 def test_objective_latency_needs_latency(tmp_path):
     src = tiny_graph(tmp_path / "fp32.onnx")
     with pytest.raises(CompressError, match="needs latency"):
-        search(src, INT8, UNITS, Injected(dict.fromkeys(range(6), 90.0)), Budget(90.0, 1.0), tmp_path / "out", objective="latency")
+        inline_search(src, INT8, UNITS, Injected(dict.fromkeys(range(6), 90.0)), Budget(90.0, 1.0), tmp_path / "out", objective="latency")
 
 
 def test_objective_latency_picks_the_fastest_within_budget_and_the_front_is_right(tmp_path):
     src = tiny_graph(tmp_path / "fp32.onnx")
     metric = {0: 90.0, 1: 89.8, 2: 89.6, 3: 89.4, 4: 89.2, 5: 85.0}
     latency = {0: 10.0, 1: 9.0, 2: 7.0, 3: 8.0, 4: 9.5, 5: 5.0}  # cut 2 fastest within budget; 3 and 4 dominated by 2 on latency
-    result = search(src, INT8, UNITS, Injected(metric, latency), Budget(90.0, 1.0), tmp_path / "out", objective="latency", steps=5)
+    result = inline_search(src, INT8, UNITS, Injected(metric, latency), Budget(90.0, 1.0), tmp_path / "out", objective="latency", steps=5)
     assert result.best["cut"] == 2
     # front on (size, latency, metric): 0 has the best metric and 5 the smallest size: both on it whatever the rest
     by_cut = {t["cut"]: t["trial"] for t in result.trials}
@@ -277,6 +282,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from compress.quantize.presets import PRESETS
+    from compress.search.executors import InlineExecutor
     from compress.search.schemes import Int8Dynamic
     from compress.search.search import Budget, search
 
@@ -289,7 +295,7 @@ KILL_SCRIPT = textwrap.dedent("""
         return {"metric": 90.0}
 
     search(Path(sys.argv[1]), Int8Dynamic(PRESETS["vnni"]), ["mm_0", "mm_2", "mm_3", "head_mm", "mm_1"], measure,
-           Budget(90.0, 1.0), out, steps=5)
+           Budget(90.0, 1.0), out, steps=5, executor=InlineExecutor())
 """)
 
 
@@ -321,14 +327,14 @@ def test_sigkill_mid_search_leaves_a_complete_best_with_its_record(tmp_path):
 
 def test_report_pieces(tmp_path):
     src = tiny_graph(tmp_path / "fp32.onnx")
-    sens = sensitivity(src, INT8, feeds()).as_dict()
+    sens = inline_sensitivity(src, INT8, feeds()).as_dict()
     table = report.sensitivity_table(sens)
     assert table[0]["unit"] == OUTLIER and [r["rank"] for r in table] == list(range(1, len(table) + 1))
     assert [r["score"] for r in table] == sorted((r["score"] for r in table), reverse=True)
     assert OUTLIER in report.sensitivity_markdown(sens).splitlines()[2]
     assert report.png(report.sensitivity_figure(sens)).startswith(b"\x89PNG")
     metric = {0: 90.0, 1: 89.8, 2: 89.6, 3: 89.4, 4: 89.2, 5: 85.0}
-    search(src, INT8, UNITS, Injected(metric, dict.fromkeys(range(6), 1.0)), Budget(90.0, 1.0), tmp_path / "out", steps=5)
+    inline_search(src, INT8, UNITS, Injected(metric, dict.fromkeys(range(6), 1.0)), Budget(90.0, 1.0), tmp_path / "out", steps=5)
     saved = json.loads((tmp_path / "out" / "search.json").read_text())
     data = report.front_data(saved)
     assert sum(t["selected"] for t in data["trials"]) == 1 and data["selected"] == saved["best"]["trial"]
@@ -378,7 +384,7 @@ def test_searched_int8_on_an_exported_bert_classifier(tmp_path):
     eval_feeds = _token_feeds(60, 24, 10, seed=1)
     float_predictions = [int(l.argmax()) for l in (ort.InferenceSession(str(src)).run(["logits"], f)[0] for f in eval_feeds)]
     measure = ClassifierAccuracy(tuple(eval_feeds), tuple(float_predictions))
-    result = search(src, INT8, sens.tolerant_first(), measure, Budget(100.0, 5.0), tmp_path / "out", steps=4)
+    result = inline_search(src, INT8, sens.tolerant_first(), measure, Budget(100.0, 5.0), tmp_path / "out", steps=4)
     path, record = read_best(tmp_path / "out")
     assert record["trial"]["drop"] <= 5.0 and len(record["trial"]["low"]) > 0
     assert measure(type("C", (), {"path": path})())["metric"] >= 95.0  # re-measured from the file left on disk
@@ -400,7 +406,7 @@ def test_searched_int4_keep_8bit_list_on_an_exported_llama(tmp_path):
     measure = Perplexity(tuple((f["input_ids"], 15) for f in _token_feeds(96, 4, 16, seed=1)))
     base = measure(type("C", (), {"path": src})())["metric"]
     hand_tuned = [r.unit for r in sens.rows if any(p in r.unit for p in ("q_proj", "k_proj", "gate_proj"))]  # LMSpec's 4-bit set
-    result = search(src, INT4, sens.tolerant_first(), measure, Budget(base, 0.02 * base, higher_is_better=False),
+    result = inline_search(src, INT4, sens.tolerant_first(), measure, Budget(base, 0.02 * base, higher_is_better=False),
                     tmp_path / "out", steps=4, seeds=[hand_tuned])
     assert result.trials[0]["phase"] == "seed"
     path, record = read_best(tmp_path / "out")

@@ -38,7 +38,7 @@ import onnx
 from compress.errors import CompressError
 from compress.report.select import drop
 from compress.search import pareto
-from compress.search.executors import InlineExecutor
+from compress.search.executors import make_executor
 from compress.search.files import model_files, write_json
 from compress.search.schemes import Scheme
 from export.onnx_io import save_model
@@ -140,11 +140,17 @@ def search(src: Path, scheme: Scheme, order: list[str], measure: Measure, budget
            executor: Executor | None = None, parallel: int | None = None, seeds: Sequence[Collection[str]] = ()) -> SearchResult:
     """Find the cut of `order` (units, most tolerant first) that best serves `objective` within `budget`.
 
+    `executor`: where trials run (default: a local process pool, so `measure` must be picklable; pass
+    `InlineExecutor()` for closures); `parallel`: trials per round (default: the executor's workers).
+
     `seeds`: further candidates (sets of low units) measured first, e.g. a hand-tuned keep-8-bit list: they compete
     for the best like any trial, so the search never returns worse than a known-good setting it was given."""
     if objective not in OBJECTIVES:
         raise CompressError(f"unknown search objective '{objective}'", f"use one of {', '.join(OBJECTIVES)}")
-    executor = executor or InlineExecutor()
+    if executor is None:  # default: a local process pool (candidates are independent), closed when the search ends
+        with make_executor("process") as pool:
+            return search(src, scheme, order, measure, budget, out, objective, max_trials, max_seconds, steps, pool, parallel,
+                          seeds)
     parallel = max(1, parallel or getattr(executor, "_max_workers", 1))
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "trials", ignore_errors=True)  # leftovers of a killed run; best.onnx is kept until beaten

@@ -10,10 +10,12 @@ Two directions, both n + 1 builds for n units:
   interactions), but each score is a small difference of two large, noisy numbers: use it as a check.
 Either way a higher score means more sensitive; the search quantizes the lowest scores first.
 
-Units run in parallel on the executor; finished rows go to the cache one by one (compress.search.cache).
+Units run in parallel on the executor (default: a local process pool, so `metric` must be picklable; pass
+`InlineExecutor()` for closures); finished rows go to the cache one by one (compress.search.cache).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import pickle
 import shutil
@@ -29,7 +31,7 @@ import onnx
 
 from compress.search import proxy
 from compress.search.cache import Cache, fingerprint
-from compress.search.executors import InlineExecutor
+from compress.search.executors import make_executor
 from compress.search.schemes import Scheme
 
 Direction = Literal["only", "loo"]
@@ -96,13 +98,15 @@ def sensitivity(src: Path, scheme: Scheme, feeds: list[dict[str, np.ndarray]], o
         work = Path(tempfile.mkdtemp(prefix="sensitivity-ref-"))
         try:
             reference = proxy.save_reference(src, feeds, output, work)
-            executor = executor or InlineExecutor()
-            jobs = {executor.submit(_score, _Job(scheme, src, _low(u, units, direction), feeds, output, reference, metric)): u
-                    for u in todo}
-            for future in as_completed(jobs):
-                rows[jobs[future]] = future.result()
-                if store is not None:
-                    store.put(key, jobs[future], rows[jobs[future]])
+            with contextlib.ExitStack() as stack:
+                if executor is None:  # default: a local process pool, closed when done
+                    executor = stack.enter_context(make_executor("process"))
+                jobs = {executor.submit(_score, _Job(scheme, src, _low(u, units, direction), feeds, output, reference, metric)):
+                        u for u in todo}
+                for future in as_completed(jobs):
+                    rows[jobs[future]] = future.result()
+                    if store is not None:
+                        store.put(key, jobs[future], rows[jobs[future]])
         finally:
             shutil.rmtree(work, ignore_errors=True)
     base = rows[BASE]
