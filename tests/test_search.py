@@ -96,7 +96,7 @@ def test_leave_one_out_agrees_on_the_outlier(tmp_path):
 def test_sensitivity_cache_is_hit_on_rerun_and_missed_on_new_feeds(tmp_path, monkeypatch):
     src, cache = tiny_graph(tmp_path / "fp32.onnx"), tmp_path / "cache.json"
     first = inline_sensitivity(src, INT8, feeds(), cache=cache, metric=_first_logit)
-    assert all(r.metric is not None for r in first.rows)
+    assert all(r.metric is not None for r in first.rows) and first.proxy_check is not None
 
     def boom(self, src, dst, low):
         raise AssertionError("rebuilt a cached candidate")

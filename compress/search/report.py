@@ -26,6 +26,9 @@ def sensitivity_markdown(sensitivity: dict[str, Any], top: int | None = None) ->
     for row in sensitivity_table(sensitivity)[:top]:
         metric = "" if row["metric"] is None else f"{row['metric']:.4g}"
         lines.append(f"| {row['rank']} | `{row['unit']}` | {row['score']:.3g} | {100 * row['share']:.1f} % | {metric} |")
+    if sensitivity.get("proxy_check") is not None:
+        lines.append(f"\nProxy check: Spearman rank correlation {sensitivity['proxy_check']:.2f} between the KL scores and "
+                     "each unit's change of the task metric.")
     return "\n".join(lines)
 
 

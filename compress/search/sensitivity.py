@@ -9,6 +9,8 @@ Two directions, both n + 1 builds for n units:
   unit), the gain from keeping it. Closer to the end state when most units end up low (it sees
   interactions), but each score is a small difference of two large, noisy numbers: use it as a check.
 Either way a higher score means more sensitive; the search quantizes the lowest scores first.
+For the LM's int4 the other units sit at 8 bits, not float: the decision per unit is 4 vs 8 bits, so the score is
+the cost of that step in the model the search actually builds.
 
 Units run in parallel on the executor (default: a local process pool, so `metric` must be picklable; pass
 `InlineExecutor()` for closures); finished rows go to the cache one by one (compress.search.cache).
@@ -53,6 +55,7 @@ class Sensitivity:
     base_kl: float
     base_metric: float | None
     rows: list[UnitScore]       # most sensitive first
+    proxy_check: float | None = None  # with a metric: Spearman correlation of the scores with |metric change|
 
     def tolerant_first(self) -> list[str]:
         """The order the search quantizes units in."""
@@ -60,7 +63,7 @@ class Sensitivity:
 
     def as_dict(self) -> dict[str, Any]:
         return {"scheme": self.scheme, "direction": self.direction, "base_kl": self.base_kl, "base_metric": self.base_metric,
-                "rows": [asdict(r) for r in self.rows]}
+                "rows": [asdict(r) for r in self.rows], "proxy_check": self.proxy_check}
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,18 @@ def sensitivity(src: Path, scheme: Scheme, feeds: list[dict[str, np.ndarray]], o
     sign = 1.0 if direction == "only" else -1.0
     scored = [UnitScore(u, rows[u]["kl"], sign * (rows[u]["kl"] - base["kl"]), rows[u]["metric"]) for u in units]
     scored.sort(key=lambda r: (-r.score, r.unit))
-    return Sensitivity(scheme.settings(), direction, base["kl"], base["metric"], scored)
+    check = None
+    if metric is not None and len(scored) > 2:
+        check = spearman([r.score for r in scored], [abs(r.metric - base["metric"]) for r in scored])
+    return Sensitivity(scheme.settings(), direction, base["kl"], base["metric"], scored, check)
+
+
+def spearman(a: list[float], b: list[float]) -> float | None:
+    """Rank correlation: does the proxy order units the way the real metric does? (None when either is constant.)"""
+    ra, rb = (np.argsort(np.argsort(x, kind="stable"), kind="stable").astype(float) for x in (a, b))
+    if ra.std() == 0 or rb.std() == 0 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def _identity(metric: Callable[[Path], float] | None) -> str | None:
