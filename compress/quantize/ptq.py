@@ -6,7 +6,6 @@ comes from our own loaders rather than a `datasets.Dataset`.
 """
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
@@ -25,6 +24,7 @@ from onnxruntime.quantization import (
 )
 
 from compress.quantize.presets import Int8Preset
+from export.onnx_io import load_model, save_model
 from export.quiet import quiet
 
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -54,8 +54,7 @@ def quantize_int8_dynamic(src: Path, dst: Path, preset: Int8Preset, nodes: Colle
     `nodes` limits quantization to those node names (mixed precision, compress.search); None = every supported node.
     """
     if nodes is not None and not nodes:  # ORT reads an empty list as "every node"
-        shutil.copyfile(src, dst)
-        return dst
+        return save_model(load_model(src), dst)  # the float graph, with its external weights if it has them
     # Fused contrib ops (Attention, SkipLayerNorm) defeat ONNX shape inference; their outputs are float.
     with quiet():
         quantize_dynamic(src, dst, per_channel=preset.per_channel, reduce_range=preset.reduce_range,
