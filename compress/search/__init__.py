@@ -12,4 +12,12 @@ One job per module:
 - `pareto`: the non-dominated trials; `report`: the table, chart and front data the report writer calls;
 - `config`: the recipe's `search:` section; `variants`: the onnx-int8-searched / onnx-int4-searched records;
 - `files`: atomic JSON, a graph's files, a private view of a source graph.
+
+Use (what compress/search/variants.py does inside a run):
+
+    scheme = Int8Dynamic(preset)                                   # or Int4WeightOnly(block_size=32, ...)
+    sens = sensitivity(fp32, scheme, calib_feeds, cache=Path("sensitivity.json"))
+    result = search(fp32, scheme, sens.tolerant_first(), measure, Budget(baseline, 1.0), out,
+                    objective="size", max_trials=16, seeds=[hand_tuned_low_set])
+    # out/best.onnx (record inside: read_best(out)), out/search.json; report.sensitivity_table(sens.as_dict()), ...
 """
