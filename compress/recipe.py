@@ -16,6 +16,7 @@ from compress.distill_config import DistillConfig
 from compress.errors import CompressError
 from compress.prune.config import PruneConfig
 from compress.qat.config import QATConfig
+from compress.search.config import SearchSpec
 from compress.seeding import DEFAULT_SEED
 from compress.tasks.causal_lm.spec import LMSpec
 from compress.tasks.question_answering.spec import QASpec
@@ -138,6 +139,7 @@ class Recipe(Strict):
     prune: PruneSpec | None = None
     distill: DistillSpec | None = None
     qat: QATSpec | None = None
+    search: SearchSpec | None = Field(None, description="build the searched mixed-precision variant (compress.search)")
     export: ExportSpec = ExportSpec()
     lm: LMSpec = Field(LMSpec(), description="causal-lm task only: evaluation, calibration and variants")
     qa: QASpec = Field(QASpec(), description="question-answering task only: columns, windows, post-processing, timing")
@@ -177,6 +179,9 @@ class Recipe(Strict):
             raise CompressError("pruning is implemented for text classifiers only", "remove prune:/distill: from a causal-lm recipe")
         if self.task == "causal-lm" and self.qat is not None:
             raise CompressError("QAT is implemented for text classifiers only", "remove qat: from a causal-lm recipe")
+        if self.search is not None and self.task not in ("text-classification", "causal-lm"):
+            raise CompressError(f"search: is implemented for text-classification and causal-lm, not {self.task}",
+                                "remove search: from the recipe")
         from compress.run.targets import parse_targets
 
         self.targets = parse_targets(",".join(self.targets))

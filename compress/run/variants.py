@@ -10,7 +10,7 @@ checkpoint's line, then e.g. the pruned line, whose names get a `pruned-` prefix
 Records live beside their methods (torchao's config + registered handler; Olive's one
 Pass per file): compress/quantize/variants.py (export, fusions, int8/int4 PTQ,
 SmoothQuant), compress/qat/build.py (QAT), compress/quantize/tensorrt.py and
-compress/run/gpu_variants.py (what only a GPU target needs).
+compress/run/gpu_variants.py (what only a GPU target needs), compress/search/variants.py (searched mixed precision).
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from typing import Any
 from torch import nn
 
 # Modules whose import registers records, in catalogue order (a record's `order` sorts within the plan).
-CATALOGUE = ("compress.quantize.variants", "compress.qat.build", "compress.quantize.tensorrt", "compress.run.gpu_variants")
+CATALOGUE = ("compress.quantize.variants", "compress.search.variants", "compress.qat.build", "compress.quantize.tensorrt",
+             "compress.run.gpu_variants")
 
 
 @dataclass
