@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from compress.errors import CompressError
 from compress.recipe import Recipe, load_recipe, validate_recipe
 
-__all__ = ["Latency", "Delta", "Variant", "Report", "run", "load_report"]
+__all__ = ["Delta", "Latency", "Report", "Variant", "load_report", "run"]
 
 
 class _View(BaseModel):

@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import FAST_RECIPE
 from typer.testing import CliRunner
 
 import edge_compress
 from compress.cli import app
-from conftest import FAST_RECIPE
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -19,7 +19,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def _readme_example() -> str:
     text = README.read_text(encoding="utf-8")
     section = text[text.index("### Python API"):]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
 
 
 def test_readme_python_example_runs(tiny_bert, data_dir, tmp_path, monkeypatch, one_torch_thread):
