@@ -27,7 +27,7 @@ class Strict(BaseModel):
 
 
 class ExportSpec(Strict):
-    opset: int | None = Field(None, description="ONNX opset; None lets optimum choose per architecture")
+    opset: int | None = Field(None, ge=14, description="ONNX opset (--opset); None: the exporter's default for the architecture")
     parity_atol: float = Field(1e-3, description="max |ONNX - PyTorch| logit difference accepted after export")
 
 
@@ -136,6 +136,9 @@ class Recipe(Strict):
     task: str = Field("text-classification", description="text-classification or causal-lm")
     max_accuracy_drop: float = Field(1.0, ge=0, description="points of the primary metric a variant may lose")
     seed: int = Field(DEFAULT_SEED, description="seeds calibration sampling and every random choice of the torch stages (QAT, distillation)")
+    precisions: list[Literal["int8", "int4", "fp16"]] | None = Field(None, description=(
+        "build only variants of these precisions (--precision); the fp32 export and its fused graph are always built, "
+        "every other variant starts from them. None: every precision the task and targets offer"))
     prune: PruneSpec | None = None
     distill: DistillSpec | None = None
     qat: QATSpec | None = None

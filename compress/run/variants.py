@@ -94,8 +94,9 @@ def catalogue() -> list[Variant]:
 def plan(ctx: Any) -> list[Variant]:
     """The records this run builds for each line, in build order (parents before children)."""
     available = ctx.targets.available_names()
+    wanted = ctx.recipe.precisions
     return [v for v in catalogue() if ctx.task.name in v.tasks and (not v.built_for or available & set(v.built_for))
-            and v.enabled(ctx)]
+            and (wanted is None or v.precision == "fp32" or v.precision in wanted) and v.enabled(ctx)]
 
 
 def measured_on(variant: Variant, target: str) -> bool:
