@@ -36,6 +36,7 @@ LogLevel = enum.Enum("LogLevel", {n: n for n in ("error", "warning", "info", "de
 TARGET_NAMES = ("cpu", "cuda", "tensorrt", "mobile")
 Precision = enum.Enum("Precision", {n: n for n in ("int8", "int4", "fp16")}, type=str)
 Device = enum.Enum("Device", {n: n for n in ("cpu", "cuda")}, type=str)
+Executor = enum.Enum("Executor", {n: n for n in ("process", "inline", "ray")}, type=str)
 DEMO_CACHE = Path(os.environ.get("EDGE_COMPRESS_CACHE", Path.home() / ".cache" / "edge-compress"))
 
 
@@ -119,7 +120,7 @@ def _guarded(out: Path, force: bool, inputs: list[Any]) -> Iterator[None]:
 RUN_FLAGS = {"max_accuracy_drop": "--max-accuracy-drop", "validate.threads": "--threads", "seed": "--seed",
              "quantize.static.calibration_method": "--calib-method", "task": "--task", "targets": "--target",
              "package.ort_format": "--package-mobile", "package.fixed_shape": "--fixed-shape", "precisions": "--precision",
-             "export.opset": "--opset", "optimize.enabled": "--optimize"}
+             "export.opset": "--opset", "optimize.enabled": "--optimize", "search": "--search", "search.executor": "--executor"}
 
 
 @app.command()
@@ -156,6 +157,11 @@ def run(
     opset: int | None = typer.Option(None, show_default="the exporter's default", help="ONNX opset of the export (14 or newer)."),
     optimize: bool | None = typer.Option(None, "--optimize/--no-optimize", show_default=str(default_of("optimize.enabled")).lower(),
                                          help="Build the ONNX Runtime-fused fp32 graph (attention, LayerNorm, GELU fusions)."),
+    search: bool = typer.Option(False, "--search", help=(
+        "Also search per-layer mixed precision within the budget (onnx-int8-searched; onnx-int4-searched for causal LMs): "
+        "sensitivity of every MatMul, then greedy + bisection, each step measured (recipe search:).")),
+    executor: Executor | None = typer.Option(None, show_default="process", help=(
+        "Where --search runs its candidates: a local process pool, inline, or a Ray cluster (pip install 'edge-compress[ray]').")),
     force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the checkpoint (only for checkpoints you trust)."),
 ) -> None:
@@ -191,7 +197,8 @@ def run(
             "package.ort_format": True if package_mobile else None,
             "package.fixed_shape": {"batch": shape[0], "sequence": shape[1]} if shape else None,
             "precisions": [p.value for p in precision] if precision else None, "export.opset": opset,
-            "optimize.enabled": optimize}, RUN_FLAGS)
+            "optimize.enabled": optimize, "search": {} if (search or executor) and spec.search is None else None,
+            "search.executor": executor.value if executor else None}, RUN_FLAGS)
         if model is None:
             options = options_from_recipe(spec, out, force)
             options.trust_remote_code = trust_remote_code

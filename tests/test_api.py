@@ -80,3 +80,17 @@ def test_cli_input_errors(args, message, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["run", *args])
     assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_search_flag_builds_the_searched_variant(tiny_bert, data_dir, tmp_path, one_torch_thread):
+    recipe = tmp_path / "fast.yaml"
+    recipe.write_text(FAST_RECIPE + "search:\n  max_trials: 3\n  steps: 2\n  search_samples: 20\n  calib_samples: 4\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(tiny_bert), "--out", str(out), "--eval-data", str(data_dir / "eval.csv"),
+                                      "--recipe", str(recipe), "--precision", "int8", "--search", "--executor", "inline"])
+    assert result.exit_code in (0, 3), result.output
+    report = json.loads((out / "report.json").read_text())
+    searched = next(v for v in report["variants"] if v["name"] == "onnx-int8-searched")
+    assert searched["error"] is None, searched["error"]
+    written = __import__("yaml").safe_load((out / "recipe.yaml").read_text())
+    assert written["search"]["executor"] == "inline" and written["search"]["max_trials"] == 3  # the recipe's section kept

@@ -63,5 +63,5 @@ def make_executor(name: str = "process", workers: int | None = None) -> Executor
             return RayExecutor(num_cpus=workers)
         except ImportError as err:
             raise CompressError("--executor ray needs Ray, which is not installed",
-                                "pip install ray (Ray is not a dependency of edge-compress), or use --executor process") from err
+                                "pip install 'edge-compress[ray]' (Ray is an optional extra), or use --executor process") from err
     raise CompressError(f"unknown executor '{name}'", "use process, inline or ray")
