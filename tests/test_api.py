@@ -94,3 +94,5 @@ def test_cli_search_flag_builds_the_searched_variant(tiny_bert, data_dir, tmp_pa
     assert searched["error"] is None, searched["error"]
     written = __import__("yaml").safe_load((out / "recipe.yaml").read_text())
     assert written["search"]["executor"] == "inline" and written["search"]["max_trials"] == 3  # the recipe's section kept
+    md = (out / "report.md").read_text()
+    assert "## Search: `onnx-int8-searched`" in md and (out / "onnx-int8-searched-sensitivity.png").stat().st_size > 1000
