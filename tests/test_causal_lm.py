@@ -199,7 +199,8 @@ def test_calibration_covers_prefill_and_decode(lm_run):
     folder = out / _variant(report, "onnx-fp32")["path"]
     feeds = calibration_feeds(folder / "model.onnx", AutoTokenizer.from_pretrained(folder), ["the parcel arrived a day early"], 16, 2, 1)
     assert [f["input_ids"].shape[1] for f in feeds][1:] == [1, 1] and feeds[0]["input_ids"].shape[1] > 1
-    assert feeds[0]["past_key_values.0.key"].shape[2] == 0 and feeds[2]["past_key_values.0.key"].shape[2] == feeds[0]["input_ids"].shape[1] + 1
+    key = "past_key_values.layers.0.keys"
+    assert feeds[0][key].shape[2] == 0 and feeds[2][key].shape[2] == feeds[0]["input_ids"].shape[1] + 1
 
 
 def test_generate_streams_from_the_selected_variant(lm_run, capsys):

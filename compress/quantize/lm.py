@@ -6,7 +6,9 @@ Common rules, each for accuracy:
 - The LM head and the embedding it is tied to never get int8 *activation*
   quantization: they become one shared weight-only table (`export.tied_head`).
 - `exclude` names further MatMuls to keep in float (e.g. from `sensitivity`): exact node names
-  or shell-style patterns (`*/mlp/down_proj/*`).
+  or shell-style patterns (`*/mlp/down_proj/*`).  A MatMul ONNX Runtime's fusions packed from several
+  (q/k/v, gate/up; `export.lm_export` names it after all of them) matches when one of its parts does,
+  so it stays at the wider setting: excluded, or at 8 bits in the int4 variant.
 - The int4 weight-only variant is mixed precision: `keep_8bit` patterns name the MatMuls that
   stay at 8 bits.  On Gemma 3 270M, 4-bit RTN on every body MatMul costs +31 % perplexity, and
   one projection type at a time at 4 bits (the rest fp32) costs: down_proj +7.4 %, v_proj +7.0 %,
@@ -34,7 +36,9 @@ from onnxruntime.quantization import (
 
 from compress.console import warn
 from compress.quantize.presets import Int8Preset
-from export.onnx_io import load_model, save_model
+from export.hf_manifest import model_files
+from export.lm_export import PACKED_SEPARATOR
+from export.onnx_io import PROTOBUF_LIMIT, load_model, save_model
 from export.tied import find_tied_head
 from export.tied_head import quantize_tied_head
 
@@ -64,8 +68,9 @@ def weight_matmuls(model: onnx.ModelProto, exclude: Iterable[str] = ()) -> list[
 
 
 def matches(name: str, patterns: Iterable[str]) -> bool:
-    """`name` equals one of `patterns` or matches it as a shell-style pattern."""
-    return any(name == p or fnmatch.fnmatchcase(name, p) for p in patterns)
+    """`name` (or one part of a packed MatMul's name) equals one of `patterns` or matches it as a shell-style pattern."""
+    patterns = list(patterns)
+    return any(part == p or fnmatch.fnmatchcase(part, p) for part in name.split(PACKED_SEPARATOR) for p in patterns)
 
 
 def _finish(dst: Path, head: HeadSpec) -> Path:
@@ -147,7 +152,8 @@ def _nbits(model: onnx.ModelProto, names: list[str], bits: int, block_size: int,
 
 
 def _large(path: Path) -> bool:
-    return path.with_name(path.name + "_data").exists()
+    """Weights past protobuf's limit: the quantizers must write them beside the graph."""
+    return sum(f.stat().st_size for f in model_files(path)) > PROTOBUF_LIMIT
 
 
 class _Reader(CalibrationDataReader):
