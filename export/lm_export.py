@@ -128,10 +128,14 @@ def module_node_name(scopes: list[str], op_type: str) -> str | None:
 
 
 def name_nodes(program: Any) -> None:
-    """Name every node of an onnx_ir model after its module (unique names: a suffix _1, _2 ... on repeats)."""
+    """Name every node of an onnx_ir model after its module (unique names: a suffix _1, _2 ... on repeats).
+
+    The exporter's per-node metadata (stack traces, FX nodes, scopes) is dropped once read: it is most of a small
+    graph's bytes and nothing reads it at run time."""
     seen: dict[str, int] = {}
     for node in program.graph.all_nodes():
         raw = node.metadata_props.get("pkg.torch.onnx.name_scopes")
+        node.metadata_props.clear()
         name = module_node_name(ast.literal_eval(raw), node.op_type) if raw else None
         if name is None:
             continue

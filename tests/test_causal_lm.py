@@ -295,15 +295,39 @@ def test_tokenizer_without_pad_or_eos_is_refused(tiny_lm):
 
 
 def test_export_without_past_is_refused(tiny_lm, tmp_path, monkeypatch):
+    """A graph without cache inputs (an exporter that dropped them) and an architecture without a plain KV cache
+    (recurrent state) are both refused with a fix."""
+    from types import SimpleNamespace
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import compress.tasks.causal_lm.export as lm_export
     from compress.errors import CompressError
+    from export.lm_export import check_plain_cache
+    from export.onnx_export import ExportError
 
-    real = lm_export.export_to_onnx
-    monkeypatch.setattr(lm_export, "export_to_onnx", lambda model, folder, task, opset=None: real(model, folder, "text-generation", opset))
-    with pytest.raises(CompressError, match="no past_key_values inputs"):
-        lm_export.export_causal_lm(AutoModelForCausalLM.from_pretrained(tiny_lm), AutoTokenizer.from_pretrained(tiny_lm), tmp_path / "x")
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_lm), AutoTokenizer.from_pretrained(tiny_lm)
+    real = lm_export.export_causal_lm_graph
+
+    def without_past(model, folder, opset=None):
+        path = real(model, folder, opset)
+        graph = onnx.load(str(path))
+        for value in [i for i in graph.graph.input if i.name.startswith("past_key_values")]:
+            graph.graph.input.remove(value)
+        onnx.save(graph, str(path))
+        return path
+
+    monkeypatch.setattr(lm_export, "export_causal_lm_graph", without_past)
+    with pytest.raises(CompressError, match="no past_key_values"):
+        lm_export.export_causal_lm(model, tokenizer, tmp_path / "x")
+    recurrent = SimpleNamespace(layers=[SimpleNamespace(keys=torch.zeros(1, 2, 3, 4), values=torch.zeros(1, 2, 3, 4),
+                                                        conv_states=torch.zeros(1, 4))])
+    with pytest.raises(ExportError, match="not a plain key/value cache"):
+        check_plain_cache(model, recurrent)
+    monkeypatch.setattr(lm_export, "export_causal_lm_graph", lambda *a: (_ for _ in ()).throw(ExportError("no KV cache here")))
+    with pytest.raises(CompressError) as info:
+        lm_export.export_causal_lm(model, tokenizer, tmp_path / "y")
+    assert "supported decoder" in info.value.hint
 
 
 class _Recorder(torch.nn.Module):
