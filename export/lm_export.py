@@ -25,11 +25,13 @@ from export.onnx_export import ExportError, conv1d_as_linear
 from export.quiet import quiet
 
 # ORT fusions per model_type (`OnnxConfig.ort_fusions`): the provider the graph is fused for, or None for none.
-# Architectures not listed get DEFAULT_FUSIONS.  GPT-2: its fused graph reproduces PyTorch too, but its attention
-# has no rotary and no GQA to gain, and its MatMuls stay the ones the TorchScript export had (keep_8bit patterns).
+# Each entry checked against PyTorch in tests (tests/test_lm_export.py); architectures not listed get DEFAULT_FUSIONS.
+# Fused (rotary embeddings, skip RMSNorms, packed q/k/v and gate/up MatMuls) the graph runs as one kernel what was
+# several.  GPT-2 stays unfused: no rotary, its q/k/v already one Conv1D, and nothing else to gain.
 DEFAULT_FUSIONS: str | None = "cpu"
 FUSIONS: dict[str, str | None] = {
     "gpt2": None,
+    **dict.fromkeys(("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "gemma4_text"), "cpu"),
 }
 PACKED_SEPARATOR = "|"
 CACHE_INPUT = "past_key_values.layers.{layer}.{kind}"    # kind: keys / values
@@ -54,6 +56,7 @@ def export_causal_lm_graph(model: torch.nn.Module, folder: Path, opset: int | No
                 exported = OnnxExporter().export(model, inputs, config=OnnxConfig(
                     dynamic_shapes=_dynamic_shapes(inputs), opset_version=opset, ort_fusions=None))
                 program = exported.program
+                bake_cache_settings(program, inputs)
                 name_nodes(program)
                 if fusions:
                     _fuse(program, fusions)
@@ -87,7 +90,8 @@ def check_plain_cache(model: torch.nn.Module, cache: Any) -> None:
         raise ExportError(f"the {model_type} model returns no KV cache (past_key_values is {type(cache).__name__})")
     for index, layer in enumerate(layers):
         keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
-        extra = [name for name, value in vars(layer).items() if isinstance(value, torch.Tensor) and name not in ("keys", "values")]
+        extra = [name for name, value in vars(layer).items()  # state beside keys/values (a 0-d tensor is a setting)
+                 if isinstance(value, torch.Tensor) and value.dim() > 0 and name not in ("keys", "values")]
         if not isinstance(keys, torch.Tensor) or not isinstance(values, torch.Tensor) or keys.dim() != 4 or extra:
             raise ExportError(f"the {model_type} model's cache layer {index} ({type(layer).__name__}) is not a plain "
                               "key/value cache (recurrent or convolution state), which one KV-cache graph cannot carry")
@@ -109,6 +113,23 @@ def _dynamic_shapes(inputs: dict[str, Any]) -> Any:
         return spec
 
     return narrow(get_auto_dynamic_shapes({k: v for k, v in inputs.items() if k != "use_cache"}))
+
+
+def bake_cache_settings(program: Any, inputs: dict[str, Any]) -> None:
+    """Turn 0-d cache leaves (a sliding-window layer's window size, Gemma 4's) from graph inputs into constants.
+
+    They are settings the traced cache carries, not state: a caller feeding the cache back by name would otherwise
+    have to know each one's value before the first step."""
+    import onnx_ir as ir
+    from transformers.exporters.utils import get_leaf_tensors
+
+    leaves = get_leaf_tensors(inputs)
+    for value in list(program.graph.inputs):
+        leaf = leaves.get(value.name)
+        if value.name.startswith("past_key_values.") and leaf is not None and leaf.dim() == 0:
+            program.graph.inputs.remove(value)
+            value.const_value = ir.tensor(leaf.numpy())
+            program.graph.register_initializer(value)
 
 
 # --- node names ---------------------------------------------------------------------------------------------------

@@ -131,6 +131,33 @@ def test_onnx_fp32_generates_like_pytorch(lm_run, tiny_lm):
     assert any(i.name.startswith("past_key_values") for i in onnx.load(out / fp32["path"] / "model.onnx").graph.input)
 
 
+@pytest.mark.parametrize("name", ["onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int4-weight-only"])
+def test_variant_folders_load_and_generate_with_exported_model(lm_run, tiny_lm, tmp_path, name):
+    """Issue 13: every LM variant folder loads with transformers' ExportedModel.from_pretrained and generates through it
+    (cache seeded with zero-length tensors): the fp32 tokens are PyTorch's, each variant's are those our ONNX Runtime
+    loop (`compress generate`'s) gives on the same folder. A quantized folder carries the fp32 export's manifest,
+    as the builder finishes it (same I/O names)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.exporters import ExportedModel
+
+    from export.hf_manifest import finish_folder, read_manifest
+    from export.ort_lm import exported_generate, load_ort_lm
+
+    out, report, _ = lm_run
+    fp32 = out / _variant(report, "onnx-fp32")["path"]
+    folder = shutil.copytree(out / _variant(report, name)["path"], tmp_path / name)
+    finish_folder(folder, read_manifest(fp32))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    ids = tokenizer("the customer asked about the order", return_tensors="pt")["input_ids"]
+    tokens = exported_generate(ExportedModel.from_pretrained(folder), ids, 8, tokenizer.eos_token_id)
+    expected = load_ort_lm(folder, 1).generate(ids, max_new_tokens=8)
+    assert tokens.shape[1] > ids.shape[1] + 2 and torch.equal(tokens, expected)
+    if name == "onnx-fp32":
+        torch_model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+        reference = torch_model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=0)
+        assert torch.equal(tokens, reference)
+
+
 def _ops(path: Path) -> dict[str, int]:
     from export.runtime import graph_op_counts
 

@@ -108,8 +108,8 @@ def test_genai_generates_the_same_greedy_tokens_as_pytorch(name, tmp_path):
     decoder = config["model"]["decoder"]
     assert decoder["num_hidden_layers"] == 2 and decoder["head_size"] == 8
     assert decoder["num_key_value_heads"] == (4 if name == "gpt2" else 2)
-    assert decoder["inputs"]["past_key_names"] == "past_key_values.%d.key"
-    assert decoder["outputs"]["present_value_names"] == "present.%d.value"
+    assert decoder["inputs"]["past_key_names"] == "past_key_values.layers.%d.keys"
+    assert decoder["outputs"]["present_value_names"] == "cache.layers.%d.values"
     for prompt in PROMPTS:
         expected = _torch_tokens(model, prompt, 24)
         assert len(expected) > len(prompt) + 2  # it generated something to compare
@@ -196,11 +196,11 @@ def _set_dim(value, index: int, size: int) -> None:
 
 
 @pytest.mark.parametrize("edit, match", [
-    (lambda g: [_set_dim(i, 1, 1) for i in g.input if i.name.startswith("past_key_values.0.")],
+    (lambda g: [_set_dim(i, 1, 1) for i in g.input if i.name.startswith("past_key_values.layers.0.")],
      r"(?s)KV heads per layer differ \(\[1, 2\]\).*uniform_heads=True"),
     (lambda g: g.input.extend([onnx.helper.make_tensor_value_info("cache_position", onnx.TensorProto.INT64, [1])]),
      "cache_position"),
-    (lambda g: [g.input.remove(i) for i in list(g.input) if i.name.endswith("value")],
+    (lambda g: [g.input.remove(i) for i in list(g.input) if i.name.endswith("values")],
      "one tensor per layer holding key and value together"),
     (lambda g: g.input.remove(g.input[0]), "no input_ids"),
     (lambda g: [d.CopyFrom(onnx.TensorShapeProto.Dimension(dim_param="heads"))

@@ -2,8 +2,9 @@
 (`export.ort_lm`) and `transformers.exporters.ExportedModel.from_pretrained(folder)` load and generate with.
 
 `export.lm_export` writes the graph through transformers' exporter (prefill on a zero-length cache and decode in one
-graph); here we check the cache really is there, store tied embedding / LM-head weights once, turn weight Gemms into
-MatMul + Add, and finish the folder: weights in model.onnx.data, export.json, tokenizer, generation config.
+graph); here we check the cache really is there, store tied embedding / LM-head weights once, turn weight Gemms
+into MatMul + Add, drop the exporter's intermediate shapes, and finish the folder: weights in model.onnx.data,
+export.json, tokenizer, generation config.
 """
 from __future__ import annotations
 
@@ -37,9 +38,13 @@ def export_causal_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
         raise CompressError(f"the ONNX export of the {model.config.model_type} model has no {PAST_PREFIX}* inputs, so every "
                             "generated token would recompute the whole prompt",
                             f"use a decoder whose cache transformers.exporters exports ({SUPPORTED})")
-    if dedupe_tied(onnx_model) + gemms_to_matmuls(onnx_model):
-        (folder / (path.name + DATA_SUFFIX)).unlink(missing_ok=True)
-        save_model(onnx_model, path)
+    dedupe_tied(onnx_model)
+    gemms_to_matmuls(onnx_model)
+    # The exporter's intermediate shapes, some stale after its fusions, fail ONNX's shape inference, which the
+    # quantizers run: dropped, so inference recomputes them.
+    del onnx_model.graph.value_info[:]
+    (folder / (path.name + DATA_SUFFIX)).unlink()
+    save_model(onnx_model, path)
     finish_folder(folder, read_manifest(folder))
     path.with_name(path.name + "_data").unlink(missing_ok=True)  # save_model's sidecar for > 2 GB, now in model.onnx.data
     tokenizer.save_pretrained(folder)
