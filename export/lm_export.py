@@ -25,7 +25,7 @@ from export.onnx_export import ExportError, conv1d_as_linear
 from export.quiet import quiet
 
 # ORT fusions per model_type (`OnnxConfig.ort_fusions`): the provider the graph is fused for, or None for none.
-# Each entry checked against PyTorch in tests (tests/test_lm_export.py); architectures not listed get DEFAULT_FUSIONS.
+# Checked against PyTorch in tests/test_genai.py and tests/test_gemma4.py; architectures not listed get DEFAULT_FUSIONS.
 # Fused (rotary embeddings, skip RMSNorms, packed q/k/v and gate/up MatMuls) the graph runs as one kernel what was
 # several.  GPT-2 stays unfused: no rotary, its q/k/v already one Conv1D, and nothing else to gain.
 DEFAULT_FUSIONS: str | None = "cpu"

@@ -43,6 +43,9 @@ from export.tied import find_tied_head
 from export.tied_head import quantize_tied_head
 
 QUANT_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+# ONNX shape inference stops at ORT's fused ops (RotaryEmbedding, SkipSimplifiedLayerNormalization): tensors it leaves
+# untyped are float, as everything a decoder's MatMuls read is.
+_FLOAT_DEFAULT = {"DefaultTensorType": onnx.TensorProto.FLOAT}
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ def quantize_dynamic_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec
         quantize_dynamic(src, dst, op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes, per_channel=preset.per_channel,
                          reduce_range=preset.reduce_range, weight_type=QUANT_TYPES[preset.weight_type],
                          use_external_data_format=_large(src),
-                         extra_options={"WeightSymmetric": preset.weight_symmetric, "MatMulConstBOnly": True})
+                         extra_options={"WeightSymmetric": preset.weight_symmetric, "MatMulConstBOnly": True, **_FLOAT_DEFAULT})
     return _finish(dst, head)
 
 
@@ -116,7 +119,7 @@ def quantize_static_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec,
                         activation_type=QUANT_TYPES[preset.activation_type], weight_type=QUANT_TYPES[preset.weight_type],
                         calibrate_method=CalibrationMethod.MinMax, use_external_data_format=_large(src),
                         extra_options={"WeightSymmetric": preset.weight_symmetric, "ActivationSymmetric": False,
-                                       "MatMulConstBOnly": True, "CalibTensorRangeSymmetric": False},
+                                       "MatMulConstBOnly": True, "CalibTensorRangeSymmetric": False, **_FLOAT_DEFAULT},
                         calibration_providers=["CPUExecutionProvider"])
     return _finish(dst, head)
 
