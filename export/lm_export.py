@@ -39,10 +39,14 @@ CACHE_OUTPUT = "cache.layers.{layer}.{kind}"
 _SAMPLE_BATCH, _SAMPLE_PAST, _SAMPLE_NEW = 2, 4, 3
 
 
+class NoKVCacheError(ExportError):
+    """The architecture's cache is not one key and one value tensor per layer (or there is none)."""
+
+
 def export_causal_lm_graph(model: torch.nn.Module, folder: Path, opset: int | None = None) -> Path:
     """Export `model` with its KV cache to `folder` (model.onnx, model.onnx.data, export.json, config.json).
 
-    Raises ExportError when the architecture has no plain per-layer KV cache or the exporter fails."""
+    Raises NoKVCacheError when the architecture has no plain per-layer KV cache, ExportError when the exporter fails."""
     from transformers.exporters import OnnxConfig, OnnxExporter
 
     model = model.eval()
@@ -87,13 +91,13 @@ def check_plain_cache(model: torch.nn.Module, cache: Any) -> None:
     model_type = getattr(model.config, "model_type", type(model).__name__)
     layers = getattr(cache, "layers", None)
     if cache is None or not layers:
-        raise ExportError(f"the {model_type} model returns no KV cache (past_key_values is {type(cache).__name__})")
+        raise NoKVCacheError(f"the {model_type} model returns no KV cache (past_key_values is {type(cache).__name__})")
     for index, layer in enumerate(layers):
         keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
         extra = [name for name, value in vars(layer).items()  # state beside keys/values (a 0-d tensor is a setting)
                  if isinstance(value, torch.Tensor) and value.dim() > 0 and name not in ("keys", "values")]
         if not isinstance(keys, torch.Tensor) or not isinstance(values, torch.Tensor) or keys.dim() != 4 or extra:
-            raise ExportError(f"the {model_type} model's cache layer {index} ({type(layer).__name__}) is not a plain "
+            raise NoKVCacheError(f"the {model_type} model's cache layer {index} ({type(layer).__name__}) is not a plain "
                               "key/value cache (recurrent or convolution state), which one KV-cache graph cannot carry")
 
 

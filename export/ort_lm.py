@@ -60,7 +60,8 @@ class OnnxCausalLM:
         """Zero-length past tensors: heads and head size are fixed numbers in the graph."""
         return {i.name: np.zeros([batch, i.shape[1], 0, i.shape[3]], _FLOAT_TYPES.get(i.type, np.float32)) for i in self.pasts}
 
-    def feed(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, cache: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def feed(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray,
+             cache: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64),
                 "position_ids": positions.astype(np.int64), **cache}
         return {k: v for k, v in feed.items() if k in self.input_names}

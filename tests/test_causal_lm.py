@@ -330,8 +330,7 @@ def test_export_without_past_is_refused(tiny_lm, tmp_path, monkeypatch):
 
     import compress.tasks.causal_lm.export as lm_export
     from compress.errors import CompressError
-    from export.lm_export import check_plain_cache
-    from export.onnx_export import ExportError
+    from export.lm_export import NoKVCacheError, check_plain_cache
 
     model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_lm), AutoTokenizer.from_pretrained(tiny_lm)
     real = lm_export.export_causal_lm_graph
@@ -349,9 +348,9 @@ def test_export_without_past_is_refused(tiny_lm, tmp_path, monkeypatch):
         lm_export.export_causal_lm(model, tokenizer, tmp_path / "x")
     recurrent = SimpleNamespace(layers=[SimpleNamespace(keys=torch.zeros(1, 2, 3, 4), values=torch.zeros(1, 2, 3, 4),
                                                         conv_states=torch.zeros(1, 4))])
-    with pytest.raises(ExportError, match="not a plain key/value cache"):
+    with pytest.raises(NoKVCacheError, match="not a plain key/value cache"):
         check_plain_cache(model, recurrent)
-    monkeypatch.setattr(lm_export, "export_causal_lm_graph", lambda *a: (_ for _ in ()).throw(ExportError("no KV cache here")))
+    monkeypatch.setattr(lm_export, "export_causal_lm_graph", lambda *a: (_ for _ in ()).throw(NoKVCacheError("no KV cache")))
     with pytest.raises(CompressError) as info:
         lm_export.export_causal_lm(model, tokenizer, tmp_path / "y")
     assert "supported decoder" in info.value.hint

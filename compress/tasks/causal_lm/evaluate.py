@@ -1,4 +1,6 @@
-"""Validate a causal LM (PyTorch, or an ONNX decoder on `export.ort_lm.OnnxCausalLM`: same calls): perplexity, agreement, generation, speed.
+"""Validate a causal LM (PyTorch, or an ONNX decoder on `export.ort_lm.OnnxCausalLM`: same calls).
+
+Perplexity, agreement, generation, speed:
 
 - Perplexity: the eval texts joined by blank lines, tokenized once, scored with
   sliding windows of `context` tokens moved by `stride`; every token is scored once,

@@ -15,7 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from compress.errors import CompressError
 from export.gemm import gemms_to_matmuls
 from export.hf_manifest import DATA_SUFFIX, finish_folder, read_manifest
-from export.lm_export import export_causal_lm_graph
+from export.lm_export import NoKVCacheError, export_causal_lm_graph
 from export.onnx_export import ExportError
 from export.onnx_io import load_model, save_model
 from export.ort_lm import PAST_PREFIX
@@ -28,11 +28,12 @@ def export_causal_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     """Export with past key/values into `folder` (model.onnx + model.onnx.data, export.json, config, tokenizer)."""
     try:
         path = export_causal_lm_graph(model, folder, opset)
+    except NoKVCacheError as err:
+        raise CompressError(str(err), f"this architecture has no plain KV-cache ONNX export; use a supported decoder "
+                                      f"({SUPPORTED})") from err
     except ExportError as err:
-        cache = "cache" in str(err)
-        raise CompressError(str(err), f"this architecture has no plain KV-cache ONNX export; use a supported decoder ({SUPPORTED})"
-                            if cache else "check that transformers.exporters exports this architecture "
-                                          "(transformers.exporters.OnnxExporter), or set export.opset in the recipe") from err
+        raise CompressError(str(err), "check that transformers.exporters exports this architecture "
+                                      "(transformers.exporters.OnnxExporter), or set export.opset in the recipe") from err
     onnx_model = load_model(path)
     if not any(i.name.startswith(PAST_PREFIX) for i in onnx_model.graph.input):
         raise CompressError(f"the ONNX export of the {model.config.model_type} model has no {PAST_PREFIX}* inputs, so every "
