@@ -127,11 +127,14 @@ def _read_graph(path: Path) -> dict[str, Any]:
         raise GenaiError(f"{path.name} has no input_ids input (inputs: {sorted(names)}); genai_config here maps token ids",
                          "export the decoder with input_ids (not inputs_embeds)")
     past_key, past_value = _key_value(_families([i for i in inputs if i.name not in _INPUTS], "inputs"), "inputs")
-    logits = [o for o in graph.output if not re.search(r"\d", o.name)]  # the one output not indexed by layer
+    # Outputs that are constants (a sliding-window layer's window size, which transformers' cache carries) are not
+    # state genai feeds back: it only reads the outputs its config names.
+    outputs = [o for o in graph.output if o.name not in initializers]
+    logits = [o for o in outputs if not re.search(r"\d", o.name)]  # the one output not indexed by layer
     if len(logits) != 1:
         raise GenaiError(f"{path.name} should have one output besides the per-layer cache (the logits), but has "
                          f"{[o.name for o in logits]}", "export the decoder with its LM head and nothing else")
-    present_key, present_value = _key_value(_families([o for o in graph.output if o is not logits[0]], "outputs"),
+    present_key, present_value = _key_value(_families([o for o in outputs if o is not logits[0]], "outputs"),
                                             "outputs")
     layers = len(past_key.shapes)
     if len(present_key.shapes) != layers:
