@@ -25,9 +25,11 @@ from export.onnx_export import ExportError, conv1d_as_linear
 from export.quiet import quiet
 
 # ORT fusions per model_type (`OnnxConfig.ort_fusions`): the provider the graph is fused for, or None for none.
-# Checked against PyTorch in tests/test_genai.py and tests/test_gemma4.py; architectures not listed get DEFAULT_FUSIONS.
-# Fused (rotary embeddings, skip RMSNorms, packed q/k/v and gate/up MatMuls) the graph runs as one kernel what was
-# several.  GPT-2 stays unfused: no rotary, its q/k/v already one Conv1D, and nothing else to gain.
+# Checked against PyTorch in tests/test_causal_lm.py, test_genai.py and test_gemma4.py; architectures not listed get
+# DEFAULT_FUSIONS.  Fused (rotary embeddings, skip (RMS)norms, packed q/k/v and gate/up MatMuls), the graph runs as
+# one kernel what was several.  GPT-2 stays unfused: fused, its tied LM head becomes a FusedMatMul reading the
+# embedding table transposed, which the quantizers' shared-table rewrite (export/tied.py) does not match, so the head
+# would stay float; its only other gain would be SkipLayerNormalization.
 DEFAULT_FUSIONS: str | None = "cpu"
 FUSIONS: dict[str, str | None] = {
     "gpt2": None,
