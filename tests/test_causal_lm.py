@@ -596,3 +596,27 @@ def test_generate_sample_uses_sampling_and_the_temperature(lm_run, monkeypatch, 
                                       "--max-new-tokens", "4", "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert seen == [{"do_sample": True, "temperature": 0.5, "num_beams": None}]
+
+
+def test_onnx_loop_samples_reproducibly_and_top_k_1_is_greedy(lm_run, tiny_lm):
+    """The ONNX Runtime loop's sampling: a seed fixes the draw, top_k=1 leaves only the greedy token, and a left-padded
+    batch generates each prompt's own greedy tokens (positions from the mask)."""
+    from transformers import AutoTokenizer
+
+    from export.ort_lm import load_ort_lm
+
+    out, report, _ = lm_run
+    model = load_ort_lm(out / _variant(report, "onnx-fp32")["path"], 1)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    ids = tokenizer("she ordered the", return_tensors="pt")["input_ids"]
+    greedy = model.generate(ids, max_new_tokens=6, min_new_tokens=6)
+    assert torch.equal(model.generate(ids, max_new_tokens=6, min_new_tokens=6, do_sample=True, top_k=1, seed=3), greedy)
+    first = model.generate(ids, max_new_tokens=6, min_new_tokens=6, do_sample=True, temperature=1.5, seed=7)
+    assert torch.equal(model.generate(ids, max_new_tokens=6, min_new_tokens=6, do_sample=True, temperature=1.5, seed=7), first)
+    other = tokenizer("the customer asked about the order", return_tensors="pt")["input_ids"]
+    tokenizer.padding_side = "left"
+    tokenizer.pad_token = tokenizer.eos_token
+    batch = tokenizer.pad({"input_ids": [ids[0].tolist(), other[0].tolist()]}, padding=True, return_tensors="pt")
+    together = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=6, min_new_tokens=6, pad_token_id=0)
+    alone = model.generate(other, max_new_tokens=6, min_new_tokens=6)
+    assert torch.equal(together[0, -6:], greedy[0, -6:]) and torch.equal(together[1, -6:], alone[0, -6:])
