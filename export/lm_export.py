@@ -36,8 +36,6 @@ FUSIONS: dict[str, str | None] = {
     **dict.fromkeys(("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "gemma4_text"), "cpu"),
 }
 PACKED_SEPARATOR = "|"
-CACHE_INPUT = "past_key_values.layers.{layer}.{kind}"    # kind: keys / values
-CACHE_OUTPUT = "cache.layers.{layer}.{kind}"
 _SAMPLE_BATCH, _SAMPLE_PAST, _SAMPLE_NEW = 2, 4, 3
 
 
@@ -84,8 +82,8 @@ def sample_inputs(model: torch.nn.Module) -> dict[str, Any]:
         cache = model(input_ids=ids[:, :_SAMPLE_PAST], use_cache=True).past_key_values
     check_plain_cache(model, cache)
     positions = torch.arange(_SAMPLE_PAST, total).expand(_SAMPLE_BATCH, -1)
-    return dict(input_ids=ids[:, _SAMPLE_PAST:], attention_mask=torch.ones(_SAMPLE_BATCH, total, dtype=torch.long),
-                position_ids=positions.contiguous(), past_key_values=cache, use_cache=True)
+    return {"input_ids": ids[:, _SAMPLE_PAST:], "attention_mask": torch.ones(_SAMPLE_BATCH, total, dtype=torch.long),
+            "position_ids": positions.contiguous(), "past_key_values": cache, "use_cache": True}
 
 
 def check_plain_cache(model: torch.nn.Module, cache: Any) -> None:
