@@ -620,3 +620,28 @@ def test_onnx_loop_samples_reproducibly_and_top_k_1_is_greedy(lm_run, tiny_lm):
     together = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=6, min_new_tokens=6, pad_token_id=0)
     alone = model.generate(other, max_new_tokens=6, min_new_tokens=6)
     assert torch.equal(together[0, -6:], greedy[0, -6:]) and torch.equal(together[1, -6:], alone[0, -6:])
+
+
+def test_a_fused_tied_head_is_unfused_back_to_the_shared_table(lm_run):
+    """Large tables are not constant-folded, so ORT's fusions write the tied head as FusedMatMul(hidden, table,
+    transB=1) (Gemma 3 270M); unfused, it is Transpose + MatMul again: found as tied, and the same logits."""
+    import onnxruntime as ort
+
+    from compress.tasks.causal_lm.calibration import calibration_feeds
+    from export.tied import find_tied_head, unfuse_tied_head
+
+    out, report, _ = lm_run
+    path = out / _variant(report, "onnx-fp32")["path"] / "model.onnx"
+    model = onnx.load(path)
+    tied = find_tied_head(model)
+    fused = onnx.helper.make_node("FusedMatMul", [tied.matmul.input[0], tied.table], list(tied.matmul.output),
+                                  domain="com.microsoft", name="node_FusedMatMul_1", transB=1, alpha=1.0)
+    nodes = [fused if n.name == tied.matmul.name else n for n in model.graph.node if n.name != tied.transpose.name]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    assert find_tied_head(model) is None
+    feed = calibration_feeds(path, __import__("transformers").AutoTokenizer.from_pretrained(path.parent), ["the order was late"], 8, 1, 1)[0]
+    expected = ort.InferenceSession(model.SerializeToString()).run(["logits"], feed)[0]
+    assert unfuse_tied_head(model) == 1 and find_tied_head(model) is not None
+    np.testing.assert_allclose(ort.InferenceSession(model.SerializeToString()).run(["logits"], feed)[0], expected, atol=1e-5)

@@ -19,7 +19,7 @@ from export.lm_export import NoKVCacheError, export_causal_lm_graph
 from export.onnx_export import ExportError
 from export.onnx_io import load_model, save_model
 from export.ort_lm import PAST_PREFIX
-from export.tied import dedupe_tied
+from export.tied import dedupe_tied, unfuse_tied_head
 
 SUPPORTED = "GPT-2, Llama, Mistral, Qwen 2/3, Gemma 1-4"
 
@@ -39,6 +39,7 @@ def export_causal_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
         raise CompressError(f"the ONNX export of the {model.config.model_type} model has no {PAST_PREFIX}* inputs, so every "
                             "generated token would recompute the whole prompt",
                             f"use a decoder whose cache transformers.exporters exports ({SUPPORTED})")
+    unfuse_tied_head(onnx_model)
     dedupe_tied(onnx_model)
     gemms_to_matmuls(onnx_model)
     # The exporter's intermediate shapes, some stale after its fusions, fail ONNX's shape inference, which the
