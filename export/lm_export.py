@@ -204,3 +204,50 @@ def _constant_weight(node: Any) -> np.ndarray | None:
         return None
     weight = node.inputs[1].const_value.numpy()
     return weight if weight.ndim == 2 else None
+
+
+def unpack_matmuls(model: Any, split: Any) -> int:
+    """Undo the packing for each packed MatMul (an onnx ModelProto's) for which `split(part_names)` is true.
+
+    A packed MatMul feeds one Split of its output along the last axis (the fusion's own); each part becomes its own
+    MatMul, named as before packing, writing that Split's output: a weight-only quantizer can then give the parts
+    different bits (int4 with v_proj kept at 8).  Returns how many were unpacked."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    readers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    replaced: dict[str, list[Any]] = {}
+    dropped: set[str] = set()
+    for node in graph.node:
+        parts = node.name.split(PACKED_SEPARATOR)
+        users = readers.get(node.output[0], []) if node.op_type == "MatMul" else []
+        if len(parts) < 2 or node.input[1] not in inits or len(users) != 1 or users[0].op_type != "Split" or not split(parts):
+            continue
+        cut = users[0]
+        sizes = numpy_helper.to_array(inits[cut.input[1]]) if len(cut.input) > 1 and cut.input[1] in inits else None
+        axis = next((helper.get_attribute_value(a) for a in cut.attribute if a.name == "axis"), 0)
+        weight = numpy_helper.to_array(inits[node.input[1]])
+        if sizes is None or axis not in (-1, weight.ndim - 1) or len(sizes) != len(parts) or len(cut.output) != len(parts):
+            continue
+        nodes, offset = [], 0
+        for part, size, output in zip(parts, sizes, cut.output):
+            weight_name = f"{node.input[1]}_{len(nodes)}"
+            graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(weight[:, offset:offset + size]), weight_name))
+            nodes.append(helper.make_node("MatMul", [node.input[0], weight_name], [output], name=part))
+            offset += int(size)
+        replaced[node.name], dropped = nodes, dropped | {cut.name}
+    if not replaced:
+        return 0
+    old = list(graph.node)
+    del graph.node[:]
+    for node in old:
+        if node.name not in dropped:
+            graph.node.extend(replaced.get(node.name, [node]))
+    used = {i for n in graph.node for i in n.input}
+    for tensor in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(tensor)
+    return len(replaced)

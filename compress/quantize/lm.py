@@ -8,7 +8,7 @@ Common rules, each for accuracy:
 - `exclude` names further MatMuls to keep in float (e.g. from `sensitivity`): exact node names
   or shell-style patterns (`*/mlp/down_proj/*`).  A MatMul ONNX Runtime's fusions packed from several
   (q/k/v, gate/up; `export.lm_export` names it after all of them) matches when one of its parts does,
-  so it stays at the wider setting: excluded, or at 8 bits in the int4 variant.
+  so `exclude` keeps it whole in float; the int4 variant unpacks one whose parts `keep_8bit` splits.
 - The int4 weight-only variant is mixed precision: `keep_8bit` patterns name the MatMuls that
   stay at 8 bits.  On Gemma 3 270M, 4-bit RTN on every body MatMul costs +31 % perplexity, and
   one projection type at a time at 4 bits (the rest fp32) costs: down_proj +7.4 %, v_proj +7.0 %,
@@ -37,7 +37,7 @@ from onnxruntime.quantization import (
 from compress.console import warn
 from compress.quantize.presets import Int8Preset
 from export.hf_manifest import model_files
-from export.lm_export import PACKED_SEPARATOR
+from export.lm_export import PACKED_SEPARATOR, unpack_matmuls
 from export.onnx_io import PROTOBUF_LIMIT, load_model, save_model
 from export.tied import find_tied_head
 from export.tied_head import quantize_tied_head
@@ -129,8 +129,10 @@ def quantize_weight_only(src: Path, dst: Path, bits: int, block_size: int, head:
     """RTN blockwise weight-only MatMulNBits (ORT's quantizer) for the body, `keep_8bit` MatMuls (names or patterns;
     ones that match nothing are ignored: names differ per architecture) at 8 bits; the tied head per `head`."""
     model = load_model(src)
-    body = weight_matmuls(model, exclude)
     keep_8bit = list(keep_8bit)
+    if bits < 8 and keep_8bit:  # packed q/k/v, gate/up whose parts get different bits: unpacked first
+        unpack_matmuls(model, lambda parts: len({matches(p, keep_8bit) for p in parts}) > 1)
+    body = weight_matmuls(model, exclude)
     eight = [n for n in body if bits < 8 and matches(n, keep_8bit)]
     model = _nbits(model, [n for n in body if n not in eight], bits, block_size, accuracy_level, symmetric)
     if eight:
