@@ -247,7 +247,7 @@ def unpack_matmuls(model: Any, split: Any) -> int:
     for node in old:
         if node.name not in dropped:
             graph.node.extend(replaced.get(node.name, [node]))
-    used = {i for n in graph.node for i in n.input}
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
     for tensor in [t for t in graph.initializer if t.name not in used]:
         graph.initializer.remove(tensor)
     return len(replaced)

@@ -62,6 +62,10 @@ def test_gemma4_runs_the_causal_lm_lifecycle(gemma4_run):
     assert fp32["greedy_exact_match"] == 100 and fp32["agreement"] == 100
     assert sum(report["variants"][1]["graph"]["int8_ops"].values()) > 0
     assert report["variants"][2]["graph"]["weight_only_ops"]
+    from export.runtime import graph_op_counts
+
+    ops = graph_op_counts(out / report["variants"][2]["path"] / "model.onnx")
+    assert ops.get("GatherBlockQuantized") == 1  # the tied embedding / LM head: one quantized table
 
 
 def test_gemma4_fp32_folder_generates_like_pytorch_in_both_runtimes(gemma4_run):
