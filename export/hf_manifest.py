@@ -59,8 +59,10 @@ def finish_folder(folder: Path, manifest: Mapping[str, Any]) -> None:
     data = folder / (MODEL_FILE + DATA_SUFFIX)
     model = onnx.load(str(path))  # reads an existing model.onnx.data too
     staged = folder / (MODEL_FILE + ".tmp")
+    # Small constants stay inline, as transformers saves them: ORT reads Slice/Reshape shapes while it loads, and
+    # refuses them from external data ("Cannot parse data from external tensors").
     onnx.save_model(model, str(staged), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=data.name + ".tmp", size_threshold=0)
+                    location=data.name + ".tmp", size_threshold=1024)
     (folder / (data.name + ".tmp")).replace(data)
     _relink(staged, data.name)
     staged.replace(path)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import onnx
 
+from export.hf_manifest import model_files
 from export.quiet import quiet
 
 
@@ -45,8 +46,9 @@ def convert_to_ort(models: list[Path], out_dir: Path, platform: str = "arm") -> 
     logger.setLevel(logging.WARNING)
     try:
         with tempfile.TemporaryDirectory() as tmp, quiet():
-            for model in models:  # the converter takes a folder and converts every .onnx in it
-                shutil.copy(model, Path(tmp) / model.name)
+            for model in models:  # the converter takes a folder and converts every .onnx in it (weights beside it too)
+                for file in model_files(model):
+                    shutil.copy(file, Path(tmp) / file.name)
             convert_onnx_models_to_ort(Path(tmp), output_dir=out_dir, optimization_styles=[OptimizationStyle.Fixed],
                                        target_platform=platform, enable_type_reduction=True)
     finally:

@@ -98,9 +98,9 @@ def _drop_layers(model: nn.Module, spec: ArchSpec, dropped: list[int]) -> None:
             if hasattr(module, "layer_idx"):
                 module.layer_idx = new_index
     config = text_config(model)
-    config.pruned_heads = {
-        new: config.pruned_heads[old_i] for new, old_i in enumerate(kept) if old_i in config.pruned_heads
-    }
+    pruned = config.__dict__.get("pruned_heads")  # transformers 5 keeps it only on prune_heads models' configs
+    if pruned is not None:
+        config.pruned_heads = {new: pruned[old_i] for new, old_i in enumerate(kept) if old_i in pruned}
     layer_types = getattr(config, "layer_types", None)  # sliding/full attention per layer (Gemma 2/3, Qwen)
     if isinstance(layer_types, list) and len(layer_types) == len(old):
         config.layer_types = [layer_types[i] for i in kept]
