@@ -15,14 +15,20 @@ from typing import Any
 from export.hf_manifest import MODEL_FILE
 from export.quiet import quiet
 
-# transformers model_type -> the graph family ORT's optimizer fuses (the table optimum-onnx 0.1's ORTConfigManager
-# kept for the same calls, less the seq2seq and vision entries: this project exports encoders and decoder classifiers).
+# transformers model_type -> the graph family ORT's optimizer fuses (after optimum's ORTConfigManager table, which made
+# the same calls; its seq2seq, vision and rotary-decoder entries left out: this project fuses encoders and GPT-2 kin).
 ORT_MODEL_TYPES: dict[str, str] = {
     "albert": "bert", "bert": "bert", "big_bird": "bert", "camembert": "bert", "deberta": "bert", "deberta-v2": "bert",
     "distilbert": "bert", "electra": "bert", "modernbert": "bert", "mpnet": "bert", "nystromformer": "bert",
     "roberta": "bert", "xlm-roberta": "bert",
     "bloom": "gpt2", "codegen": "gpt2", "gpt2": "gpt2", "gpt_bigcode": "gpt2", "gpt_neo": "gpt2", "gptj": "gpt2",
 }
+
+
+# Embeddings that count positions from the padding id. ORT fuses them exactly, by feeding the computed positions
+# through EmbedLayerNormalization's position_ids input; dynamic int8's QEmbedLayerNormalization has no such input
+# and reads rows 0..S-1 ('input index out of range' at run time), so their embeddings are not fused.
+POSITIONS_FROM_PADDING = frozenset({"camembert", "roberta", "xlm-roberta"})
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,8 @@ def optimize_graph(src_dir: Path, out_dir: Path, level: int = 2, fuse_embeddings
     (default: `src_dir/config.json`, which every variant folder holds).
 
     `fuse_embeddings` turns on the EmbedLayerNormalization fusion (11 fewer nodes on MiniLM; dynamic int8 then
-    quantizes it as one QEmbedLayerNormalization).  It assumes positions 0..S-1, so callers must check the result
-    against the unfused model and retry without it on a mismatch (RoBERTa counts positions from the padding id).
+    quantizes it as one QEmbedLayerNormalization).  It is left out where it would need computed position ids
+    (POSITIONS_FROM_PADDING); callers still check the result against the model and retry without it on a mismatch.
     """
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
@@ -58,13 +64,13 @@ def optimize_graph(src_dir: Path, out_dir: Path, level: int = 2, fuse_embeddings
     ort_type, chosen = ORT_MODEL_TYPES[config.model_type], LEVELS[level]
     num_heads, hidden_size = attention_shape(config)
     options = FusionOptions(ort_type)
-    options.enable_embed_layer_norm = fuse_embeddings
+    options.enable_embed_layer_norm = fuse_embeddings and config.model_type not in POSITIONS_FROM_PADDING
     options.enable_gelu_approximation = chosen.gelu_approximation
     out_dir.mkdir(parents=True, exist_ok=True)
     with quiet():
         optimized = optimize_model(str(src_dir / MODEL_FILE), ort_type, num_heads=num_heads, hidden_size=hidden_size,
                                    optimization_options=options, opt_level=chosen.ort_level, use_gpu=False)
-        optimized.save_model_to_file(str(out_dir / MODEL_FILE))
+    optimized.save_model_to_file(str(out_dir / MODEL_FILE))
     return out_dir / MODEL_FILE
 
 

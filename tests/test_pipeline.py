@@ -71,7 +71,7 @@ def test_fp32_export_matches_pytorch(bert_run):
 @pytest.mark.parametrize("fixture", ["bert_run", "gpt2_run"])
 def test_int8_variants_run_integer_kernels(fixture, request):
     """Exact int8 kernel counts, derived from the model's layers (tests/expected_ops.py), per variant."""
-    from expected_ops import embedding_tables, expected_float_matmuls, expected_int8_ops, int8_table_gathers
+    from expected_ops import attention_matmuls, embedding_tables, expected_float_matmuls, expected_int8_ops, int8_table_gathers
 
     out, ckpt = request.getfixturevalue(fixture)
     report = json.loads((out / "report.json").read_text())
@@ -79,7 +79,7 @@ def test_int8_variants_run_integer_kernels(fixture, request):
     for name in ("onnx-int8-dynamic", "onnx-int8-static"):
         graph = by_name[name]["graph"]
         assert graph["int8_ops"] == expected_int8_ops(ckpt, name), (name, graph)
-        assert graph["float_matmul_ops"].get("MatMul", 0) == expected_float_matmuls(ckpt, name), (name, graph)
+        assert attention_matmuls(graph) == expected_float_matmuls(ckpt, name), (name, graph)
         assert graph["float_weight_matmuls"] == 0, graph  # no Linear layer left in float
     static = out / by_name["onnx-int8-static"]["path"] / "model.onnx"
     assert int8_table_gathers(static) == embedding_tables(ckpt)  # every embedding table stored int8
