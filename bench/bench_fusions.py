@@ -83,7 +83,7 @@ def runtime_ops(path: Path) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as tmp:
         runtime = Path(tmp) / "runtime.onnx"
         create_session(path, 1, "cpu", runtime)
-        ops = collections.Counter(n.op_type for n in onnx.load(str(runtime)).graph.node)
+        ops = collections.Counter(n.op_type for n in onnx.load(str(runtime), load_external_data=False).graph.node)
     return {op: ops[op] for op in FUSED_OPS if ops[op]}
 
 
