@@ -364,3 +364,29 @@ def test_tuning_normal_equations_match_explicit_least_squares(unit_size):
         )
         torch.testing.assert_close(gram, a.t() @ a, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(rhs, a.t() @ y.reshape(-1).double(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("heads, fused", [({0: [1], 1: [2]}, 2), ({0: [0, 2], 1: [3]}, None)])
+def test_ort_fusions_of_a_head_pruned_bert_keep_its_logits(heads, fused, tmp_path):
+    """transformers 5 reshapes attention to (-1, head size), so ORT's fusions take the head count from the config:
+    uniform pruned heads are fused into one Attention per layer; uneven ones must not be fused with a wrong count."""
+    import collections
+
+    import onnx
+    import onnxruntime
+
+    from export.onnx_export import export_to_onnx
+    from export.optimize import optimize_graph
+
+    model = bert()
+    data = batches()
+    apply_plan(model, PrunePlan(heads=heads))
+    export_to_onnx(model, tmp_path / "fp32", "text-classification", data[1])
+    path = optimize_graph(tmp_path / "fp32", tmp_path / "fused", 2, fuse_embeddings=True, config=model.config)
+    ops = collections.Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+    if fused is not None:
+        assert ops["Attention"] == fused, ops
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    (out,) = session.run(["logits"], {k: v.numpy() for k, v in data[0].items() if k in names})
+    torch.testing.assert_close(torch.from_numpy(out), logits(model, data[0]), atol=1e-4, rtol=1e-4)
