@@ -26,7 +26,7 @@ class Strict(BaseModel):
 
 
 class ExportSpec(Strict):
-    opset: int | None = Field(None, description="ONNX opset; None lets optimum choose per architecture")
+    opset: int | None = Field(None, description="ONNX opset; None: 17 (export.onnx_export.DEFAULT_OPSET)")
     parity_atol: float = Field(1e-3, description="max |ONNX - PyTorch| logit difference accepted after export")
 
 
