@@ -223,7 +223,7 @@ QAT_FLAGS = {"qat.epochs": "--epochs", "qat.max_steps": "--max-steps", "qat.lear
 @_command
 def qat(
     model: str = typer.Argument(..., help="Fine-tuned classifier checkpoint folder (a pruned one from `compress prune` too)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the int8 ONNX model (loadable by onnxruntime and transformers' ExportedModel)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the int8 ONNX model (onnxruntime and ExportedModel load it)."),
     data: str = typer.Option(..., "--data", help="Training texts (.csv/.tsv/.jsonl); labels are used when --label-weight > 0 and present."),
     epochs: float | None = typer.Option(None, show_default=_d("qat.epochs"), help="Training epochs (distillation from the float model)."),
     max_steps: int | None = typer.Option(None, show_default=_d("qat.max_steps"), help="Stop after this many steps (overrides --epochs)."),

@@ -186,8 +186,9 @@ def _message(err: Exception) -> str:
 
 def _write_manifest(folder: Path, entry: Entry, parent: Path | None, ctx: RunContext) -> None:
     manifest = {"variant": entry.name, "made_from": parent.parent.name if parent else "pytorch checkpoint",
-                "checkpoint": ctx.ckpt.source, "input_sha256": _sha256(model_files(parent)) if parent else None, "settings": entry.settings,
-                "metrics": entry.metrics, "versions": library_versions(), "recipe": ctx.recipe.model_dump(by_alias=True)}
+                "checkpoint": ctx.ckpt.source, "input_sha256": _sha256(model_files(parent)) if parent else None,
+                "settings": entry.settings, "metrics": entry.metrics, "versions": library_versions(),
+                "recipe": ctx.recipe.model_dump(by_alias=True)}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
