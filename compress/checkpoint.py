@@ -19,6 +19,9 @@ from compress.errors import CompressError
 from compress.tasks import Task
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+# transformers 5 builds an empty tokenizer (special tokens only) for a folder with none of these, instead of failing
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+                   "sentencepiece.bpe.model")
 
 
 @dataclass
@@ -117,6 +120,8 @@ def load_checkpoint(source: str, task: Task, trust_remote_code: bool = False) ->
     where = str(path) if path.exists() else source
     task.check_architecture(config, source)
     try:
+        if path.is_dir() and not any((path / name).exists() for name in TOKENIZER_FILES):
+            raise FileNotFoundError(f"none of {', '.join(TOKENIZER_FILES)}")
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
     except Exception as err:
         raise CompressError(f"no usable tokenizer in {source} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})",

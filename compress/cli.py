@@ -96,7 +96,7 @@ def main_options(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also the libraries' info messages (same as --log-level info)."),
     log_level: LogLevel | None = typer.Option(None, "--log-level", help=_h(
         "error, warning, info or debug: for compress's own lines and, through their own log controls, transformers, "
-        "optimum, onnxruntime and torch [default: info for compress, warning for the libraries]")),
+        "onnxruntime and torch [default: info for compress, warning for the libraries]")),
 ) -> None:
     """Compress a fine-tuned Hugging Face transformer into a small, fast, validated ONNX model."""
     if quiet and verbose:
@@ -259,7 +259,7 @@ QAT_FLAGS = {"qat.epochs": "--epochs", "qat.max_steps": "--max-steps", "qat.lear
 @_command
 def qat(
     model: str = typer.Argument(..., help="Fine-tuned classifier checkpoint folder (a pruned one from `compress prune` too)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the int8 ONNX model (loadable by ORTModelForSequenceClassification)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the int8 ONNX model (onnxruntime and ExportedModel load it)."),
     data: str = typer.Option(..., "--data", help="Training texts (.csv/.tsv/.jsonl); labels are used when --label-weight > 0 and present."),
     epochs: float | None = typer.Option(None, show_default=_d("qat.epochs"), help="Training epochs (distillation from the float model)."),
     max_steps: int | None = typer.Option(None, show_default=_d("qat.max_steps"), help="Stop after this many steps (overrides --epochs)."),

@@ -27,7 +27,7 @@ class Strict(BaseModel):
 
 
 class ExportSpec(Strict):
-    opset: int | None = Field(None, ge=14, description="ONNX opset (--opset); None: the exporter's default for the architecture")
+    opset: int | None = Field(None, ge=14, description="ONNX opset (--opset); None: 17 for single-graph exports (export.onnx_export.DEFAULT_OPSET), the exporter's own for causal LMs")
     parity_atol: float = Field(1e-3, description="max |ONNX - PyTorch| logit difference accepted after export")
 
 

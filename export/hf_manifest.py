@@ -59,8 +59,8 @@ def finish_folder(folder: Path, manifest: Mapping[str, Any]) -> None:
     data = folder / (MODEL_FILE + DATA_SUFFIX)
     model = onnx.load(str(path))  # reads an existing model.onnx.data too
     staged = folder / (MODEL_FILE + ".tmp")
-    # Small constants stay inline, as transformers saves them: ORT reads Slice/Reshape shapes while it loads, and
-    # refuses them from external data ("Cannot parse data from external tensors").
+    # Tensors under 1 KB stay in the graph: shape inputs (Unsqueeze axes, Reshape shapes) must be readable where ONNX
+    # Runtime infers shapes at load time, which does not read external data.
     onnx.save_model(model, str(staged), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=data.name + ".tmp", size_threshold=1024)
     (folder / (data.name + ".tmp")).replace(data)

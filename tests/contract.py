@@ -122,6 +122,12 @@ def check_paths(report: dict[str, Any], out: Path, load_models: bool) -> None:
         check(folder.is_dir(), f"{variant['name']}: {folder} exists")
         models = sorted(folder.glob("*.onnx"))
         check(bool(models), f"{variant['name']}: an .onnx model in {folder}")
+        # what transformers' ExportedModel.from_pretrained reads; size_bytes counts the graph and its weights
+        check((folder / "export.json").exists() and (folder / "model.onnx.data").exists(),
+              f"{variant['name']}: export.json and model.onnx.data in {folder}")
+        stored = sum((folder / name).stat().st_size for name in ("model.onnx", "model.onnx.data"))
+        check(variant["size_bytes"] == stored,
+              f"{variant['name']}: size_bytes {variant['size_bytes']} = graph + weights {stored}")
         if load_models:
             for model in models:
                 ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])

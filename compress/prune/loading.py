@@ -1,11 +1,12 @@
 """`load_pruned`: reload a saved pruned model whose shapes transformers' config cannot express.
 
-Builds the model from its config (``pruned_heads`` and ``num_hidden_layers`` shape heads and
-layers), cuts the FFNs to ``config.edge_compress["ffn_sizes"]`` and, for grouped-query decoders,
-the attention to ``config.edge_compress["kv_heads"]`` KV heads per layer, then loads the
-safetensors weights. transformers' Llama/Mistral/Qwen/Gemma configs hold one head count and one
-FFN width for all layers (no per-layer form exists for these classes), so this is the only way
-back for non-uniform layers. Folders without recorded sizes load through plain ``from_pretrained``.
+Builds the model from its config (``num_hidden_layers`` shapes the layers), cuts the FFNs to
+``config.edge_compress["ffn_sizes"]`` and the attention to ``config.edge_compress["heads"]`` heads
+(classic attention) or ``["kv_heads"]`` KV heads (grouped-query decoders) per layer, then loads the
+safetensors weights. transformers' configs hold one head count and one FFN width for all layers
+(no per-layer form exists for these classes, and transformers 5 no longer reads ``pruned_heads``),
+so this is the only way back for non-uniform layers and for any head-pruned classic attention.
+Folders without recorded sizes load through plain ``from_pretrained``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def load_pruned(folder: str | Path, model_class: type[PreTrainedModel] | None = 
     if sizes is None:
         return cls.from_pretrained(folder)
     model = cls(config)
-    restore_sizes(model, spec_for(model), sizes, recorded.get("kv_heads"))
+    restore_sizes(model, spec_for(model), sizes, recorded.get("heads", recorded.get("kv_heads")))
     state = _renamed(_read_safetensors(folder), getattr(model, "_checkpoint_conversion_mapping", None) or {})
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = set(getattr(model, "_tied_weights_keys", None) or [])

@@ -83,7 +83,9 @@ def quantize_int8_static(src: Path, dst: Path, preset: Int8Preset, calibration_f
     with tempfile.TemporaryDirectory() as tmp, quiet():
         prepared = Path(tmp) / "prepared.onnx"
         # Symbolic shape inference gives up on some exporters' dynamic shapes; ONNX's own inference suffices here.
-        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        # External weights in and out: a variant's graph keeps its weights in model.onnx.data, which the optimizer's
+        # copy in its own temporary folder cannot find unless it writes its own.
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True, save_as_external_data=True)
         model = onnx.load(str(prepared))
         nodes = weight_nodes(model)
         if learned is not None:

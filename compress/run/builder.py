@@ -1,5 +1,10 @@
 """One builder for every task: build -> complete folder -> parity -> score -> manifest, or a recorded failure.
 
+Every folder is finished (export.hf_manifest.finish_folder: weights into model.onnx.data, export.json beside
+them) before it is scored, so what the report measures is the folder that ships, and it loads with
+`transformers.exporters.ExportedModel.from_pretrained` as well as plain onnxruntime.  Quantizing or fusing keeps a
+graph's input and output names, so a variant carries the manifest of its own export, or its parent's.
+
 Latency is not measured here: every built model is timed afterwards, together, in the
 measure step (compress.run.measure), so the builder keeps what that step needs to
 reopen each model (`Built.open`).  One broken variant is recorded as failed and the
@@ -26,6 +31,7 @@ from compress.run.context import RunContext
 from compress.run.measure import TorchCuda, onnx_params, onnx_size, runtime_graph, torch_params
 from compress.run.variants import BuildInput, Line, Variant
 from compress.tasks.base import Scored
+from export.hf_manifest import finish_folder, model_files, read_manifest
 from export.memory import peak_memory
 
 
@@ -97,6 +103,7 @@ class Builder:
             path, learned = result if isinstance(result, tuple) else (result, {})
             settings = {**settings, **learned}
             task.complete_folder(folder, line.model)
+            _finish(folder, source)
             ctx.ship_tokenizer.save_pretrained(folder)
             if variant.parity:
                 task.check_parity(ctx, line.model, path)
@@ -164,20 +171,32 @@ class Builder:
         return Entry(name, None, "onnx", precision, settings=settings, error=error)
 
 
+def _finish(folder: Path, parent: Path | None) -> None:
+    """export.json and model.onnx.data in `folder`, from its own export's manifest or its parent variant's."""
+    manifest = read_manifest(folder) or (read_manifest(parent.parent) if parent is not None else None)
+    if manifest is None:
+        raise CompressError(f"{folder.name} has no export.json and neither has the variant it was built from",
+                            "the task's export must write one (export.hf_manifest.single_graph_manifest)")
+    finish_folder(folder, manifest)
+
+
 def _message(err: Exception) -> str:
     return str(err) if isinstance(err, CompressError) else f"{type(err).__name__}: {err}"
 
 
 def _write_manifest(folder: Path, entry: Entry, parent: Path | None, ctx: RunContext) -> None:
     manifest = {"variant": entry.name, "made_from": parent.parent.name if parent else "pytorch checkpoint",
-                "checkpoint": ctx.ckpt.source, "input_sha256": _sha256(parent) if parent else None, "settings": entry.settings,
-                "metrics": entry.metrics, "versions": library_versions(), "recipe": ctx.recipe.model_dump(by_alias=True)}
+                "checkpoint": ctx.ckpt.source, "input_sha256": _sha256(model_files(parent)) if parent else None,
+                "settings": entry.settings, "metrics": entry.metrics, "versions": library_versions(),
+                "recipe": ctx.recipe.model_dump(by_alias=True)}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
-def _sha256(path: Path) -> str:
+def _sha256(paths: list[Path]) -> str:
+    """One digest over the graph and its external weights, in that order (both are the parent model)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from compress.console import info, warn
+from export.hf_manifest import model_files
 from export.runtime import create_session, float_weight_matmuls, graph_op_counts
 from export.timing import RoundLatency, round_robin, summarize
 
@@ -41,9 +42,8 @@ def onnx_runner(path: Path, threads: int, provider: str = "cpu", output: str = "
 
 
 def onnx_size(path: Path) -> int:
-    """Bytes on disk of the ONNX file and any external-data files next to it."""
-    files = {*path.parent.glob(f"{path.name}_data*"), *path.parent.glob(f"{path.name}.data")}
-    return path.stat().st_size + sum(p.stat().st_size for p in files)
+    """Bytes on disk of the graph and its external weights (model.onnx.data, where every variant keeps them)."""
+    return sum(p.stat().st_size for p in model_files(path))
 
 
 def onnx_params(path: Path) -> int:
@@ -51,7 +51,7 @@ def onnx_params(path: Path) -> int:
     import onnx
 
     total = 0
-    for init in onnx.load(str(path)).graph.initializer:
+    for init in onnx.load(str(path), load_external_data=False).graph.initializer:
         count = int(np.prod(init.dims)) if init.dims else 1
         total += count if count > 1 else 0
     return total

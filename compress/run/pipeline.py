@@ -114,7 +114,7 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
             (stage / "recipe.yaml").write_text(_resolved(ctx).to_yaml())
             data = report.to_dict()
             write_report(stage, data)
-            write_cards(stage, data, task.ort_model_class)
+            write_cards(stage, data)
         # The write step's own duration and the total are known only now: report.json again, with them.
         data["durations_s"] = steps.durations
         data["tool"]["duration_s"] = round(time.perf_counter() - clock, 3)
