@@ -19,8 +19,6 @@ from compress.tasks.base import Scored, Task, TaskData
 
 class CausalLM(Task):
     name = "causal-lm"
-    export_task = "text-generation-with-past"   # transformers.exporters with the model's own DynamicCache (export.lm_export)
-    ort_model_class = "ExportedModel"             # transformers.exporters.ExportedModel.from_pretrained(folder)
     primary_metric = "perplexity"
     higher_is_better = False
     auto_model = AutoModelForCausalLM
