@@ -42,7 +42,7 @@ def onnx_runner(path: Path, threads: int, provider: str = "cpu", output: str = "
 
 def onnx_size(path: Path) -> int:
     """Bytes on disk of the ONNX file and any external-data files next to it."""
-    return path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(f"{path.name}_data*"))
+    return path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(f"{path.name}[._]data*"))
 
 
 def onnx_params(path: Path) -> int:

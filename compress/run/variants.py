@@ -23,7 +23,8 @@ from typing import Any
 from torch import nn
 
 # Modules whose import registers records, in catalogue order (a record's `order` sorts within the plan).
-CATALOGUE = ("compress.quantize.variants", "compress.qat.build", "compress.quantize.tensorrt", "compress.run.gpu_variants")
+CATALOGUE = ("compress.quantize.variants", "compress.qat.build", "compress.quantize.tensorrt", "compress.run.gpu_variants",
+             "compress.tasks.translation.variants")
 
 
 @dataclass

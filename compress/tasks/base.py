@@ -96,6 +96,11 @@ class Task(ABC):
             raise CompressError(str(err), f"check that optimum supports this architecture for {self.export_task} "
                                           "(optimum-cli export onnx --help), or try another --recipe export.opset") from err
 
+    def graph_paths(self, path: Path) -> list[Path]:
+        """Every graph of the variant whose build returned `path` (sizes, parameters and the runtime-graph check cover
+        them all): one for single-graph tasks; a seq2seq folder holds an encoder and a decoder."""
+        return [path]
+
     def check_parity(self, ctx: Any, model: PreTrainedModel, path: Path) -> None:
         """Raise CompressError when the export at `path` does not reproduce `model` on real eval inputs."""
 
