@@ -173,12 +173,15 @@ def export_seq2seq(model: nn.Module, folder: Path, opset: int | None = None) -> 
 
 
 def externalize(path: Path) -> None:
-    """Weights of one graph into `<graph>.data` (transformers' convention, so ExportedModel and ORT read them)."""
+    """Weights of one graph into `<graph>.data` (transformers' convention, so ExportedModel and ORT read them).
+
+    Tensors under 1 KiB stay in the graph: ONNX Runtime's shape inference reads constant shape operands
+    (Unsqueeze axes, Reshape shapes) of a QDQ graph inline only, and refuses the model otherwise."""
     model = onnx.load(str(path))
     data = path.with_name(path.name + DATA_SUFFIX)
     staged = path.with_name(path.name + ".tmp")
     onnx.save_model(model, str(staged), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=data.name, size_threshold=0)
+                    location=data.name, size_threshold=1024)
     staged.replace(path)
 
 
