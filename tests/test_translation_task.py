@@ -346,19 +346,31 @@ def test_missing_references_score_agreement_only(marian, eval_data, tmp_path):
     assert "bleu" not in report["baseline"]["metrics"] and report["baseline"]["metrics"]["bleu_vs_float"] == 100.0
 
 
-def test_a_checkpoint_without_a_decoder_start_token_is_refused_with_a_fix(marian, eval_data, tmp_path):
-    from transformers import MarianMTModel
-
-    model = MarianMTModel.from_pretrained(marian[1])
+def test_a_checkpoint_without_a_decoder_start_token_is_refused_with_a_fix(tokenizer, eval_data, tmp_path):
+    """T5 (unlike Marian, whose config requires one) lets decoder_start_token_id be None: refused before any slow step."""
+    model = build_model("t5", len(tokenizer))
     model.config.decoder_start_token_id = None
     model.generation_config.decoder_start_token_id = None
     model.save_pretrained(tmp_path / "model")
-    marian_tokenizer = tmp_path / "model"
-    build_tokenizer(read_pairs("train.tsv")[:50]).save_pretrained(marian_tokenizer)
+    tokenizer.save_pretrained(tmp_path / "model")
     result = _run(tmp_path / "model", tmp_path / "out", eval_data / "eval.tsv", RECIPE, tmp_path)
     assert result.exit_code == 2, result.output
-    assert "decoder_start_token_id" in result.output and "fix:" in result.output
+    assert "no decoder_start_token_id" in result.output and "fix:" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_config_field_of_the_wrong_type_is_a_compress_error(marian, eval_data, tmp_path):
+    """Marian's config validates its fields (transformers 5): a null decoder_start_token_id fails to load, with a fix."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for file in marian[1].iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    config["decoder_start_token_id"] = None
+    (folder / "config.json").write_text(json.dumps(config))
+    result = _run(folder, tmp_path / "out", eval_data / "eval.tsv", RECIPE, tmp_path)
+    assert result.exit_code == 2, result.output
+    assert "decoder_start_token_id" in result.output and "fix:" in result.output
 
 
 def test_empty_sources_are_refused(marian, tmp_path):
