@@ -43,8 +43,14 @@ def build_tokenizer(pairs: list[dict[str, str]]):
 
 
 def build_model(family: str, vocab: int):
-    from transformers import (BartConfig, BartForConditionalGeneration, MarianConfig, MarianMTModel, T5Config,
-                              T5ForConditionalGeneration)
+    from transformers import (
+        BartConfig,
+        BartForConditionalGeneration,
+        MarianConfig,
+        MarianMTModel,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
 
     common = {"vocab_size": vocab, "pad_token_id": 0, "eos_token_id": 1}
     if family == "marian":
@@ -198,7 +204,7 @@ def test_the_folder_loads_with_exported_model_and_matches_onnxruntime(marian_exp
             **{n: torch.from_numpy(t) for n, t in zip(runner.past_names, past)},
             **{n: torch.from_numpy(t) for n, t in zip(runner.cross_names, encoded.cross)}}
     decoder = exported.runners["decoder"](**feed)
-    logits, present = runner.step(np.array([[0]]), mask, past, encoded.cross)
+    logits, _ = runner.step(np.array([[0]]), mask, past, encoded.cross)
     np.testing.assert_allclose(decoder["logits"].numpy()[:, -1], logits, atol=1e-5)
     assert decoder["present.0.key"].shape[2] == 1  # the self-attention cache grew by the one token
 

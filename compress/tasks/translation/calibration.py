@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from compress.tasks.translation.generate import Decoding, _processed
+from compress.tasks.translation.generate import Decoding, step_scores
 from compress.tasks.translation.runner import OnnxSeq2Seq, empty_cache
 
 
@@ -34,7 +34,7 @@ def calibration_feeds(folder: Path, tokenizer, sources: list[str], decoding: Dec
             decoder_feeds.append({"decoder_input_ids": token, "encoder_attention_mask": mask,
                                   **dict(zip(runner.past_names, past)), **dict(zip(runner.cross_names, encoded.cross))})
             logits, past = runner.step(token, mask, past, encoded.cross)
-            chosen = int(_processed(logits, steps, step).argmax(axis=-1)[0])
+            chosen = int(step_scores(logits, steps, step).argmax(axis=-1)[0])
             if chosen in steps.eos:
                 break
             token = np.array([[chosen]], dtype=np.int64)

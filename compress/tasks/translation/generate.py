@@ -56,7 +56,7 @@ def decoding_from_config(model_config, generation_config, max_new_tokens: int, n
                     num_beams, float(penalty), banned, None if forced is None else int(forced))
 
 
-def _processed(logits: np.ndarray, decoding: Decoding, step: int) -> np.ndarray:
+def step_scores(logits: np.ndarray, decoding: Decoding, step: int) -> np.ndarray:
     """Log-probabilities with banned tokens removed and, at the last step, only the forced eos allowed."""
     scores = logits.astype(np.float32) - _logsumexp(logits)
     if decoding.banned:
@@ -83,7 +83,7 @@ def greedy(runner: Seq2SeqRunner, input_ids: np.ndarray, attention_mask: np.ndar
     done = np.zeros(batch, dtype=bool)
     for step in range(decoding.max_new_tokens):
         logits, past = runner.step(tokens, attention_mask, past, encoded.cross)
-        chosen = _processed(logits, decoding, step).argmax(axis=-1)
+        chosen = step_scores(logits, decoding, step).argmax(axis=-1)
         chosen[done] = decoding.pad
         for row in np.flatnonzero(~done):
             out[row].append(int(chosen[row]))
@@ -110,7 +110,7 @@ def beam_search(runner: Seq2SeqRunner, input_ids: np.ndarray, attention_mask: np
     finished: list[tuple[float, list[int]]] = []
     for step in range(decoding.max_new_tokens):
         logits, past = runner.step(tokens, mask, past, cross)
-        total = _processed(logits, decoding, step) + scores[:, None]
+        total = step_scores(logits, decoding, step) + scores[:, None]
         vocab = total.shape[1]
         flat = total.reshape(-1)
         candidates = np.argsort(-flat, kind="stable")[:2 * beams]
