@@ -111,7 +111,7 @@ class DecoderGraph(nn.Module):
         hidden = key.transpose(1, 2).reshape(key.shape[0], key.shape[2], -1)
         out = self.model(encoder_outputs=(hidden,), attention_mask=encoder_attention_mask, decoder_input_ids=decoder_input_ids,
                          cache=cache, use_cache=True)
-        present = out.past_key_values.self_attention_cache
+        present = out.cache.self_attention_cache
         return (out.logits, *[t for layer in present.layers for t in (layer.keys, layer.values)])
 
 
