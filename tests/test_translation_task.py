@@ -298,7 +298,7 @@ def test_every_variant_is_built_and_scored_by_bleu(mt_run):
     report = json.loads((mt_run / "report.json").read_text())
     assert report["task"] == "translation" and report["metric"] == "bleu"
     variants = {v["name"]: v for v in report["variants"]}
-    assert set(variants) == {"onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static"}
+    assert set(variants) == {"onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int4-decoder"}
     assert all(v["error"] is None for v in variants.values()), [v["error"] for v in variants.values()]
     assert variants["onnx-fp32"]["metrics"]["exact_match_vs_float"] == 100.0  # parity: the same tokens as PyTorch
     for entry in [report["baseline"], *variants.values()]:
@@ -311,6 +311,9 @@ def test_every_variant_is_built_and_scored_by_bleu(mt_run):
     for name in ("onnx-int8-dynamic", "onnx-int8-static"):
         graph = variants[name]["graph"]
         assert graph["int8_ops"] and graph["float_weight_matmuls"] == 0, graph  # both graphs, every MatMul int8
+    int4 = variants["onnx-int4-decoder"]
+    assert int4["graph"]["weight_only_ops"]["MatMulNBits"] and int4["graph"]["float_weight_matmuls"] == 0
+    assert int4["settings"]["components"]["decoder"] < variants["onnx-int8-dynamic"]["settings"]["components"]["decoder"]
     assert report["eval"]["labelled"] is True and report["calibration"]["decode_steps"] == 4
 
 
@@ -343,13 +346,13 @@ def test_generate_translates_with_the_selected_variant(mt_run, marian, tokenizer
 def test_missing_references_score_agreement_only(marian, eval_data, tmp_path):
     sources = tmp_path / "sources.tsv"
     sources.write_text("source\n" + "\n".join(r["source"] for r in read_pairs("eval.tsv")[:3]) + "\n", encoding="utf-8")
-    recipe = RECIPE + "  int8_static: false\n  int8_dynamic: false\n"
+    recipe = RECIPE + "  int8_static: false\n  int8_dynamic: false\n  int4_decoder: false\n"
     result = _run(marian[1], tmp_path / "out", sources, recipe, tmp_path, "--calib-data", str(eval_data / "train.tsv"))
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["metric"] == "bleu_vs_float" and report["eval"]["labelled"] is False
+    assert report["metric"] == "chrf_vs_float" and report["eval"]["labelled"] is False
     assert "agreement with the float model only" in report["eval"]["metrics"]
-    assert "bleu" not in report["baseline"]["metrics"] and report["baseline"]["metrics"]["bleu_vs_float"] == 100.0
+    assert "bleu" not in report["baseline"]["metrics"] and report["baseline"]["metrics"]["chrf_vs_float"] == 100.0
 
 
 def test_a_checkpoint_without_a_decoder_start_token_is_refused_with_a_fix(tokenizer, eval_data, tmp_path):

@@ -21,6 +21,8 @@ class TranslationSpec(BaseModel):
     # variants and calibration
     int8_dynamic: bool = True
     int8_static: bool = True
+    int4_decoder: bool = Field(True, description="onnx-int4-decoder: int8 dynamic encoder, weight-only int4 decoder")
+    block_size: int = Field(32, ge=16, description="int4 decoder: weight-only block size (32/64/128; power of two)")
     calib_sentences: int = Field(64, ge=1, description="source sentences that calibrate static int8")
     calib_decode_steps: int = Field(16, ge=1, description="greedy decode steps per calibration sentence, each one decoder feed "
                                                           "with the real cache")

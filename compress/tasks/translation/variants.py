@@ -1,4 +1,5 @@
-"""Variant records of the translation task: the two-graph fp32 export and int8 of both graphs, each quantized on its own.
+"""Variant records of the translation task: the two-graph fp32 export, int8 of both graphs (each quantized on its own),
+and an int4 weight-only decoder behind an int8 encoder.
 
 Why per graph: the encoder runs once per sentence and the decoder once per token, on different activations;
 onnxruntime's quantizers take one graph at a time (compress.quantize.ptq wraps them), and quantizing the two
@@ -73,6 +74,19 @@ def _static(inp: BuildInput, component: str, src: Path, dst: Path) -> None:
     quantize_int8_static(src, dst, inp.ctx.preset, feeds, "minmax")
 
 
+def _int4_decoder(inp: BuildInput, component: str, src: Path, dst: Path) -> None:
+    """The encoder int8 dynamic (it runs once per sentence, on many tokens: int8 GEMMs pay); the decoder, which runs
+    once per token at batch 1 and is bound by reading its weights, weight-only int4 (MatMulNBits, int8 activations
+    at accuracy level 4), its tied embedding / LM head at 8 bits."""
+    from compress.quantize.lm import HeadSpec, quantize_weight_only
+
+    if component == "encoder":
+        _dynamic(inp, component, src, dst)
+        return
+    block = inp.ctx.recipe.translation.block_size
+    quantize_weight_only(src, dst, 4, block, HeadSpec(8, block, 4), 4)
+
+
 def _static_settings(ctx: Any) -> dict[str, Any]:
     spec = ctx.recipe.translation
     return {"preset": ctx.preset.as_dict(), "calibration_method": "minmax (feeds of varying shapes: sources, decode steps)",
@@ -86,3 +100,9 @@ register(Variant("onnx-int8-dynamic", "int8", _per_graph(_dynamic), MT, order=20
                  enabled=lambda ctx: ctx.recipe.translation.int8_dynamic))
 register(Variant("onnx-int8-static", "int8", _per_graph(_static), MT, order=30, settings=_static_settings,
                  enabled=lambda ctx: ctx.recipe.translation.int8_static))
+register(Variant("onnx-int4-decoder", "int4", _per_graph(_int4_decoder), MT, order=60,
+                 settings=lambda ctx: {"encoder": "int8 dynamic", "preset": ctx.preset.as_dict(),
+                                       "decoder": "weight-only int4 (RTN, onnxruntime MatMulNBits, accuracy level 4)",
+                                       "block_size": ctx.recipe.translation.block_size,
+                                       "head": "tied embedding / LM head weight-only int8"},
+                 enabled=lambda ctx: ctx.recipe.translation.int4_decoder))
