@@ -326,6 +326,8 @@ def test_variant_folders_load_in_onnxruntime_and_exported_model(mt_run, variant)
     for graph in ("encoder.onnx", "decoder.onnx"):
         ort.InferenceSession(str(folder / graph), providers=["CPUExecutionProvider"])
     assert set(ExportedModel.from_pretrained(folder, device="cpu").components) == {"encoder", "decoder"}
+    card = (folder / "README.md").read_text()
+    assert "encoder.onnx" in card and "compress generate" in card and "model.onnx" not in card
 
 
 def test_generate_translates_with_the_selected_variant(mt_run, marian, tokenizer, sentences):
