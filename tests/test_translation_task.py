@@ -405,3 +405,18 @@ def test_a_model_that_is_not_an_encoder_decoder_is_refused():
 
     with pytest.raises(CompressError, match="not an encoder-decoder"):
         Translation().check_architecture(BertConfig(), "bert-tiny")
+
+
+def test_generate_puts_the_runs_source_prefix_before_the_sentence(mt_run, sentences, tmp_path):
+    """translation.source_prefix (T5's 'translate English to German: ') is read back from the variant's manifest."""
+    import shutil
+
+    from compress.tasks.translation.translate import translate
+
+    folder = tmp_path / "variant"
+    shutil.copytree(mt_run / "variants" / "onnx-fp32", folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["recipe"]["translation"]["source_prefix"] == ""
+    manifest["recipe"]["translation"]["source_prefix"] = sentences[1] + " "
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert translate(folder, sentences[0], 24, 1) == translate(mt_run / "variants" / "onnx-fp32", sentences[1] + " " + sentences[0], 24, 1)

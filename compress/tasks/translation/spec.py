@@ -10,6 +10,8 @@ class TranslationSpec(BaseModel):
     # data (None: guessed from the usual names, see compress.tasks.translation.data)
     source_column: str | None = None
     target_column: str | None = None
+    source_prefix: str = Field("", description="text put before every source, e.g. 'translate English to German: ' for T5 "
+                                               "(also used by `compress generate` on the run's variants)")
     max_source_length: int = Field(256, ge=8, description="source tokens per sentence (longer sources are truncated, counted "
                                                           "in the report)")
     # generation

@@ -68,7 +68,7 @@ class Translation(Task):
         target_column = spec.target_column or options.label_column
         data = load_translation_data(options.eval_data, source_column, target_column)
         limit = recipe.validate_.max_eval_samples or None
-        sources = data.sources[:limit]
+        sources = [spec.source_prefix + text for text in data.sources[:limit]]
         references = data.references[:limit] if data.references is not None else None
         if references is None:
             self.primary_metric = PRIMARY_WITHOUT_REFERENCES  # this run's instance: selection and the report read it
@@ -81,10 +81,11 @@ class Translation(Task):
             calib, calib_where = list(sources), "eval sources"
         else:
             calib_data = load_translation_data(calib_source, source_column)
-            calib, calib_where = list(calib_data.sources), calib_data.source
+            calib, calib_where = [spec.source_prefix + text for text in calib_data.sources], calib_data.source
         random.Random(recipe.seed).shuffle(calib)  # the same calibration set on every run
         calib = calib[:spec.calib_sentences]
-        eval_section = {"source": data.source, "samples": len(sources), "source_column": data.source_column,
+        eval_section = {"source": data.source, "samples": len(sources), "source_prefix": spec.source_prefix,
+                        "source_column": data.source_column,
                         "target_column": data.target_column, "labelled": references is not None,
                         "metrics": ("BLEU and chrF (sacrebleu) against the references, agreement with the float model"
                                     if references is not None else

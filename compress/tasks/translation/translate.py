@@ -41,8 +41,18 @@ def translate(path: Path | str, source: str, max_new_tokens: int = 128, threads:
     generation = GenerationConfig.from_pretrained(folder) if (folder / "generation_config.json").exists() else None
     decoding = decoding_from_config(config, generation, max_new_tokens, num_beams)
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    source = _source_prefix(folder) + source
     limit = getattr(config, "max_position_embeddings", None)
     encoded = tokenizer([source], truncation=bool(limit), max_length=limit, return_tensors="np")
     runner = OnnxSeq2Seq(folder, threads or min(4, os.cpu_count() or 1))
     ids = translate_ids(runner, encoded["input_ids"].astype("int64"), encoded["attention_mask"].astype("int64"), decoding)
     return tokenizer.decode(ids[0], skip_special_tokens=True).strip()
+
+
+def _source_prefix(folder: Path) -> str:
+    """The run's `translation.source_prefix` (T5's task prefix), from the variant's manifest.json; "" without one."""
+    manifest = folder / "manifest.json"
+    if not manifest.exists():
+        return ""
+    recipe = json.loads(manifest.read_text()).get("recipe") or {}
+    return (recipe.get("translation") or {}).get("source_prefix") or ""
