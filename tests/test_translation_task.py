@@ -301,6 +301,7 @@ def test_every_variant_is_built_and_scored_by_bleu(mt_run):
     assert set(variants) == {"onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int4-decoder"}
     assert all(v["error"] is None for v in variants.values()), [v["error"] for v in variants.values()]
     assert variants["onnx-fp32"]["metrics"]["exact_match_vs_float"] == 100.0  # parity: the same tokens as PyTorch
+    assert all(v["metrics"]["agreement"] == v["metrics"]["exact_match_vs_float"] for v in variants.values())
     for entry in [report["baseline"], *variants.values()]:
         for key in ("bleu", "chrf", "ms_per_sentence", "encoder_ms", "decode_ms_per_token"):
             assert key in entry["metrics"], (entry["name"], key)

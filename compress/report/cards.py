@@ -63,7 +63,7 @@ def card(entry: dict[str, Any], report: dict[str, Any], manifest: dict[str, Any]
              "## Measured (same eval data, same threads, interleaved timing rounds)", "",
              "| | this model | float baseline |", "|---|---|---|",
              f"| {metric} | {value:.2f} ({change}) | {base_value:.2f} |",
-             f"| agreement with the float model | {entry['metrics'].get('agreement', entry['metrics'].get('exact_match_vs_float', 100)):.1f} % | 100 % |",
+             f"| agreement with the float model | {entry['metrics'].get('agreement', 100):.1f} % | 100 % |",
              (f"| p50 latency, batch 1 | {entry['latency_ms']['p50']:.2f} ms ({delta.get('speedup', 1):.2f}x faster) | "
              f"{base['latency_ms']['p50']:.2f} ms |"),
              (f"| size | {entry['size_bytes'] / 1e6:.2f} MB ({delta.get('compression', 1):.2f}x smaller) | "
