@@ -10,7 +10,6 @@ report says so.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,6 @@ from compress.errors import CompressError
 from compress.tasks.base import Scored, Task, TaskData
 
 PRIMARY_WITHOUT_REFERENCES = "chrf_vs_float"  # BLEU of a few short sentences can be 0 even when identical (no 4-grams)
-
-
-@dataclass
-class TranslationTaskData(TaskData):
-    """TaskData whose eval_texts are the source sentences and references the target sentences (or None)."""
-    calib_sources: list[str] = field(default_factory=list)
 
 
 class Translation(Task):
@@ -90,11 +83,10 @@ class Translation(Task):
                         "metrics": ("BLEU and chrF (sacrebleu) against the references, agreement with the float model"
                                     if references is not None else
                                     f"agreement with the float model only: {data.agreement_only_reason}")}
-        return TranslationTaskData(sources, references, calib, train=None,
-                                   sections={"eval": eval_section,
-                                             "calibration": {"source": calib_where, "samples": len(calib),
-                                                             "decode_steps": spec.calib_decode_steps}},
-                                   calib_sources=calib)
+        # eval_texts are the sources, references the target sentences (None: agreement only), calib_texts sources.
+        return TaskData(sources, references, calib, sections={"eval": eval_section,
+                                                              "calibration": {"source": calib_where, "samples": len(calib),
+                                                                              "decode_steps": spec.calib_decode_steps}})
 
     def evaluation(self, ckpt: Any, data: TaskData, recipe: Any):
         from compress.tasks.translation.evaluate import TranslationEvaluation

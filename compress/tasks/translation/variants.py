@@ -67,7 +67,7 @@ def _static(inp: BuildInput, component: str, src: Path, dst: Path) -> None:
     scratch = inp.line.scratch
     if "translation_calibration" not in scratch:  # one decode pass of the fp32 export feeds both graphs
         spec = inp.ctx.recipe.translation
-        scratch["translation_calibration"] = calibration_feeds(inp.source.parent, inp.ctx.tokenizer, inp.ctx.data.calib_sources,
+        scratch["translation_calibration"] = calibration_feeds(inp.source.parent, inp.ctx.tokenizer, inp.ctx.data.calib_texts,
                                                                inp.ctx.evaluation.decoding, spec.max_source_length,
                                                                spec.calib_decode_steps, inp.ctx.threads)
     feeds = scratch["translation_calibration"][component]
@@ -90,7 +90,7 @@ def _int4_decoder(inp: BuildInput, component: str, src: Path, dst: Path) -> None
 def _static_settings(ctx: Any) -> dict[str, Any]:
     spec = ctx.recipe.translation
     return {"preset": ctx.preset.as_dict(), "calibration_method": "minmax (feeds of varying shapes: sources, decode steps)",
-            "calibration_sentences": len(ctx.data.calib_sources), "decode_steps_per_sentence": spec.calib_decode_steps,
+            "calibration_sentences": len(ctx.data.calib_texts), "decode_steps_per_sentence": spec.calib_decode_steps,
             "graphs": "encoder and decoder, each quantized with its own calibration feeds"}
 
 
