@@ -35,6 +35,7 @@ from torch import nn
 
 from export.hf_manifest import DATA_SUFFIX, MANIFEST_FILE, SCHEMA_VERSION, _versions
 from export.quiet import quiet
+from export.tied import dedupe_tied
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -161,6 +162,9 @@ def export_seq2seq(model: nn.Module, folder: Path, opset: int | None = None) -> 
                 raise Seq2SeqExportError(f"ONNX export of the {model.config.model_type} {component} "
                                          f"({type(model).__name__}) failed: {type(err).__name__}: {first}") from err
             paths[component] = path
+    decoder_graph = onnx.load(str(paths["decoder"]))
+    if dedupe_tied(decoder_graph):  # the LM head tied to the embedding: one table on disk, not the table and its transpose
+        onnx.save_model(decoder_graph, str(paths["decoder"]))
     samples = {"encoder": ({"input_ids": ids, "attention_mask": mask},
                            dict(zip(["encoder_hidden_states", *cross_names], enc_out))),
                "decoder": ({"decoder_input_ids": dec_ids, "encoder_attention_mask": mask,
@@ -201,6 +205,24 @@ def write_manifest(folder: Path, model: nn.Module, samples: dict[str, tuple[dict
         components[component] = {"file": COMPONENTS[component], "metadata": dataclasses.asdict(metadata)}
     manifest = {"schema_version": SCHEMA_VERSION, "export_format": "onnx", "components": components}
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def untie_head(model: onnx.ModelProto) -> int:
+    """Undo `dedupe_tied` in memory: the head's Transpose(embedding table) back into its own initializer, so that
+    onnxruntime's int8 quantizers, which quantize a MatMul only when its weight is an initializer, quantize the head
+    (the decoder's largest MatMul: vocabulary x hidden per token).  Returns the number of heads untied."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    tables = {t.name: t for t in graph.initializer}
+    untied = 0
+    for node in list(graph.node):
+        if node.op_type == "Transpose" and node.input[0] in tables and node.output[0].endswith("_transposed_tied"):
+            weight = numpy_helper.from_array(numpy_helper.to_array(tables[node.input[0]]).T.copy(), node.output[0])
+            graph.initializer.append(weight)
+            graph.node.remove(node)
+            untied += 1
+    return untied
 
 
 def graph_files(folder: Path) -> list[Path]:

@@ -20,7 +20,7 @@ import onnx
 
 from compress.run.variants import BuildInput, Variant, register
 from export.hf_manifest import MANIFEST_FILE
-from export.seq2seq import COMPONENTS, externalize
+from export.seq2seq import COMPONENTS, externalize, untie_head
 
 MT = ("translation",)
 
@@ -37,15 +37,20 @@ def component_bytes(folder: Path) -> dict[str, int]:
     return {name: sum(p.stat().st_size for p in model_files(folder / file)) for name, file in COMPONENTS.items()}
 
 
-def _per_graph(quantize: Callable[[BuildInput, str, Path, Path], None]) -> Callable[[BuildInput], tuple[Path, dict]]:
-    """A build that quantizes encoder.onnx and decoder.onnx of the parent folder into this variant's folder."""
+def _per_graph(quantize: Callable[[BuildInput, str, Path, Path], None],
+               untie: tuple[str, ...] = tuple(COMPONENTS)) -> Callable[[BuildInput], tuple[Path, dict]]:
+    """A build that quantizes encoder.onnx and decoder.onnx of the parent folder into this variant's folder; the graphs
+    in `untie` get their tied LM head back as an initializer first (export.seq2seq.untie_head), so int8 quantizes it."""
     def build(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
         source = inp.source.parent
         with tempfile.TemporaryDirectory() as tmp:
             for component, file in COMPONENTS.items():
                 inline, staged = Path(tmp) / f"inline-{file}", Path(tmp) / file
                 # onnxruntime's pre-processing copies a graph without its external weights file: quantize an inline copy
-                onnx.save_model(onnx.load(str(source / file)), str(inline))
+                graph = onnx.load(str(source / file))
+                if component in untie:
+                    untie_head(graph)
+                onnx.save_model(graph, str(inline))
                 quantize(inp, component, inline, staged)
                 shutil.move(staged, inp.folder / file)
                 externalize(inp.folder / file)
@@ -100,7 +105,7 @@ register(Variant("onnx-int8-dynamic", "int8", _per_graph(_dynamic), MT, order=20
                  enabled=lambda ctx: ctx.recipe.translation.int8_dynamic))
 register(Variant("onnx-int8-static", "int8", _per_graph(_static), MT, order=30, settings=_static_settings,
                  enabled=lambda ctx: ctx.recipe.translation.int8_static))
-register(Variant("onnx-int4-decoder", "int4", _per_graph(_int4_decoder), MT, order=60,
+register(Variant("onnx-int4-decoder", "int4", _per_graph(_int4_decoder, untie=("encoder",)), MT, order=60,
                  settings=lambda ctx: {"encoder": "int8 dynamic", "preset": ctx.preset.as_dict(),
                                        "decoder": "weight-only int4 (RTN, onnxruntime MatMulNBits, accuracy level 4)",
                                        "block_size": ctx.recipe.translation.block_size,
