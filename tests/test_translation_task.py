@@ -208,6 +208,12 @@ def test_the_folder_loads_with_exported_model_and_matches_onnxruntime(marian_exp
     np.testing.assert_allclose(decoder["logits"].numpy()[:, -1], logits, atol=1e-5)
     assert decoder["present.0.key"].shape[2] == 1  # the self-attention cache grew by the one token
 
+    import onnx
+
+    tables = [t for t in onnx.load(str(marian_export / "decoder.onnx")).graph.initializer
+              if sorted(t.dims) == sorted([len(tokenizer), 32])]
+    assert len(tables) == 1  # the tied LM head reads the embedding table (Transpose), not a copy of it
+
 
 @pytest.mark.parametrize("family", ["t5", "bart"])
 def test_t5_and_bart_export_generates_what_generate_does(family, tokenizer, pairs, sentences, tmp_path):
