@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from compress.console import warn
@@ -108,6 +109,10 @@ def load_config(source: str, trust_remote_code: bool = False) -> PretrainedConfi
                                 "if you trust its author, pass --trust-remote-code (compress run)") from err
         raise CompressError(f"unknown model architecture in {source}: {err}".splitlines()[0],
                             "use a model type transformers knows (bert, distilbert, roberta, gpt2, ...) or upgrade transformers") from err
+    except StrictDataclassFieldValidationError as err:  # transformers 5 configs check each field's type
+        raise CompressError(f"{source}: config.json is invalid: {' '.join(str(err).split())}",
+                            "give that field a value of the type named (or remove it to take the architecture's default) "
+                            "and save the checkpoint again") from err
     except OSError as err:
         raise CompressError(f"'{source}' is not a local folder and could not be fetched from the hub: {err}".splitlines()[0],
                             "pass a local checkpoint folder, or check the model id and your network") from err

@@ -170,7 +170,10 @@ def run(
     Text classifiers: accuracy-scored fp32, fused, int8 dynamic and int8 static variants (plus a pruned line when the
     recipe has prune:, and an onnx-int8-qat variant per line when it has qat:).  Causal LMs (--task causal-lm, eval
     data = plain text): KV-cache export, int8 and int4 variants scored by perplexity (the budget is then in perplexity
-    points), token agreement and generation speed.  Exit status 3: the run finished, but no variant qualified.
+    points), token agreement and generation speed.  Translation (--task translation, eval data = source/target
+    pairs; without targets, agreement with the float model only): encoder + decoder-with-cache export, int8 dynamic and
+    static of both graphs, scored by BLEU/chrF, exact match with the float model, encoder ms and decode ms/token.
+    Exit status 3: the run finished, but no variant qualified.
     """
     import json
 
@@ -289,14 +292,14 @@ def qat(
 @app.command()
 @_command
 def generate(
-    path: Path = typer.Argument(..., help="A `compress run --task causal-lm` OUT folder (its selected variant is used) or a variant folder."),
-    prompt: str = typer.Argument(..., help="Text to continue."),
+    path: Path = typer.Argument(..., help="A `compress run --task causal-lm` or `--task translation` OUT folder (its selected variant is used) or a variant folder."),
+    prompt: str = typer.Argument(..., help="Text to continue (translation: the source sentence)."),
     max_new_tokens: int = typer.Option(64, help="Tokens to generate."),
     threads: int | None = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads."),
     sample: bool = typer.Option(False, "--sample", help="Sample instead of greedy decoding."),
     temperature: float = typer.Option(0.8, help="Sampling temperature (with --sample), > 0."),
 ) -> None:
-    """Run a compressed causal LM on PROMPT, streaming tokens as they are generated."""
+    """Run a compressed causal LM on PROMPT, streaming tokens as they are generated; a translation model translates PROMPT."""
     from compress.commands.generate import generate as generate_text
 
     generate_text(path, prompt, max_new_tokens, threads, greedy=not sample, temperature=temperature)

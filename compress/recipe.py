@@ -20,6 +20,7 @@ from compress.search.config import SearchSpec
 from compress.seeding import DEFAULT_SEED
 from compress.tasks.causal_lm.spec import LMSpec
 from compress.tasks.question_answering.spec import QASpec
+from compress.tasks.translation.spec import TranslationSpec
 
 
 class Strict(BaseModel):
@@ -146,6 +147,8 @@ class Recipe(Strict):
     export: ExportSpec = ExportSpec()
     lm: LMSpec = Field(LMSpec(), description="causal-lm task only: evaluation, calibration and variants")
     qa: QASpec = Field(QASpec(), description="question-answering task only: columns, windows, post-processing, timing")
+    translation: TranslationSpec = Field(TranslationSpec(), description="translation task only: columns, decoding, timing, "
+                                                                       "int8 variants and their calibration")
     optimize: OptimizeSpec = OptimizeSpec()
     quantize: QuantizeSpec = QuantizeSpec()
     validate_: ValidateSpec = Field(ValidateSpec(), alias="validate")

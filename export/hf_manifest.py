@@ -52,21 +52,26 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
 
 
 def finish_folder(folder: Path, manifest: Mapping[str, Any]) -> None:
-    """Weights of `folder/model.onnx` into `model.onnx.data`, and `export.json` beside them.
+    """Each graph the manifest names (model.onnx; a seq2seq folder's encoder.onnx and decoder.onnx) with its weights
+    in `<graph>.data`, and `export.json` beside them.
 
     Called on every variant folder before it is scored, so the report measures the files as shipped."""
-    path = folder / MODEL_FILE
-    data = folder / (MODEL_FILE + DATA_SUFFIX)
-    model = onnx.load(str(path))  # reads an existing model.onnx.data too
-    staged = folder / (MODEL_FILE + ".tmp")
+    for entry in manifest["components"].values():
+        _externalize(folder / entry["file"])
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _externalize(path: Path) -> None:
+    data = path.with_name(path.name + DATA_SUFFIX)
+    model = onnx.load(str(path))  # reads an existing <graph>.data too
+    staged = path.with_name(path.name + ".tmp")
     # Tensors under 1 KB stay in the graph: shape inputs (Unsqueeze axes, Reshape shapes) must be readable where ONNX
     # Runtime infers shapes at load time, which does not read external data.
     onnx.save_model(model, str(staged), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=data.name + ".tmp", size_threshold=1024)
-    (folder / (data.name + ".tmp")).replace(data)
+    path.with_name(data.name + ".tmp").replace(data)
     _relink(staged, data.name)
     staged.replace(path)
-    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def model_files(path: Path) -> list[Path]:

@@ -85,8 +85,15 @@ def card(entry: dict[str, Any], report: dict[str, Any], manifest: dict[str, Any]
     lines += [(f"Eval set: {report['eval']['samples']} items from `{report['eval']['source']}`; host CPU: "
               f"{report['environment']['cpu']['model']}, {report['environment']['threads']} threads. Measured on this host "
               "only: time it again where it ships."), "",
-              "## How to load it", "",
-              "With plain ONNX Runtime and the tokenizer saved beside it:", "", "```python",
+              "## How to load it", ""]
+    if report["task"] == "translation":  # two graphs: export/seq2seq.py describes their inputs and outputs
+        return "\n".join(lines + [(
+            "`encoder.onnx` (source -> cross-attention cache `cross.{i}.key/value`) and `decoder.onnx` (one token, the "
+            "self-attention cache `past.{i}.*` and the cross cache -> `logits`, `present.{i}.*`) run on plain ONNX Runtime. "
+            "`compress generate . \"a source sentence\"` translates with them; "
+            "`transformers.exporters.ExportedModel.from_pretrained(folder).runners[\"encoder\" or \"decoder\"](**tensors)` "
+            "runs each graph."), "", "`manifest.json` holds the settings, metrics and library versions as JSON.", ""])
+    lines += ["With plain ONNX Runtime and the tokenizer saved beside it:", "", "```python",
               "import onnxruntime as ort",
               "from transformers import AutoTokenizer", "",
               'folder = "."  # this folder',

@@ -25,7 +25,7 @@ from compress.console import info, warn
 from compress.environment import library_versions
 from compress.errors import CompressError
 from compress.outputs import raise_if_disk_full
-from compress.report.schema import Analysis, Entry, Noise, TargetResult
+from compress.report.schema import Analysis, Entry, Noise, SizeBreakdown, TargetResult
 from compress.report.size import size_breakdown, torch_breakdown
 from compress.run.context import RunContext
 from compress.run.measure import TorchCuda, onnx_params, onnx_size, runtime_graph, torch_params
@@ -111,8 +111,9 @@ class Builder:
                 scored = ctx.evaluation.score(task.open_onnx(path, ctx.threads), name)
             metrics, metrics_batch = ctx.evaluation.metrics(scored, self.reference)
             noise, analysis = self._details(scored, self.reference)
-            graph = runtime_graph(path)
-            breakdown = size_breakdown(path, getattr(line.model.config, "model_type", None))
+            graphs = task.graph_paths(path)
+            graph = merged_runtime_graph([runtime_graph(p) for p in graphs])
+            breakdown = merged_breakdown([size_breakdown(p, getattr(line.model.config, "model_type", None)) for p in graphs])
         except Exception as err:  # a broken variant must not sink the others (a full disk sinks the run)
             raise_if_disk_full(err, self.stage)
             if variant.fatal:
@@ -129,7 +130,8 @@ class Builder:
                     opens[target.name] = opener
         line.built[variant.name] = path
         entry = Entry(name, str(folder), "onnx", variant.precision, "CPUExecutionProvider", metrics, metrics_batch,
-                      peak_memory_mb=peak(), size_bytes=onnx_size(path), params=onnx_params(path), graph=graph,
+                      peak_memory_mb=peak(), size_bytes=sum(map(onnx_size, graphs)), params=sum(map(onnx_params, graphs)),
+                      graph=graph,
                       settings=settings, targets=targets, noise=noise, size_breakdown=breakdown, analysis=analysis)
         _write_manifest(folder, entry, source, ctx)
         return Built(entry, scored, opens)
@@ -178,6 +180,31 @@ def _finish(folder: Path, parent: Path | None) -> None:
         raise CompressError(f"{folder.name} has no export.json and neither has the variant it was built from",
                             "the task's export must write one (export.hf_manifest.single_graph_manifest)")
     finish_folder(folder, manifest)
+def merged_runtime_graph(graphs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One runtime-graph summary over a variant's graphs: op counts and float-weight MatMuls summed."""
+    if len(graphs) == 1:
+        return graphs[0]
+    merged: dict[str, Any] = {}
+    for graph in graphs:
+        for key, value in graph.items():
+            if isinstance(value, dict):
+                counts = merged.setdefault(key, {})
+                for op, n in value.items():
+                    counts[op] = counts.get(op, 0) + n
+            else:
+                merged[key] = merged.get(key, 0) + value
+    return merged
+
+
+def merged_breakdown(parts: list[SizeBreakdown | None]) -> SizeBreakdown | None:
+    """The size breakdown of a multi-graph variant: every graph's parts summed (None if any graph has none)."""
+    if len(parts) == 1 or any(p is None for p in parts):
+        return parts[0] if len(parts) == 1 else None
+    totals: dict[str, int] = {}
+    for part in parts:
+        for name, size in part.parts.items():
+            totals[name] = totals.get(name, 0) + size
+    return SizeBreakdown(totals, sum(p.initializer_bytes for p in parts), sum(p.file_bytes for p in parts), parts[0].family)
 
 
 def _message(err: Exception) -> str:

@@ -24,7 +24,7 @@ from torch import nn
 
 # Modules whose import registers records, in catalogue order (a record's `order` sorts within the plan).
 CATALOGUE = ("compress.quantize.variants", "compress.search.variants", "compress.qat.build", "compress.quantize.tensorrt",
-             "compress.run.gpu_variants")
+             "compress.run.gpu_variants", "compress.tasks.translation.variants")
 
 
 @dataclass

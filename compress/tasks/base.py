@@ -100,6 +100,11 @@ class Task(ABC):
         and the attention mask's padding path is in the graph."""
         return dict(tokenizer(["an example text the graph is traced on", "a short one"], padding=True, return_tensors="pt"))
 
+    def graph_paths(self, path: Path) -> list[Path]:
+        """Every graph of the variant whose build returned `path` (sizes, parameters and the runtime-graph check cover
+        them all): one for single-graph tasks; a seq2seq folder holds an encoder and a decoder."""
+        return [path]
+
     def check_parity(self, ctx: Any, model: PreTrainedModel, path: Path) -> None:
         """Raise CompressError when the export at `path` does not reproduce `model` on real eval inputs."""
 
