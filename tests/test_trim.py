@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -228,3 +229,79 @@ def test_refuses_what_it_cannot_trim_before_changing_anything():
         TrimConfig(keep_top_n=-1)
     with pytest.raises(TrimError, match="no corpus"):
         trim(model, tokenizer, ["  "])
+
+
+
+def _run_inputs(tmp_path):
+    """A tiny BERT classifier checkpoint, train.csv = the corpus, eval.csv = corpus texts then texts with other words."""
+    from conftest import LABELS, write_csv
+
+    tokenizer = wordpiece()
+    model = classifier(tokenizer)
+    model.config.id2label, model.config.label2id = dict(enumerate(LABELS)), {l: i for i, l in enumerate(LABELS)}
+    model.save_pretrained(tmp_path / "ckpt")
+    tokenizer.save_pretrained(tmp_path / "ckpt")
+    write_csv(tmp_path / "train.csv", [(t, LABELS[i % 3]) for i, t in enumerate(CORPUS)])
+    write_csv(tmp_path / "eval.csv", [(t, LABELS[i % 3]) for i, t in enumerate(CORPUS + EVAL)])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("validate: {latency_samples: 5, warmup: 0, batch_size: 4}\noptimize: {enabled: false}\n"
+                      "quantize: {static: {enabled: false}}\ntrim: {keep_top_n: 0}\n")
+    return tmp_path / "ckpt", tmp_path / "eval.csv", recipe
+
+
+def test_trim_stage_adds_a_line_with_its_own_tokenizer_and_evaluation(tmp_path):
+    from compress.recipe import load_recipe
+    from compress.run.context import RunOptions, load_context
+    from compress.run.stages import check_stages, torch_stages
+    from compress.run.targets import TargetRun
+    from compress.tasks import get_task
+
+    ckpt, eval_csv, recipe_file = _run_inputs(tmp_path)
+    recipe, task = load_recipe(str(recipe_file)), get_task("text-classification")
+    ctx = load_context(RunOptions(str(ckpt), tmp_path / "out", str(eval_csv)), recipe, task,
+                       TargetRun(recipe.targets, task.targets, task.name))
+    check_stages(ctx)
+    lines, sections = torch_stages(ctx)
+    assert [line.prefix for line in lines] == ["", "trimmed-"]
+    trimmed, section = lines[1], sections["trimming"]
+    assert trimmed.ctx.ship_tokenizer is not trimmed.ctx.tokenizer and len(trimmed.ctx.ship_tokenizer) == section["vocab_after"]
+    assert section["vocab_after"] < section["vocab_before"] and 0 < section["eval_fallback_rate"] < 1
+    assert trimmed.settings["trimming"] == section
+    before = ctx.evaluation.score(task.open_torch(ctx.ckpt.model), "untrimmed").outputs
+    after = trimmed.ctx.evaluation.score(task.open_torch(trimmed.model), "trimmed").outputs
+    np.testing.assert_allclose(after[:len(CORPUS)], before[:len(CORPUS)], rtol=0, atol=1e-6)  # corpus texts: same tokens
+
+
+def test_trim_is_refused_for_causal_lm_recipes():
+    from compress.errors import CompressError
+    from compress.recipe import validate_recipe
+
+    with pytest.raises(CompressError, match="trim"):
+        validate_recipe({"task": "causal-lm", "trim": {"keep_top_n": 10}}, "r.yaml")
+    assert validate_recipe({"trim": {"corpus": "calibration"}}, "r.yaml").trim.to_config() == TrimConfig()
+
+
+def test_run_with_a_trim_recipe_adds_a_trimmed_line_that_ships_its_own_tokenizer(tmp_path):
+    from typer.testing import CliRunner
+
+    from compress.cli import app
+
+    ckpt, eval_csv, recipe = _run_inputs(tmp_path)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(ckpt), "--out", str(out), "--eval-data", str(eval_csv), "--recipe", str(recipe),
+                                      "--threads", "1"])
+    if isinstance(result.exception, ModuleNotFoundError) and "optimum" in str(result.exception):
+        pytest.skip("this branch's exporter still imports optimum (the transformers-5 export port replaces it)")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    names = [v["name"] for v in report["variants"]]
+    assert names == ["onnx-fp32", "onnx-int8-dynamic", "trimmed-onnx-fp32", "trimmed-onnx-int8-dynamic"]
+    assert all(v.get("error") is None for v in report["variants"]), report["variants"]
+    trimming = report["trimming"]
+    assert trimming["vocab_after"] < trimming["vocab_before"] and trimming["corpus_fallback_rate"] == 0
+    trimmed = next(v for v in report["variants"] if v["name"] == "trimmed-onnx-fp32")
+    assert trimmed["settings"]["trimming"]["vocab_after"] == trimming["vocab_after"]
+    assert trimmed["params"] < report["variants"][0]["params"]
+    folder = out / trimmed["path"]
+    assert len(AutoTokenizer.from_pretrained(folder)) == trimming["vocab_after"]
+    assert json.loads((folder / "config.json").read_text())["vocab_size"] == trimming["vocab_after"]

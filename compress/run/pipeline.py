@@ -143,7 +143,7 @@ def _resolved(ctx: RunContext) -> Recipe:
 
 def _subjects(baseline: Built, results: list[Built | Entry]) -> list[Subject]:
     built = [baseline, *(r for r in results if isinstance(r, Built))]
-    return [Subject(b.entry.name, target, opener) for b in built for target, opener in b.open.items()]
+    return [Subject(b.entry.name, target, opener, b.evaluation) for b in built for target, opener in b.open.items()]
 
 
 def _timed(ctx: RunContext, built: Built, timings: dict[tuple[str, str], Timing | str]) -> Entry:
