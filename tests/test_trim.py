@@ -65,7 +65,18 @@ def unigram() -> PreTrainedTokenizerFast:
                                    model_input_names=["input_ids", "attention_mask"])
 
 
-TOKENIZERS = {"wordpiece": wordpiece, "byte-bpe": byte_bpe, "unigram": unigram}
+def unigram_byte_fallback() -> PreTrainedTokenizerFast:
+    """Llama 2 / Gemma style SentencePiece: characters outside the vocabulary become <0xNN> byte pieces."""
+    data = tokenizer_json(unigram())
+    data["model"]["vocab"] += [[f"<0x{b:02X}>", -20.0] for b in range(256)]
+    data["model"]["byte_fallback"] = True
+    backend = Tokenizer.from_str(json.dumps(data))
+    backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>",
+                                   bos_token="<s>", eos_token="</s>", model_input_names=["input_ids", "attention_mask"])
+
+
+TOKENIZERS = {"wordpiece": wordpiece, "byte-bpe": byte_bpe, "unigram": unigram, "unigram-bytes": unigram_byte_fallback}
 
 
 def classifier(tokenizer) -> BertForSequenceClassification:
@@ -135,6 +146,15 @@ def test_special_tokens_are_kept_and_renumbered(trimmed):
             assert getattr(new, name) == token
             assert new.convert_tokens_to_ids(token) == result.kept_ids.index(tokenizer.convert_tokens_to_ids(token))
     assert len(new) == result.vocab_after
+
+
+def test_byte_pieces_are_kept_so_unseen_characters_still_fall_back_to_bytes():
+    tokenizer = unigram_byte_fallback()
+    result = trim(classifier(tokenizer), tokenizer, CORPUS, TrimConfig(keep_top_n=0))
+    text = "a great film, très bien"  # "è" is in no training text: UTF-8 bytes <0xC3><0xA8>
+    assert "<0xC3>" in tokens(tokenizer, text)
+    assert tokens(result.tokenizer, text)[-8:] == tokens(tokenizer, text)[-8:]
+    assert result.tokenizer.decode(result.tokenizer(text)["input_ids"], skip_special_tokens=True) == text
 
 
 def test_top_n_keeps_the_most_frequent_pieces():
