@@ -35,7 +35,7 @@ class Built:
     entry: Entry                                   # without latency yet
     scored: Scored
     open: dict[str, Callable[[], Any]] = field(default_factory=dict)   # target -> what the evaluation times
-    evaluation: Any = None   # what times it, when not the run's (a line with its own tokenizer: compress.run.trim_stage)
+    ctx: Any = None   # the line's own RunContext (its tokenizer times and packages it), when not the run's: trim_stage
 
 
 class Builder:
@@ -127,7 +127,7 @@ class Builder:
                       peak_memory_mb=peak(), size_bytes=onnx_size(path), params=onnx_params(path), graph=graph,
                       settings=settings, targets=targets, noise=noise, size_breakdown=breakdown, analysis=analysis)
         _write_manifest(folder, entry, source, ctx)
-        return Built(entry, scored, opens, None if line.ctx is None else ctx.evaluation)
+        return Built(entry, scored, opens, line.ctx)
 
     def _details(self, scored: Scored, baseline: Scored | None) -> tuple[Noise | None, Analysis | None]:
         """Noise and what changed, where the task's evaluation computes them (an evaluation without `details`: none)."""
