@@ -36,7 +36,8 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 def wordpiece() -> BertTokenizer:
     words = sorted({w.strip(",") for text in TRAINING for w in text.split()})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", *LETTERS, *(f"##{c}" for c in LETTERS), *words]
+    # [CLS] / [SEP] / [MASK] last, so trimming renumbers them (and the post-processor's ids).
+    vocab = ["[PAD]", "[UNK]", ",", *LETTERS, *(f"##{c}" for c in LETTERS), *words, "[CLS]", "[SEP]", "[MASK]"]
     return BertTokenizer(vocab={p: i for i, p in enumerate(dict.fromkeys(vocab))})
 
 
@@ -50,6 +51,19 @@ def byte_bpe() -> PreTrainedTokenizerFast:
                                                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
                                    pad_token="<|endoftext|>", model_input_names=["input_ids", "attention_mask"])
+
+
+def roberta_bpe() -> PreTrainedTokenizerFast:
+    """RoBERTa style: byte-level BPE whose post-processor (RobertaProcessing) holds the <s> / </s> ids itself."""
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    backend.decoder = decoders.ByteLevel()
+    backend.train_from_iterator(TRAINING * 3, trainers.BpeTrainer(vocab_size=500, special_tokens=["<pad>", "<unk>"],
+                                                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    backend.add_special_tokens(["<s>", "</s>"])  # past the trained vocabulary, so trimming renumbers them
+    backend.post_processor = processors.RobertaProcessing(("</s>", backend.token_to_id("</s>")), ("<s>", backend.token_to_id("<s>")))
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+                                   cls_token="<s>", sep_token="</s>", model_input_names=["input_ids", "attention_mask"])
 
 
 def unigram() -> PreTrainedTokenizerFast:
@@ -76,7 +90,7 @@ def unigram_byte_fallback() -> PreTrainedTokenizerFast:
                                    bos_token="<s>", eos_token="</s>", model_input_names=["input_ids", "attention_mask"])
 
 
-TOKENIZERS = {"wordpiece": wordpiece, "byte-bpe": byte_bpe, "unigram": unigram, "unigram-bytes": unigram_byte_fallback}
+TOKENIZERS = {"wordpiece": wordpiece, "byte-bpe": byte_bpe, "roberta-bpe": roberta_bpe, "unigram": unigram, "unigram-bytes": unigram_byte_fallback}
 
 
 def classifier(tokenizer) -> BertForSequenceClassification:
