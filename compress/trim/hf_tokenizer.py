@@ -55,4 +55,6 @@ def trim_tokenizer(tokenizer: PreTrainedTokenizerBase, kept: Sequence[int]) -> P
     with tempfile.TemporaryDirectory(prefix="trim-tokenizer-") as tmp:
         tokenizer.save_pretrained(tmp)
         rewrite_folder(Path(tmp), kept)
-        return AutoTokenizer.from_pretrained(tmp)
+        trimmed = AutoTokenizer.from_pretrained(tmp)
+    trimmed.name_or_path = tokenizer.name_or_path  # not the temporary folder, which is gone
+    return trimmed
