@@ -338,6 +338,7 @@ def test_run_with_a_trim_recipe_adds_a_trimmed_line_that_ships_its_own_tokenizer
     trimmed = next(v for v in report["variants"] if v["name"] == "trimmed-onnx-fp32")
     assert trimmed["settings"]["trimming"]["vocab_after"] == trimming["vocab_after"]
     assert trimmed["params"] < report["variants"][0]["params"]
+    assert "Trimmed line: 80 of 88 vocabulary entries" in (out / "report.md").read_text()
     folder = out / trimmed["path"]
     assert len(AutoTokenizer.from_pretrained(folder)) == trimming["vocab_after"]
     assert json.loads((folder / "config.json").read_text())["vocab_size"] == trimming["vocab_after"]
