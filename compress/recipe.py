@@ -21,6 +21,7 @@ from compress.seeding import DEFAULT_SEED
 from compress.tasks.causal_lm.spec import LMSpec
 from compress.tasks.question_answering.spec import QASpec
 from compress.tasks.translation.spec import TranslationSpec
+from compress.trim.config import TrimConfig
 
 
 class Strict(BaseModel):
@@ -98,6 +99,19 @@ class QATSpec(QATConfig, _Section):
         return QATConfig(**settings)
 
 
+@dataclasses.dataclass(frozen=True)
+class TrimSpec(TrimConfig, _Section):
+    """`trim:` = `compress.trim.TrimConfig` plus whether it is on and which texts are the corpus: adds a `trimmed-` line
+    (the last line's model with its vocabulary cut to what the corpus uses plus a safety set, and its own tokenizer)."""
+    enabled: bool = True
+    corpus: Annotated[Literal["train", "calibration"], Field(description=(
+        "texts whose tokens are kept: train (the training/calibration file, all of it) or calibration (the sampled "
+        "quantize.static.num_samples texts)"))] = "train"
+
+    def to_config(self) -> TrimConfig:
+        return TrimConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrimConfig)})
+
+
 class ValidateSpec(Strict):
     threads: int | None = Field(None, ge=1, description="intra-op threads for every latency run (default: all cores, at most 4)")
     latency_samples: int = Field(200, ge=5, description="eval texts timed one by one at batch 1 (in each round)")
@@ -144,6 +158,7 @@ class Recipe(Strict):
     distill: DistillSpec | None = None
     qat: QATSpec | None = None
     search: SearchSpec | None = Field(None, description="build the searched mixed-precision variant (compress.search)")
+    trim: TrimSpec | None = None
     export: ExportSpec = ExportSpec()
     lm: LMSpec = Field(LMSpec(), description="causal-lm task only: evaluation, calibration and variants")
     qa: QASpec = Field(QASpec(), description="question-answering task only: columns, windows, post-processing, timing")
@@ -188,11 +203,17 @@ class Recipe(Strict):
         if self.search is not None and self.task not in ("text-classification", "causal-lm"):
             raise CompressError(f"search: is implemented for text-classification and causal-lm, not {self.task}",
                                 "remove search: from the recipe")
+        if self.task == "causal-lm" and self.trim is not None and self.trim.enabled:
+            raise CompressError("vocabulary trimming is implemented for text classifiers only (a trimmed tokenizer splits "
+                                "words outside the corpus into more tokens, so per-token perplexity is not comparable)",
+                                "remove trim: from a causal-lm recipe")
         from compress.run.targets import parse_targets
 
         self.targets = parse_targets(",".join(self.targets))
         if self.prune is not None:
             self.prune.to_config()
+        if self.trim is not None:
+            self.trim.to_config()
         if self.distill is not None:
             if self.prune is None:
                 raise CompressError("the recipe has a distill stage but no prune stage", "add a prune: section, or remove distill:")
@@ -235,7 +256,7 @@ class Recipe(Strict):
         return validate_recipe(data, "the command line", flags or {})
 
 
-SECTIONS = {"prune": PruneSpec, "distill": DistillSpec, "qat": QATSpec}
+SECTIONS = {"prune": PruneSpec, "distill": DistillSpec, "qat": QATSpec, "trim": TrimSpec}
 
 
 def default_of(path: str) -> Any:

@@ -85,6 +85,12 @@ def markdown(report: dict, plot_name: str | None) -> str:
                   f"heads per layer {p['heads_per_layer']}, FFN neurons per layer {p['neurons_per_layer']}"
                   + (f", dropped layers {p['dropped_layers']}" if p["dropped_layers"] else "")
                   + ("; distilled from the float model" if p.get("distilled") else "") + "."]
+    if report.get("trimming"):
+        t = report["trimming"]
+        lines += ["", (f"Trimmed line: {t['vocab_after']:,} of {t['vocab_before']:,} vocabulary entries kept ({t['kept_fraction']:.0%}; "
+                       f"the {t['corpus']} texts' tokens plus the safety set, top {t['keep_top_n']}), "
+                       f"{t['params_after'] / 1e6:.2f}M of {t['params_before'] / 1e6:.2f}M parameters; "
+                       f"{t['eval_fallback_rate']:.1%} of the eval tokens fall back to smaller pieces (words outside the corpus).")]
     lines += _qat_lines(report)
     timing = report["baseline"]["latency_ms"]
     lines += ["", (f"Latency: batch 1, median over {timing['rounds']} interleaved rounds of the p50 over {timing['runs']} timed "

@@ -41,6 +41,7 @@ class Built:
     entry: Entry                                   # without latency yet
     scored: Scored
     open: dict[str, Callable[[], Any]] = field(default_factory=dict)   # target -> what the evaluation times
+    ctx: Any = None   # the line's own RunContext (its tokenizer times and packages it), when not the run's: trim_stage
 
 
 class Builder:
@@ -86,7 +87,8 @@ class Builder:
 
     def build(self, variant: Variant, line: Line) -> Built | Entry:
         """The variant's folder, scored on every target it is measured on; a failed Entry when it cannot be built."""
-        ctx, task = self.ctx, self.ctx.task
+        ctx = line.ctx or self.ctx   # a line with its own tokenizer encodes, exports, calibrates and scores with it
+        task = ctx.task
         name = line.prefix + variant.name
         settings = {**variant.settings(ctx), **line.settings}
         source = None
@@ -124,7 +126,7 @@ class Builder:
         for target in ctx.targets.measured[1:]:
             if target.name in variant.targets:
                 result, opener = self._guarded(f"{name} on {target.name}",
-                                               lambda t=target: self._on_target(path, name, variant, t))
+                                               lambda t=target: self._on_target(path, name, variant, t, ctx))
                 targets[target.name] = result
                 if opener is not None:
                     opens[target.name] = opener
@@ -134,7 +136,7 @@ class Builder:
                       graph=graph,
                       settings=settings, targets=targets, noise=noise, size_breakdown=breakdown, analysis=analysis)
         _write_manifest(folder, entry, source, ctx)
-        return Built(entry, scored, opens)
+        return Built(entry, scored, opens, line.ctx)
 
     def _details(self, scored: Scored, baseline: Scored | None) -> tuple[Noise | None, Analysis | None]:
         """Noise and what changed, where the task's evaluation computes them (an evaluation without `details`: none)."""
@@ -147,9 +149,9 @@ class Builder:
             warn(f"noise and flipped examples left out: {_message(err)}")
             return None, None
 
-    def _on_target(self, path: Path, name: str, variant: Variant, target) -> tuple[TargetResult, Callable[[], Any]]:
+    def _on_target(self, path: Path, name: str, variant: Variant, target, ctx: RunContext
+                   ) -> tuple[TargetResult, Callable[[], Any]]:
         """Scored on `target`; the runner stays open for the timing rounds (a TensorRT engine takes minutes to build)."""
-        ctx = self.ctx
         with peak_memory(target.device) as peak:
             runner = ctx.task.open_onnx(path, ctx.threads, target, variant.precision, ctx)
             scored = ctx.evaluation.score(runner, f"{name} on {target.name}")

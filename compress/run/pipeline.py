@@ -101,7 +101,8 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
         if wants_package(recipe):
             with steps("package"):
                 chosen = next((v for v in variants if v.name == selection.name), None)
-                section, mobile = package_selected(stage, ctx, chosen, baseline.scored)
+                own = next((r.ctx for r in results if isinstance(r, Built) and r.entry.name == selection.name and r.ctx), ctx)
+                section, mobile = package_selected(stage, own, chosen, baseline.scored)
                 sections["package"] = section
                 if mobile is not None:
                     variants = [dataclasses.replace(v, targets={**v.targets, "mobile": mobile}) if v is chosen else v
@@ -143,7 +144,7 @@ def _resolved(ctx: RunContext) -> Recipe:
 
 def _subjects(baseline: Built, results: list[Built | Entry]) -> list[Subject]:
     built = [baseline, *(r for r in results if isinstance(r, Built))]
-    return [Subject(b.entry.name, target, opener) for b in built for target, opener in b.open.items()]
+    return [Subject(b.entry.name, target, opener, b.ctx and b.ctx.evaluation) for b in built for target, opener in b.open.items()]
 
 
 def _timed(ctx: RunContext, built: Built, timings: dict[tuple[str, str], Timing | str]) -> Entry:

@@ -35,6 +35,7 @@ class Line:
     settings: dict[str, Any] = field(default_factory=dict)   # recorded in every variant of the line (e.g. pruning)
     built: dict[str, Path] = field(default_factory=dict)     # kind -> model.onnx
     scratch: dict[str, Any] = field(default_factory=dict)    # what variants of the line share (e.g. a SmoothQuant-ed export)
+    ctx: Any = None   # the line's own RunContext when its model needs its own tokenizer (the trimmed line); None: the run's
 
     def close(self) -> None:
         """Remove the line's scratch space (temporary folders the variants shared)."""
