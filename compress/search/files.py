@@ -28,14 +28,11 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def private_view(src: Path, folder: Path) -> Path:
-    """`src` (and its external data) linked into `folder`: ORT's quantize_dynamic writes `<stem>-inferred.onnx`
+    """`src` (and its external data) copied into `folder`: ORT's quantize_dynamic writes `<stem>-inferred.onnx`
     beside its input and deletes it, so candidates quantized in parallel from one source would delete each
-    other's file. Symbolic links where the OS allows them, copies otherwise."""
+    other's file. Copies, not links: onnx >= 1.21 refuses external data reached through a symbolic or hard link
+    (the CVE-2026-27489 / -34446 fixes)."""
     folder.mkdir(parents=True, exist_ok=True)
     for file in model_files(src):
-        target = folder / file.name
-        try:
-            os.symlink(file.resolve(), target)
-        except OSError:
-            shutil.copyfile(file, target)
+        shutil.copyfile(file, folder / file.name)
     return folder / src.name
