@@ -99,7 +99,9 @@ def _sample(model_dir: Path) -> tuple:
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     model.set_attn_implementation("eager")
-    inputs = dict(AutoTokenizer.from_pretrained(model_dir)("a sample review, long enough to trace", return_tensors="pt"))
+    # Two texts of different lengths: the dynamo exporter fixes any axis it sees at size 1 (batch 1 would stay 1).
+    texts = ["a sample review, long enough to trace", "and a second, shorter one"]
+    inputs = dict(AutoTokenizer.from_pretrained(model_dir)(texts, padding=True, return_tensors="pt"))
     return model, inputs, torch
 
 
