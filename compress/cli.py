@@ -120,7 +120,7 @@ def _guarded(out: Path, force: bool, inputs: list[Any]) -> Iterator[None]:
 RUN_FLAGS = {"max_accuracy_drop": "--max-accuracy-drop", "validate.threads": "--threads", "seed": "--seed",
              "quantize.static.calibration_method": "--calib-method", "task": "--task", "targets": "--target",
              "package.ort_format": "--package-mobile", "package.fixed_shape": "--fixed-shape", "precisions": "--precision",
-             "export.opset": "--opset", "optimize.enabled": "--optimize", "search": "--search", "search.executor": "--executor"}
+             "export.opset": "--opset", "optimize.enabled": "--no-optimize", "search": "--search", "search.executor": "--executor"}
 
 
 @app.command()
@@ -149,14 +149,14 @@ def run(
     package_mobile: bool = typer.Option(False, "--package-mobile", help="Package the selected variant in ORT format with the reduced-operator build config (package/)."),
     fixed_shape: str | None = typer.Option(None, help="Also package a fixed-shape model BATCH,SEQUENCE (e.g. 1,128) for NPUs/delegates."),
     seed: int | None = typer.Option(None, show_default=_d("seed"), help="Seed of calibration sampling and every random choice of QAT and distillation."),
-    precision: list[Precision] | None = typer.Option(None, show_default="every precision the task offers", help=(
+    precision: list[Precision] | None = typer.Option(None, metavar="int8|int4|fp16", show_default="every precision the task offers", help=(
         "Build only variants of this precision (repeat for several: --precision int8 --precision int4); "
         "the fp32 export and its fused graph are always built.")),
     device: Device | None = typer.Option(None, show_default="cpu", help=(
         "Shortcut for --target: cpu, or cuda (= --target cuda,cpu: selection on the GPU, CPU figures alongside).")),
     opset: int | None = typer.Option(None, show_default="the exporter's default", help="ONNX opset of the export (14 or newer)."),
-    optimize: bool | None = typer.Option(None, "--optimize/--no-optimize", show_default=str(default_of("optimize.enabled")).lower(),
-                                         help="Build the ONNX Runtime-fused fp32 graph (attention, LayerNorm, GELU fusions)."),
+    no_optimize: bool = typer.Option(False, "--no-optimize", help=(
+        "Skip the ONNX Runtime-fused fp32 graph (attention, LayerNorm, GELU fusions); variants then start from the plain export.")),
     search: bool = typer.Option(False, "--search", help=(
         "Also search per-layer mixed precision within the budget (onnx-int8-searched; onnx-int4-searched for causal LMs): "
         "sensitivity of every MatMul, then greedy + bisection, each step measured (recipe search:).")),
@@ -200,7 +200,7 @@ def run(
             "package.ort_format": True if package_mobile else None,
             "package.fixed_shape": {"batch": shape[0], "sequence": shape[1]} if shape else None,
             "precisions": [p.value for p in precision] if precision else None, "export.opset": opset,
-            "optimize.enabled": optimize, "search": {} if (search or executor) and spec.search is None else None,
+            "optimize.enabled": False if no_optimize else None, "search": {} if (search or executor) and spec.search is None else None,
             "search.executor": executor.value if executor else None}, RUN_FLAGS)
         if model is None:
             options = options_from_recipe(spec, out, force)

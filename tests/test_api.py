@@ -1,5 +1,5 @@
 """The Python API: the README's example runs as written (paths swapped for a tiny model), a recipe written by a run
-re-runs it with no other input, and the CLI shortcuts (--precision, --device, --opset, --optimize) reach the recipe."""
+re-runs it with no other input, and the CLI shortcuts (--precision, --device, --opset, --no-optimize) reach the recipe."""
 from __future__ import annotations
 
 import json

@@ -70,7 +70,7 @@ def test_architecture_without_sequence_classification(ckpt, tmp_path, data_dir):
 
 def test_unknown_task(ckpt, tmp_path, data_dir):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("task: translation\n")
+    recipe.write_text("task: summarization\n")
     expect_error(run(ckpt, "--out", tmp_path / "o", "--eval-data", data_dir / "eval.csv", "--recipe", recipe), "unknown task")
 
 

@@ -42,12 +42,20 @@ class Perplexity:
     windows: tuple[tuple[np.ndarray, int], ...]
 
     def __call__(self, candidate) -> dict[str, float]:
-        from compress.tasks.causal_lm.calibration import decoder_feed, empty_past
+        from export.ort_lm import PAST_PREFIX, OnnxCausalLM, positions_from_mask
 
         session = proxy.session(candidate.path)
+        cached = any(i.name.startswith(PAST_PREFIX) for i in session.get_inputs())
+        model = OnnxCausalLM(candidate.path, threads=1) if cached else None  # the run's loop: prefill on a zero-length cache
         nll, count = 0.0, 0
         for ids, new in self.windows:
-            logits = session.run(["logits"], decoder_feed(session, ids, empty_past(session), 0))[0][0]
+            mask = np.ones_like(ids)
+            if model is not None:
+                logits = model.step(ids, mask, positions_from_mask(mask), model.empty_cache(1))[0][0]
+            else:  # a graph exported without a cache takes the whole window
+                names = {i.name for i in session.get_inputs()}
+                feed = {k: v for k, v in {"input_ids": ids, "attention_mask": mask}.items() if k in names}
+                logits = session.run(["logits"], feed)[0][0]
             n = min(new, ids.shape[1] - 1)
             logp = proxy.log_softmax(logits[-n - 1:-1].astype(np.float64))  # only the scored rows: a 262k vocabulary
             nll -= float(logp[np.arange(n), ids[0, -n:]].sum())
