@@ -54,9 +54,14 @@ def gemma_checkpoint(cache: Path) -> Path:
         gguf = assemble(gguf)
     if not (folder / "model.safetensors").exists():
         import torch
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM, GgufConfig
 
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # transformers 5 keeps GGUF weights packed unless asked to dequantize; dequantized, the model is dense fp32, but
+        # still marked GGUF-quantized, which save_pretrained refuses: the marks go.
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
+                                                     quantization_config=GgufConfig(gguf_file=gguf.name, dequantize=True))
+        model.hf_quantizer = None
+        model.config.__dict__.pop("quantization_config", None)
         model.save_pretrained(folder)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model"):
         (folder / name).unlink(missing_ok=True)

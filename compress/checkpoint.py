@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from compress.console import warn
@@ -19,6 +20,9 @@ from compress.errors import CompressError
 from compress.tasks import Task
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+# transformers 5 builds an empty tokenizer (special tokens only) for a folder with none of these, instead of failing
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+                   "sentencepiece.bpe.model")
 
 
 @dataclass
@@ -105,6 +109,10 @@ def load_config(source: str, trust_remote_code: bool = False) -> PretrainedConfi
                                 "if you trust its author, pass --trust-remote-code (compress run)") from err
         raise CompressError(f"unknown model architecture in {source}: {err}".splitlines()[0],
                             "use a model type transformers knows (bert, distilbert, roberta, gpt2, ...) or upgrade transformers") from err
+    except StrictDataclassFieldValidationError as err:  # transformers 5 configs check each field's type
+        raise CompressError(f"{source}: config.json is invalid: {' '.join(str(err).split())}",
+                            "give that field a value of the type named (or remove it to take the architecture's default) "
+                            "and save the checkpoint again") from err
     except OSError as err:
         raise CompressError(f"'{source}' is not a local folder and could not be fetched from the hub: {err}".splitlines()[0],
                             "pass a local checkpoint folder, or check the model id and your network") from err
@@ -117,6 +125,8 @@ def load_checkpoint(source: str, task: Task, trust_remote_code: bool = False) ->
     where = str(path) if path.exists() else source
     task.check_architecture(config, source)
     try:
+        if path.is_dir() and not any((path / name).exists() for name in TOKENIZER_FILES):
+            raise FileNotFoundError(f"none of {', '.join(TOKENIZER_FILES)}")
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
     except Exception as err:
         raise CompressError(f"no usable tokenizer in {source} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})",

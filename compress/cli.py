@@ -34,6 +34,9 @@ CalibMethod = enum.Enum("CalibMethod", {m: m for m in get_args(StaticSpec.model_
 TaskName = enum.Enum("TaskName", {name: name for name in TASK_NAMES}, type=str)
 LogLevel = enum.Enum("LogLevel", {n: n for n in ("error", "warning", "info", "debug")}, type=str)
 TARGET_NAMES = ("cpu", "cuda", "tensorrt", "mobile")
+Precision = enum.Enum("Precision", {n: n for n in ("int8", "int4", "fp16")}, type=str)
+Device = enum.Enum("Device", {n: n for n in ("cpu", "cuda")}, type=str)
+Executor = enum.Enum("Executor", {n: n for n in ("process", "inline", "ray")}, type=str)
 DEMO_CACHE = Path(os.environ.get("EDGE_COMPRESS_CACHE", Path.home() / ".cache" / "edge-compress"))
 
 
@@ -93,7 +96,7 @@ def main_options(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also the libraries' info messages (same as --log-level info)."),
     log_level: LogLevel | None = typer.Option(None, "--log-level", help=_h(
         "error, warning, info or debug: for compress's own lines and, through their own log controls, transformers, "
-        "optimum, onnxruntime and torch [default: info for compress, warning for the libraries]")),
+        "onnxruntime and torch [default: info for compress, warning for the libraries]")),
 ) -> None:
     """Compress a fine-tuned Hugging Face transformer into a small, fast, validated ONNX model."""
     if quiet and verbose:
@@ -116,15 +119,19 @@ def _guarded(out: Path, force: bool, inputs: list[Any]) -> Iterator[None]:
 
 RUN_FLAGS = {"max_accuracy_drop": "--max-accuracy-drop", "validate.threads": "--threads", "seed": "--seed",
              "quantize.static.calibration_method": "--calib-method", "task": "--task", "targets": "--target",
-             "package.ort_format": "--package-mobile", "package.fixed_shape": "--fixed-shape"}
+             "package.ort_format": "--package-mobile", "package.fixed_shape": "--fixed-shape", "precisions": "--precision",
+             "export.opset": "--opset", "optimize.enabled": "--no-optimize", "search": "--search", "search.executor": "--executor"}
 
 
 @app.command()
 @_command
 def run(
-    model: str = typer.Argument(..., help="Fine-tuned checkpoint folder (config.json, tokenizer, weights), or a hub id when online."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder: variants/, report.json, report.md, report.png."),
-    eval_data: str = typer.Option(..., "--eval-data", help=_h("Labelled eval set: .csv, .tsv or .jsonl file, or a `datasets` name[:config[:split]].")),
+    model: str | None = typer.Argument(None, show_default=False, help=(
+        "Fine-tuned checkpoint folder (config.json, tokenizer, weights), or a hub id when online. "
+        "May be left out with --recipe OUT/recipe.yaml of an earlier run, which names its model and data.")),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: variants/, report.json, report.md, report.html."),
+    eval_data: str | None = typer.Option(None, "--eval-data", show_default=False, help=_h(
+        "Labelled eval set: .csv, .tsv or .jsonl file, or a `datasets` name[:config[:split]] (the recipe's data.eval when left out).")),
     text_column: str | None = typer.Option(None, help="Column holding the text (default: guess text/sentence/content/...)."),
     label_column: str | None = typer.Option(None, help="Column holding the label: ids, or names from the model's label2id (default: guess label/intent/...)."),
     calib_data: str | None = typer.Option(None, help="Texts for static-int8 calibration (default: train.* beside the eval file, else the eval texts)."),
@@ -142,6 +149,19 @@ def run(
     package_mobile: bool = typer.Option(False, "--package-mobile", help="Package the selected variant in ORT format with the reduced-operator build config (package/)."),
     fixed_shape: str | None = typer.Option(None, help="Also package a fixed-shape model BATCH,SEQUENCE (e.g. 1,128) for NPUs/delegates."),
     seed: int | None = typer.Option(None, show_default=_d("seed"), help="Seed of calibration sampling and every random choice of QAT and distillation."),
+    precision: list[Precision] | None = typer.Option(None, metavar="int8|int4|fp16", show_default="every precision the task offers", help=(
+        "Build only variants of this precision (repeat for several: --precision int8 --precision int4); "
+        "the fp32 export and its fused graph are always built.")),
+    device: Device | None = typer.Option(None, show_default="cpu", help=(
+        "Shortcut for --target: cpu, or cuda (= --target cuda,cpu: selection on the GPU, CPU figures alongside).")),
+    opset: int | None = typer.Option(None, show_default="the exporter's default", help="ONNX opset of the export (14 or newer)."),
+    no_optimize: bool = typer.Option(False, "--no-optimize", help=(
+        "Skip the ONNX Runtime-fused fp32 graph (attention, LayerNorm, GELU fusions); variants then start from the plain export.")),
+    search: bool = typer.Option(False, "--search", help=(
+        "Also search per-layer mixed precision within the budget (onnx-int8-searched; onnx-int4-searched for causal LMs): "
+        "sensitivity of every MatMul, then greedy + bisection, each step measured (recipe search:).")),
+    executor: Executor | None = typer.Option(None, show_default="process", help=(
+        "Where --search runs its candidates: a local process pool, inline, or a Ray cluster (pip install 'edge-compress[ray]').")),
     force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the checkpoint (only for checkpoints you trust)."),
 ) -> None:
@@ -150,25 +170,44 @@ def run(
     Text classifiers: accuracy-scored fp32, fused, int8 dynamic and int8 static variants (plus a pruned line when the
     recipe has prune:, and an onnx-int8-qat variant per line when it has qat:).  Causal LMs (--task causal-lm, eval
     data = plain text): KV-cache export, int8 and int4 variants scored by perplexity (the budget is then in perplexity
-    points), token agreement and generation speed.  Exit status 3: the run finished, but no variant qualified.
+    points), token agreement and generation speed.  Translation (--task translation, eval data = source/target
+    pairs; without targets, agreement with the float model only): encoder + decoder-with-cache export, int8 dynamic and
+    static of both graphs, scored by BLEU/chrF, exact match with the float model, encoder ms and decode ms/token.
+    Exit status 3: the run finished, but no variant qualified.
     """
     import json
 
     from compress.recipe import load_recipe
-    from compress.run.pipeline import RunOptions
+    from compress.run.pipeline import RunOptions, options_from_recipe
     from compress.run.pipeline import run as run_pipeline
     from compress.run.targets import parse_fixed_shape, parse_targets
 
+    if target is not None and device is not None:
+        _fail(CompressError("--target and --device both say where to validate", "pass one of them"))
+    if (model is None) != (eval_data is None):
+        _fail(CompressError("MODEL and --eval-data go together", "pass both, or neither with --recipe OUT/recipe.yaml of an earlier run"))
+    if model is None and recipe is None:
+        _fail(CompressError("no MODEL given", "pass MODEL and --eval-data, or --recipe OUT/recipe.yaml of an earlier run"))
+    targets = parse_targets(target) if target is not None else ["cuda", "cpu"] if device and device.value == "cuda" else \
+        ["cpu"] if device else None
     with _guarded(out, force, [model, eval_data, calib_data, recipe]):
         spec = load_recipe(str(recipe) if recipe else None)
         shape = parse_fixed_shape(fixed_shape) if fixed_shape is not None else None
         spec = spec.with_overrides({
             "max_accuracy_drop": max_accuracy_drop, "validate.threads": threads, "seed": seed,
             "quantize.static.calibration_method": calib_method.value if calib_method else None,
-            "task": task.value if task else None, "targets": parse_targets(target) if target is not None else None,
+            "task": task.value if task else None, "targets": targets,
             "package.ort_format": True if package_mobile else None,
-            "package.fixed_shape": {"batch": shape[0], "sequence": shape[1]} if shape else None}, RUN_FLAGS)
-        run_pipeline(RunOptions(model, out, eval_data, text_column, label_column, calib_data, force, trust_remote_code), spec)
+            "package.fixed_shape": {"batch": shape[0], "sequence": shape[1]} if shape else None,
+            "precisions": [p.value for p in precision] if precision else None, "export.opset": opset,
+            "optimize.enabled": False if no_optimize else None, "search": {} if (search or executor) and spec.search is None else None,
+            "search.executor": executor.value if executor else None}, RUN_FLAGS)
+        if model is None:
+            options = options_from_recipe(spec, out, force)
+            options.trust_remote_code = trust_remote_code
+        else:
+            options = RunOptions(model, out, eval_data, text_column, label_column, calib_data, force, trust_remote_code)
+        run_pipeline(options, spec)
     report = json.loads((out / "report.json").read_text())
     if report.get("selected") is None:
         error(f"no variant qualified: {report.get('selection_reason', '')}; every result is in {out / 'report.json'}",
@@ -223,7 +262,7 @@ QAT_FLAGS = {"qat.epochs": "--epochs", "qat.max_steps": "--max-steps", "qat.lear
 @_command
 def qat(
     model: str = typer.Argument(..., help="Fine-tuned classifier checkpoint folder (a pruned one from `compress prune` too)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the int8 ONNX model (loadable by ORTModelForSequenceClassification)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the int8 ONNX model (onnxruntime and ExportedModel load it)."),
     data: str = typer.Option(..., "--data", help="Training texts (.csv/.tsv/.jsonl); labels are used when --label-weight > 0 and present."),
     epochs: float | None = typer.Option(None, show_default=_d("qat.epochs"), help="Training epochs (distillation from the float model)."),
     max_steps: int | None = typer.Option(None, show_default=_d("qat.max_steps"), help="Stop after this many steps (overrides --epochs)."),
@@ -253,14 +292,14 @@ def qat(
 @app.command()
 @_command
 def generate(
-    path: Path = typer.Argument(..., help="A `compress run --task causal-lm` OUT folder (its selected variant is used) or a variant folder."),
-    prompt: str = typer.Argument(..., help="Text to continue."),
+    path: Path = typer.Argument(..., help="A `compress run --task causal-lm` or `--task translation` OUT folder (its selected variant is used) or a variant folder."),
+    prompt: str = typer.Argument(..., help="Text to continue (translation: the source sentence)."),
     max_new_tokens: int = typer.Option(64, help="Tokens to generate."),
     threads: int | None = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads."),
     sample: bool = typer.Option(False, "--sample", help="Sample instead of greedy decoding."),
     temperature: float = typer.Option(0.8, help="Sampling temperature (with --sample), > 0."),
 ) -> None:
-    """Run a compressed causal LM on PROMPT, streaming tokens as they are generated."""
+    """Run a compressed causal LM on PROMPT, streaming tokens as they are generated; a translation model translates PROMPT."""
     from compress.commands.generate import generate as generate_text
 
     generate_text(path, prompt, max_new_tokens, threads, greedy=not sample, temperature=temperature)

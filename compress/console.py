@@ -83,7 +83,7 @@ _level = {"own": LEVELS["info"]}
 def set_verbosity(level: str | None) -> None:
     """`--log-level`: compress's own lines at `level`, and the libraries through their own controls: transformers'
     and huggingface_hub's verbosity (read from the environment when they are imported, so set before), Python
-    logging for optimum and torch, and onnxruntime's default logger severity.  None: compress at info, the
+    logging for torch, onnxscript and accelerate, and onnxruntime's default logger severity.  None: compress at info, the
     libraries at their defaults (warning)."""
     import logging
     import os
@@ -93,7 +93,7 @@ def set_verbosity(level: str | None) -> None:
         return
     os.environ["TRANSFORMERS_VERBOSITY"] = level
     os.environ["HF_HUB_VERBOSITY"] = level
-    for name in ("optimum", "torch", "onnxscript", "accelerate"):
+    for name in ("torch", "onnxscript", "accelerate"):
         logging.getLogger(name).setLevel(LEVELS[level])
     if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging

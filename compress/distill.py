@@ -134,7 +134,7 @@ def distill(
             max_steps=config.max_steps,
             learning_rate=config.learning_rate,
             lr_scheduler_type=config.lr_scheduler_type,
-            warmup_ratio=config.warmup_ratio,
+            warmup_steps=config.warmup_ratio,  # transformers 5: a float in [0, 1) is the share of the steps
             weight_decay=config.weight_decay,
             per_device_train_batch_size=config.batch_size,
             seed=config.seed,

@@ -51,5 +51,7 @@ class DistillConfig:
             raise DistillError("kl_weight, hidden_weight, label_weight must be >= 0 and not all 0.")
         if self.batch_size < 1 or self.learning_rate <= 0:
             raise DistillError("batch_size must be >= 1 and learning_rate > 0.")
+        if not 0 <= self.warmup_ratio < 1:
+            raise DistillError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1): the share of steps spent warming up.")
         if self.max_steps <= 0 and self.epochs <= 0:
             raise DistillError("Set epochs > 0 or max_steps > 0.")

@@ -9,7 +9,7 @@ from compress.quantize.presets import Int8Preset
 from export.hardware import CpuInfo
 from export.runtime import available_providers
 
-LIBRARIES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "onnxruntime-gpu")
+LIBRARIES = ("torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxscript", "onnx-ir")
 
 
 def library_versions() -> dict[str, str]:

@@ -16,9 +16,12 @@ from compress.distill_config import DistillConfig
 from compress.errors import CompressError
 from compress.prune.config import PruneConfig
 from compress.qat.config import QATConfig
+from compress.search.config import SearchSpec
 from compress.seeding import DEFAULT_SEED
 from compress.tasks.causal_lm.spec import LMSpec
 from compress.tasks.question_answering.spec import QASpec
+from compress.tasks.translation.spec import TranslationSpec
+from compress.trim.config import TrimConfig
 
 
 class Strict(BaseModel):
@@ -26,7 +29,7 @@ class Strict(BaseModel):
 
 
 class ExportSpec(Strict):
-    opset: int | None = Field(None, description="ONNX opset; None lets optimum choose per architecture")
+    opset: int | None = Field(None, ge=14, description="ONNX opset (--opset); None: 17 for single-graph exports (export.onnx_export.DEFAULT_OPSET), the exporter's own for causal LMs")
     parity_atol: float = Field(1e-3, description="max |ONNX - PyTorch| logit difference accepted after export")
 
 
@@ -96,6 +99,19 @@ class QATSpec(QATConfig, _Section):
         return QATConfig(**settings)
 
 
+@dataclasses.dataclass(frozen=True)
+class TrimSpec(TrimConfig, _Section):
+    """`trim:` = `compress.trim.TrimConfig` plus whether it is on and which texts are the corpus: adds a `trimmed-` line
+    (the last line's model with its vocabulary cut to what the corpus uses plus a safety set, and its own tokenizer)."""
+    enabled: bool = True
+    corpus: Annotated[Literal["train", "calibration"], Field(description=(
+        "texts whose tokens are kept: train (the training/calibration file, all of it) or calibration (the sampled "
+        "quantize.static.num_samples texts)"))] = "train"
+
+    def to_config(self) -> TrimConfig:
+        return TrimConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrimConfig)})
+
+
 class ValidateSpec(Strict):
     threads: int | None = Field(None, ge=1, description="intra-op threads for every latency run (default: all cores, at most 4)")
     latency_samples: int = Field(200, ge=5, description="eval texts timed one by one at batch 1 (in each round)")
@@ -135,12 +151,19 @@ class Recipe(Strict):
     task: str = Field("text-classification", description="text-classification or causal-lm")
     max_accuracy_drop: float = Field(1.0, ge=0, description="points of the primary metric a variant may lose")
     seed: int = Field(DEFAULT_SEED, description="seeds calibration sampling and every random choice of the torch stages (QAT, distillation)")
+    precisions: list[Literal["int8", "int4", "fp16"]] | None = Field(None, description=(
+        "build only variants of these precisions (--precision); the fp32 export and its fused graph are always built, "
+        "every other variant starts from them. None: every precision the task and targets offer"))
     prune: PruneSpec | None = None
     distill: DistillSpec | None = None
     qat: QATSpec | None = None
+    search: SearchSpec | None = Field(None, description="build the searched mixed-precision variant (compress.search)")
+    trim: TrimSpec | None = None
     export: ExportSpec = ExportSpec()
     lm: LMSpec = Field(LMSpec(), description="causal-lm task only: evaluation, calibration and variants")
     qa: QASpec = Field(QASpec(), description="question-answering task only: columns, windows, post-processing, timing")
+    translation: TranslationSpec = Field(TranslationSpec(), description="translation task only: columns, decoding, timing, "
+                                                                       "int8 variants and their calibration")
     optimize: OptimizeSpec = OptimizeSpec()
     quantize: QuantizeSpec = QuantizeSpec()
     validate_: ValidateSpec = Field(ValidateSpec(), alias="validate")
@@ -177,11 +200,20 @@ class Recipe(Strict):
             raise CompressError("pruning is implemented for text classifiers only", "remove prune:/distill: from a causal-lm recipe")
         if self.task == "causal-lm" and self.qat is not None:
             raise CompressError("QAT is implemented for text classifiers only", "remove qat: from a causal-lm recipe")
+        if self.search is not None and self.task not in ("text-classification", "causal-lm"):
+            raise CompressError(f"search: is implemented for text-classification and causal-lm, not {self.task}",
+                                "remove search: from the recipe")
+        if self.task == "causal-lm" and self.trim is not None and self.trim.enabled:
+            raise CompressError("vocabulary trimming is implemented for text classifiers only (a trimmed tokenizer splits "
+                                "words outside the corpus into more tokens, so per-token perplexity is not comparable)",
+                                "remove trim: from a causal-lm recipe")
         from compress.run.targets import parse_targets
 
         self.targets = parse_targets(",".join(self.targets))
         if self.prune is not None:
             self.prune.to_config()
+        if self.trim is not None:
+            self.trim.to_config()
         if self.distill is not None:
             if self.prune is None:
                 raise CompressError("the recipe has a distill stage but no prune stage", "add a prune: section, or remove distill:")
@@ -224,7 +256,7 @@ class Recipe(Strict):
         return validate_recipe(data, "the command line", flags or {})
 
 
-SECTIONS = {"prune": PruneSpec, "distill": DistillSpec, "qat": QATSpec}
+SECTIONS = {"prune": PruneSpec, "distill": DistillSpec, "qat": QATSpec, "trim": TrimSpec}
 
 
 def default_of(path: str) -> Any:

@@ -35,7 +35,7 @@ def gemms_to_matmuls(model: onnx.ModelProto) -> int:
         if has_bias:
             graph.node.append(helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_Add"))
         rewritten += 1
-    used = {i for n in graph.node for i in n.input}
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
     for tensor in [t for t in graph.initializer if t.name not in used]:
         graph.initializer.remove(tensor)
     return rewritten

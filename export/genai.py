@@ -5,8 +5,9 @@ buffer). We want it to run the graph this project exported, validated and quanti
 from that graph instead: genai's decoder-only runtime feeds any graph that takes ``input_ids`` (plus optional
 ``attention_mask`` / ``position_ids``) and one past key and one past value per layer shaped (batch, kv_heads,
 past_len, head_size), and returns ``logits`` plus the presents, as long as the config names those tensors. Names
-are read from the graph (with the layer index turned into ``%d``), not assumed, so exporters that name them
-differently work too; sizes come from the graph's cache shapes and the Hugging Face config. Layouts genai cannot
+are read from the graph (with the layer index turned into ``%d``: ``past_key_values.layers.%d.keys`` in and
+``cache.layers.%d.keys`` out for transformers' exporter), not assumed, so exporters that name them differently work
+too; sizes come from the graph's cache shapes and the Hugging Face config. Layouts genai cannot
 feed raise `GenaiError` naming the mismatch. Hand-written (no library writes this config for a given graph: the
 builder only does it for graphs it built itself).
 
@@ -60,7 +61,7 @@ def _families(values: list[onnx.ValueInfoProto], what: str) -> dict[str, _Cache]
         if match is None:
             raise GenaiError(f"the graph's {what} {value.name!r} is neither {' / '.join(_INPUTS)}, logits, nor a "
                              "per-layer cache tensor, and onnxruntime-genai feeds only those",
-                             "export the decoder without extra inputs (task text-generation-with-past)")
+                             "export the decoder without extra inputs (export.lm_export)")
         found.setdefault(f"{match[1]}%d{match[3]}", {})[int(match[2])] = _shape(value)
     families = {}
     for pattern, layers in found.items():
@@ -79,14 +80,14 @@ def _key_value(families: dict[str, _Cache], what: str) -> tuple[_Cache, _Cache]:
                   else f"{len(families)} per-layer tensor families")
         raise GenaiError(f"the graph's {what} are {', '.join(names)}: {layout}; onnxruntime-genai's decoder needs "
                          "exactly one key and one value tensor per layer",
-                         "export with past key/values as separate tensors (optimum's text-generation-with-past)")
+                         "export with past key/values as separate tensors (export.lm_export)")
     a, b = sorted(families)
     start = len(_common_prefix(a, b))
     end = len(_common_prefix(a[::-1], b[::-1]))
     parts = {a[start:len(a) - end].lower()[:1]: families[a], b[start:len(b) - end].lower()[:1]: families[b]}
     if set(parts) != {"k", "v"}:
         raise GenaiError(f"cannot tell key from value in the graph's {what} {a} and {b}",
-                         "name the cache tensors with key / value (e.g. past_key_values.0.key)")
+                         "name the cache tensors with key / value (e.g. past_key_values.layers.0.keys)")
     return parts["k"], parts["v"]
 
 
@@ -104,7 +105,7 @@ def _cache_sizes(key: _Cache, value: _Cache, what: str) -> tuple[int, int]:
         if len(k) != 4 or not isinstance(k[1], int) or not isinstance(k[3], int) or isinstance(k[2], int):
             raise GenaiError(f"the {what} cache of layer {layer} has shape {k}; onnxruntime-genai needs "
                              "(batch, kv_heads, sequence, head_size) with fixed heads and head size",
-                             "export the cache in the BNSH layout transformers and optimum use")
+                             "export the cache in the BNSH layout transformers uses")
         if k != v:
             raise GenaiError(f"layer {layer}'s {what} key {k} and value {v} differ in shape; onnxruntime-genai "
                              "allocates both alike", "use an architecture with equal key and value head sizes")
@@ -126,11 +127,14 @@ def _read_graph(path: Path) -> dict[str, Any]:
         raise GenaiError(f"{path.name} has no input_ids input (inputs: {sorted(names)}); genai_config here maps token ids",
                          "export the decoder with input_ids (not inputs_embeds)")
     past_key, past_value = _key_value(_families([i for i in inputs if i.name not in _INPUTS], "inputs"), "inputs")
-    logits = [o for o in graph.output if not re.search(r"\d", o.name)]  # the one output not indexed by layer
+    # Outputs that are constants (a sliding-window layer's window size, which transformers' cache carries) are not
+    # state genai feeds back: it only reads the outputs its config names.
+    outputs = [o for o in graph.output if o.name not in initializers]
+    logits = [o for o in outputs if not re.search(r"\d", o.name)]  # the one output not indexed by layer
     if len(logits) != 1:
         raise GenaiError(f"{path.name} should have one output besides the per-layer cache (the logits), but has "
                          f"{[o.name for o in logits]}", "export the decoder with its LM head and nothing else")
-    present_key, present_value = _key_value(_families([o for o in graph.output if o is not logits[0]], "outputs"),
+    present_key, present_value = _key_value(_families([o for o in outputs if o is not logits[0]], "outputs"),
                                             "outputs")
     layers = len(past_key.shapes)
     if len(present_key.shapes) != layers:

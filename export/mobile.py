@@ -15,11 +15,14 @@ from pathlib import Path
 
 import onnx
 
+from export.hf_manifest import model_files
 from export.quiet import quiet
 
 
 def fix_shapes(src: Path, dst: Path, batch: int, sequence: int) -> Path:
-    """Pin every [batch, sequence] input to (batch, sequence); output shapes follow where inference can tell."""
+    """Pin every [batch, sequence] input to (batch, sequence); output shapes follow where inference can tell.
+
+    `dst` holds its weights inline (an encoder is far below protobuf's 2 GB): one file for the delegate to compile."""
     from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_input_shape_fixed
 
     model = onnx.load(str(src))
@@ -45,8 +48,9 @@ def convert_to_ort(models: list[Path], out_dir: Path, platform: str = "arm") -> 
     logger.setLevel(logging.WARNING)
     try:
         with tempfile.TemporaryDirectory() as tmp, quiet():
-            for model in models:  # the converter takes a folder and converts every .onnx in it
-                shutil.copy(model, Path(tmp) / model.name)
+            for model in models:  # the converter takes a folder and converts every .onnx in it (weights beside it)
+                for file in model_files(model):
+                    shutil.copy(file, Path(tmp) / file.name)
             convert_onnx_models_to_ort(Path(tmp), output_dir=out_dir, optimization_styles=[OptimizationStyle.Fixed],
                                        target_platform=platform, enable_type_reduction=True)
     finally:

@@ -1,74 +1,128 @@
-"""PyTorch -> ONNX through optimum's exporter.
+"""PyTorch -> one ONNX graph through torch.onnx's TorchScript path, with the manifest transformers 5 loads it by.
 
-optimum knows each architecture's inputs, outputs and dynamic axes.  Its own
-validation uses random dummy inputs, so we skip it: the pipeline compares the
-exported model with PyTorch on the user's real eval texts instead.
+Why TorchScript and not transformers' own `OnnxExporter` (dynamo): ONNX Runtime's transformer
+optimizer recognises the TorchScript graph's attention pattern and fuses it into `Attention`,
+which dynamic int8 then runs as `QAttention`; on the dynamo graph that fusion is lost and int8
+dynamic ran at 0.53 of fp32's time instead of 0.46 on MiniLM (bench/bench_fusions.py compares the two).
+Why not optimum: optimum-onnx requires transformers < 4.58.
+
+What a task's graph takes and returns is the small table below: inputs are the sample's keys that
+the model's forward names (in the forward's order, which is how the TorchScript exporter binds
+keyword inputs), outputs are the task's output names, every axis but the last dynamic.  The
+exporter's own checks use the sample only, so the pipeline compares the graph with PyTorch on the
+user's real eval texts (`Task.check_parity`).  No per-architecture table is needed: a decoder used as a
+classifier (GPT-2, Gemma 3) pools its last non-pad token, which traces as is (tests/test_pipeline.py).
 """
 from __future__ import annotations
 
 import contextlib
+import inspect
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 import torch
 
+from export.hf_manifest import MANIFEST_FILE, MODEL_FILE, single_graph_manifest
 from export.quiet import quiet
 
-MODEL_FILE = "model.onnx"
+DEFAULT_OPSET = 17  # the opset ONNX Runtime 1.32's transformer optimizer and quantizers are tested with
 
-# Tasks optimum's ONNX config for an architecture does not list, although the config exports them
-# correctly (checked against PyTorch in tests): model_type -> (optimum config class, extra tasks).
-# Decoder LMs used as classifiers pool the last non-pad token, which the text-decoder configs trace as is.
-EXTRA_TASKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "gemma3_text": ("Gemma3TextOnnxConfig", ("text-classification",)),
+
+@dataclass(frozen=True)
+class GraphOutputs:
+    """What one task's graph returns: output names and their dynamic axes (the batch, and the sequence for per-token outputs)."""
+    names: tuple[str, ...]
+    axes: dict[int, str]
+
+
+INPUT_AXES = {0: "batch_size", 1: "sequence_length"}
+OUTPUTS: dict[str, GraphOutputs] = {
+    "text-classification": GraphOutputs(("logits",), {0: "batch_size"}),
+    "question-answering": GraphOutputs(("start_logits", "end_logits"), INPUT_AXES),
 }
 
-
 class ExportError(RuntimeError):
-    """The exporter failed; the message names the model part and operator when known."""
+    """The exporter failed; the message names the model, the step (tracing, checking) and the operator when known."""
 
 
-def export_to_onnx(model: torch.nn.Module, out_dir: Path, task: str, opset: int | None = None) -> Path:
-    """Export an in-memory transformers model to `out_dir/model.onnx` (plus config.json).
+def export_to_onnx(model: torch.nn.Module, out_dir: Path, task: str, sample: Mapping[str, torch.Tensor],
+                   opset: int | None = None) -> Path:
+    """Export an in-memory transformers model to `out_dir/model.onnx` plus `export.json` (and config.json).
 
-    Exporting from the loaded model (not the checkpoint folder) means whatever the
-    torch stages did to it (pruned shapes, fake-quant) is what gets exported.
+    Exporting from the loaded model (not the checkpoint folder) means whatever the torch stages did to it
+    (pruned shapes, fake-quant stripped) is what gets exported.  `sample` (tokenizer output, as tensors) is
+    what the graph is traced on; use a batch of two padded texts so no axis is traced at size 1.
     """
-    from optimum.exporters.onnx import onnx_export_from_model
-
+    if task not in OUTPUTS:
+        raise ExportError(f"no single-graph ONNX export is defined for task {task!r} (known: {', '.join(OUTPUTS)})")
+    outputs = OUTPUTS[task]
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    _register_extra_tasks()
-    try:
-        with quiet(), _eager_attention(model), conv1d_as_linear(model):
-            onnx_export_from_model(model, out_dir, task=task, opset=opset, do_validation=False)
-    except Exception as err:  # optimum raises many types; name the part that failed
-        raise ExportError(_describe_export_failure(model, err)) from err
+    inputs = forward_inputs(model, sample)
     path = out_dir / MODEL_FILE
-    if not path.exists():
-        raise ExportError(f"optimum finished but wrote no {MODEL_FILE} in {out_dir} (files: {sorted(p.name for p in out_dir.iterdir())})")
-    onnx.checker.check_model(str(path))
+    with _eager_attention(model), conv1d_as_linear(model), _no_cache(model), torch.no_grad():
+        try:
+            traced = model(**inputs)
+            manifest = single_graph_manifest(model, inputs, _selected(traced, outputs.names))
+            with quiet():
+                torch.onnx.export(model, (), str(path), kwargs=inputs, input_names=list(inputs),
+                                  output_names=list(outputs.names),
+                                  dynamic_axes={**{name: INPUT_AXES for name in inputs},
+                                                **{name: outputs.axes for name in outputs.names}},
+                                  opset_version=opset or DEFAULT_OPSET, dynamo=False)
+        except Exception as err:  # the tracer raises many types; name the part that failed
+            raise ExportError(_describe_export_failure(model, "tracing", err)) from err
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as err:
+        raise ExportError(_describe_export_failure(model, "checking the traced graph", err)) from err
+    _check_io(path, list(inputs), outputs.names, model)
+    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return path
 
 
-def _register_extra_tasks() -> None:
-    import optimum.exporters.onnx.model_configs as configs
-    from optimum.exporters.tasks import TasksManager
+def forward_inputs(model: torch.nn.Module, sample: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The sample's tensors the model's forward names, in the forward's order.
 
-    for model_type, (config_name, tasks) in EXTRA_TASKS.items():
-        known = TasksManager.get_supported_tasks_for_model_type(model_type, "onnx", library_name="transformers")
-        missing = [t for t in tasks if t not in known]
-        if missing:
-            TasksManager.create_register("onnx", overwrite_existing=True)(model_type, *missing)(getattr(configs, config_name))
+    A key the forward does not name would be swallowed by its `**kwargs` and silently missing from the graph.
+    """
+    parameters = [name for name, p in inspect.signature(model.forward).parameters.items()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return {name: sample[name] for name in parameters if name in sample}
 
 
-def _describe_export_failure(model: torch.nn.Module, err: Exception) -> str:
-    model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+def _selected(outputs, names: tuple[str, ...]):
+    """The model's own output object holding only the graph's outputs (what ExportedModel rebuilds from the graph)."""
+    missing = [name for name in names if getattr(outputs, name, None) is None]
+    if missing:
+        raise ValueError(f"{type(outputs).__name__} has no {missing}")
+    return type(outputs)(**{name: getattr(outputs, name) for name in names})
+
+
+def _check_io(path: Path, inputs: list[str], outputs: tuple[str, ...], model: torch.nn.Module) -> None:
+    """The graph must return the task's outputs by name and take only traced inputs (the tracer drops one the model
+    ignores; runners feed the graph's own inputs, so that is harmless)."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    got_in, got_out = [i.name for i in graph.input], [o.name for o in graph.output]
+    if got_out != list(outputs) or not set(got_in) <= set(inputs):
+        raise ExportError(f"the {_model_name(model)} export has inputs {got_in} and outputs {got_out}, expected inputs "
+                          f"among {inputs} and outputs {list(outputs)}")
+
+
+def _model_name(model: torch.nn.Module) -> str:
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return f"{model_type} model ({type(model).__name__})" if model_type else type(model).__name__
+
+
+def _describe_export_failure(model: torch.nn.Module, step: str, err: Exception) -> str:
     text = str(err).strip().splitlines()
     first = text[0] if text else type(err).__name__
     op_hint = next((line.strip() for line in text if "aten::" in line or "operator" in line.lower()), "")
     where = f" (operator: {op_hint})" if op_hint else ""
-    return f"ONNX export of the {model_type} model ({type(model).__name__}) failed{where}: {type(err).__name__}: {first}"
+    return f"ONNX export of the {_model_name(model)} failed while {step}{where}: {type(err).__name__}: {first}"
 
 
 def linear_from_conv1d(conv: torch.nn.Module) -> torch.nn.Linear:
@@ -83,7 +137,7 @@ def linear_from_conv1d(conv: torch.nn.Module) -> torch.nn.Linear:
 
 
 @contextlib.contextmanager
-def conv1d_as_linear(model: torch.nn.Module):
+def conv1d_as_linear(model: torch.nn.Module) -> Iterator[None]:
     """Trace GPT-2-style Conv1D layers as nn.Linear, then put the originals back.
 
     Conv1D runs addmm on a flattened 2-D input, which exports as Gemm; ONNX Runtime's dynamic and
@@ -104,12 +158,11 @@ def conv1d_as_linear(model: torch.nn.Module):
 
 
 @contextlib.contextmanager
-def _eager_attention(model: torch.nn.Module):
+def _eager_attention(model: torch.nn.Module) -> Iterator[None]:
     """Trace the eager attention path, then restore the model's own.
 
-    The SDPA path of GPT-2 traces to a graph whose logits differ from PyTorch by
-    ~0.1 (seen with transformers 4.57 / torch 2.13); the eager path matches to
-    1e-7 and is the pattern ONNX Runtime's attention fusion recognises.
+    The SDPA path traces to a graph ONNX Runtime's attention fusion does not recognise (and GPT-2's
+    SDPA graph differed from PyTorch by ~0.1 on transformers 4.57); the eager path matches to 1e-7.
     """
     config = getattr(model, "config", None)
     previous = getattr(config, "_attn_implementation", None)
@@ -121,3 +174,17 @@ def _eager_attention(model: torch.nn.Module):
     finally:
         if switch:
             model.set_attn_implementation(previous)
+
+
+@contextlib.contextmanager
+def _no_cache(model: torch.nn.Module) -> Iterator[None]:
+    """A decoder used as a classifier would also return its KV cache; a single-graph export returns the task's outputs only."""
+    config = getattr(model, "config", None)
+    previous = getattr(config, "use_cache", None)
+    if previous:
+        config.use_cache = False
+    try:
+        yield
+    finally:
+        if previous:
+            config.use_cache = previous

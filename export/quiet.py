@@ -7,7 +7,7 @@ import logging
 import warnings
 from collections.abc import Iterator
 
-NOISY_LOGGERS = ("", "optimum", "transformers", "torch.onnx")  # "" = root: ORT's optimizer/quantizer log there
+NOISY_LOGGERS = ("", "transformers", "torch.onnx", "onnxscript")  # "" = root: ORT's optimizer/quantizer log there
 
 
 @contextlib.contextmanager

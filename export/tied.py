@@ -1,9 +1,9 @@
 """Tied embedding / LM-head weights in an ONNX graph: find them, store them once.
 
-The exporter writes the LM head as `MatMul(hidden, W)` with W the transposed
-embedding table.  optimum replaces that copy with `Transpose(embedding)` for some
-architectures but not all (Gemma 3's head was stored twice: +0.67 GB); `dedupe_tied`
-does it for any graph, and `find_tied_head` tells the quantizers which MatMul and
+The exporter writes the LM head as `MatMul(hidden, W)` with W the transposed embedding table, folded into a copy
+for small tables (Gemma 3's head was once stored twice: +0.67 GB) and, for large ones, fused by ORT's fusions into
+`FusedMatMul(hidden, table, transB=1)`.  `dedupe_tied` replaces a copy by `Transpose(table)`, `unfuse_tied_head`
+turns the FusedMatMul back into Transpose + MatMul, and `find_tied_head` tells the quantizers which MatMul and
 Gather share one table so the quantized table can be shared too.
 """
 from __future__ import annotations
@@ -56,6 +56,32 @@ def dedupe_tied(model: onnx.ModelProto) -> int:
             graph.initializer.remove(weight)
             node.input[1] = transposed
     return saved
+
+
+def unfuse_tied_head(model: onnx.ModelProto) -> int:
+    """Rewrite FusedMatMul(hidden, table, transB=1) reading an embedding Gather's table as Transpose + MatMul.
+
+    ONNX Runtime's fusions fold the LM head's Transpose(table) into a FusedMatMul when the table is too large to
+    constant-fold (Gemma 3 270M's 262k x 640); `find_tied_head` and the quantizers know the MatMul form, and ONNX
+    Runtime fuses it back when it loads the graph.  Returns how many were rewritten."""
+    graph = model.graph
+    inits = _initializers(graph)
+    tables = {n.input[0] for n in graph.node if n.op_type == "Gather" and n.input[0] in inits and len(inits[n.input[0]].dims) == 2}
+    old, rewritten = list(graph.node), 0
+    del graph.node[:]
+    for node in old:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        plain = attrs.get("alpha", 1.0) == 1.0 and not attrs.get("transA", 0) and not attrs.get("transBatchA", 0) \
+            and not attrs.get("transBatchB", 0)
+        if node.op_type != "FusedMatMul" or node.input[1] not in tables or not attrs.get("transB", 0) or not plain:
+            graph.node.append(node)
+            continue
+        table = node.input[1]
+        name = "/lm_head/MatMul" if "logits" in node.output else f"{node.name}_MatMul"
+        graph.node.extend([helper.make_node("Transpose", [table], [f"{table}_transposed_tied"], perm=[1, 0], name=f"{table}_tie"),
+                           helper.make_node("MatMul", [node.input[0], f"{table}_transposed_tied"], list(node.output), name=name)])
+        rewritten += 1
+    return rewritten
 
 
 def find_tied_head(model: onnx.ModelProto) -> TiedHead | None:

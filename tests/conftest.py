@@ -10,7 +10,7 @@ import torch
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
-    BertTokenizerFast,
+    BertTokenizer,
     GPT2Config,
     GPT2ForSequenceClassification,
     PreTrainedTokenizerFast,
@@ -21,10 +21,11 @@ WORDS = tuple(dict.fromkeys(WORDS))
 LABELS = ["negative", "neutral", "positive"]
 
 
-def _bert_tokenizer(folder: Path) -> BertTokenizerFast:
+def _bert_tokenizer(folder: Path) -> BertTokenizer:
+    """A word-piece tokenizer over WORDS (transformers 5's BertTokenizer is the fast one and takes `vocab=`)."""
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz")]))
-    return BertTokenizerFast(vocab_file=str(vocab))
+    return BertTokenizer(vocab=str(vocab))
 
 
 def _gpt2_tokenizer() -> PreTrainedTokenizerFast:

@@ -44,6 +44,13 @@ def expected_int8_ops(ckpt: Path, variant: str) -> dict[str, int]:
     raise KeyError(variant)
 
 
+def attention_matmuls(graph: dict) -> int:
+    """Float activation x activation MatMuls in a report's runtime graph: ORT folds the 1/sqrt(d) scaling that
+    transformers 5's eager attention applies after QK^T into a FusedMatMul, softmax.V stays a MatMul."""
+    ops = graph["float_matmul_ops"]
+    return ops.get("MatMul", 0) + ops.get("FusedMatMul", 0)
+
+
 def expected_float_matmuls(ckpt: Path, variant: str) -> int:
     """Float MatMul ops left: the two attention MatMuls per layer, unless QAttention took them."""
     s = structure(ckpt)

@@ -131,6 +131,33 @@ def test_onnx_fp32_generates_like_pytorch(lm_run, tiny_lm):
     assert any(i.name.startswith("past_key_values") for i in onnx.load(out / fp32["path"] / "model.onnx").graph.input)
 
 
+@pytest.mark.parametrize("name", ["onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int4-weight-only"])
+def test_variant_folders_load_and_generate_with_exported_model(lm_run, tiny_lm, tmp_path, name):
+    """Issue 13: every LM variant folder loads with transformers' ExportedModel.from_pretrained and generates through it
+    (cache seeded with zero-length tensors): the fp32 tokens are PyTorch's, each variant's are those our ONNX Runtime
+    loop (`compress generate`'s) gives on the same folder. A quantized folder carries the fp32 export's manifest,
+    as the builder finishes it (same I/O names)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.exporters import ExportedModel
+
+    from export.hf_manifest import finish_folder, read_manifest
+    from export.ort_lm import exported_generate, load_ort_lm
+
+    out, report, _ = lm_run
+    fp32 = out / _variant(report, "onnx-fp32")["path"]
+    folder = shutil.copytree(out / _variant(report, name)["path"], tmp_path / name)
+    finish_folder(folder, read_manifest(fp32))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    ids = tokenizer("the customer asked about the order", return_tensors="pt")["input_ids"]
+    tokens = exported_generate(ExportedModel.from_pretrained(folder), ids, 8, tokenizer.eos_token_id)
+    expected = load_ort_lm(folder, 1).generate(ids, max_new_tokens=8)
+    assert tokens.shape[1] > ids.shape[1] + 2 and torch.equal(tokens, expected)
+    if name == "onnx-fp32":
+        torch_model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+        reference = torch_model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=0)
+        assert torch.equal(tokens, reference)
+
+
 def _ops(path: Path) -> dict[str, int]:
     from export.runtime import graph_op_counts
 
@@ -199,7 +226,8 @@ def test_calibration_covers_prefill_and_decode(lm_run):
     folder = out / _variant(report, "onnx-fp32")["path"]
     feeds = calibration_feeds(folder / "model.onnx", AutoTokenizer.from_pretrained(folder), ["the parcel arrived a day early"], 16, 2, 1)
     assert [f["input_ids"].shape[1] for f in feeds][1:] == [1, 1] and feeds[0]["input_ids"].shape[1] > 1
-    assert feeds[0]["past_key_values.0.key"].shape[2] == 0 and feeds[2]["past_key_values.0.key"].shape[2] == feeds[0]["input_ids"].shape[1] + 1
+    key = "past_key_values.layers.0.keys"
+    assert feeds[0][key].shape[2] == 0 and feeds[2][key].shape[2] == feeds[0]["input_ids"].shape[1] + 1
 
 
 def test_generate_streams_from_the_selected_variant(lm_run, capsys):
@@ -294,15 +322,38 @@ def test_tokenizer_without_pad_or_eos_is_refused(tiny_lm):
 
 
 def test_export_without_past_is_refused(tiny_lm, tmp_path, monkeypatch):
+    """A graph without cache inputs (an exporter that dropped them) and an architecture without a plain KV cache
+    (recurrent state) are both refused with a fix."""
+    from types import SimpleNamespace
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import compress.tasks.causal_lm.export as lm_export
     from compress.errors import CompressError
+    from export.lm_export import NoKVCacheError, check_plain_cache
 
-    real = lm_export.export_to_onnx
-    monkeypatch.setattr(lm_export, "export_to_onnx", lambda model, folder, task, opset=None: real(model, folder, "text-generation", opset))
-    with pytest.raises(CompressError, match="no past_key_values inputs"):
-        lm_export.export_causal_lm(AutoModelForCausalLM.from_pretrained(tiny_lm), AutoTokenizer.from_pretrained(tiny_lm), tmp_path / "x")
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_lm), AutoTokenizer.from_pretrained(tiny_lm)
+    real = lm_export.export_causal_lm_graph
+
+    def without_past(model, folder, opset=None):
+        path = real(model, folder, opset)
+        graph = onnx.load(str(path))
+        for value in [i for i in graph.graph.input if i.name.startswith("past_key_values")]:
+            graph.graph.input.remove(value)
+        onnx.save(graph, str(path))
+        return path
+
+    monkeypatch.setattr(lm_export, "export_causal_lm_graph", without_past)
+    with pytest.raises(CompressError, match="no past_key_values"):
+        lm_export.export_causal_lm(model, tokenizer, tmp_path / "x")
+    recurrent = SimpleNamespace(layers=[SimpleNamespace(keys=torch.zeros(1, 2, 3, 4), values=torch.zeros(1, 2, 3, 4),
+                                                        conv_states=torch.zeros(1, 4))])
+    with pytest.raises(NoKVCacheError, match="not a plain key/value cache"):
+        check_plain_cache(model, recurrent)
+    monkeypatch.setattr(lm_export, "export_causal_lm_graph", lambda *a: (_ for _ in ()).throw(NoKVCacheError("no KV cache")))
+    with pytest.raises(CompressError) as info:
+        lm_export.export_causal_lm(model, tokenizer, tmp_path / "y")
+    assert "supported decoder" in info.value.hint
 
 
 class _Recorder(torch.nn.Module):
@@ -545,3 +596,52 @@ def test_generate_sample_uses_sampling_and_the_temperature(lm_run, monkeypatch, 
                                       "--max-new-tokens", "4", "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert seen == [{"do_sample": True, "temperature": 0.5, "num_beams": None}]
+
+
+def test_onnx_loop_samples_reproducibly_and_top_k_1_is_greedy(lm_run, tiny_lm):
+    """The ONNX Runtime loop's sampling: a seed fixes the draw, top_k=1 leaves only the greedy token, and a left-padded
+    batch generates each prompt's own greedy tokens (positions from the mask)."""
+    from transformers import AutoTokenizer
+
+    from export.ort_lm import load_ort_lm
+
+    out, report, _ = lm_run
+    model = load_ort_lm(out / _variant(report, "onnx-fp32")["path"], 1)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    ids = tokenizer("she ordered the", return_tensors="pt")["input_ids"]
+    greedy = model.generate(ids, max_new_tokens=6, min_new_tokens=6)
+    assert torch.equal(model.generate(ids, max_new_tokens=6, min_new_tokens=6, do_sample=True, top_k=1, seed=3), greedy)
+    first = model.generate(ids, max_new_tokens=6, min_new_tokens=6, do_sample=True, temperature=1.5, seed=7)
+    assert torch.equal(model.generate(ids, max_new_tokens=6, min_new_tokens=6, do_sample=True, temperature=1.5, seed=7), first)
+    other = tokenizer("the customer asked about the order", return_tensors="pt")["input_ids"]
+    tokenizer.padding_side = "left"
+    tokenizer.pad_token = tokenizer.eos_token
+    batch = tokenizer.pad({"input_ids": [ids[0].tolist(), other[0].tolist()]}, padding=True, return_tensors="pt")
+    together = model.generate(batch["input_ids"], batch["attention_mask"], max_new_tokens=6, min_new_tokens=6, pad_token_id=0)
+    alone = model.generate(other, max_new_tokens=6, min_new_tokens=6)
+    assert torch.equal(together[0, -6:], greedy[0, -6:]) and torch.equal(together[1, -6:], alone[0, -6:])
+
+
+def test_a_fused_tied_head_is_unfused_back_to_the_shared_table(lm_run):
+    """Large tables are not constant-folded, so ORT's fusions write the tied head as FusedMatMul(hidden, table,
+    transB=1) (Gemma 3 270M); unfused, it is Transpose + MatMul again: found as tied, and the same logits."""
+    import onnxruntime as ort
+
+    from compress.tasks.causal_lm.calibration import calibration_feeds
+    from export.tied import find_tied_head, unfuse_tied_head
+
+    out, report, _ = lm_run
+    path = out / _variant(report, "onnx-fp32")["path"] / "model.onnx"
+    model = onnx.load(path)
+    tied = find_tied_head(model)
+    fused = onnx.helper.make_node("FusedMatMul", [tied.matmul.input[0], tied.table], list(tied.matmul.output),
+                                  domain="com.microsoft", name="node_FusedMatMul_1", transB=1, alpha=1.0)
+    nodes = [fused if n.name == tied.matmul.name else n for n in model.graph.node if n.name != tied.transpose.name]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    assert find_tied_head(model) is None
+    feed = calibration_feeds(path, __import__("transformers").AutoTokenizer.from_pretrained(path.parent), ["the order was late"], 8, 1, 1)[0]
+    expected = ort.InferenceSession(model.SerializeToString()).run(["logits"], feed)[0]
+    assert unfuse_tied_head(model) == 1 and find_tied_head(model) is not None
+    np.testing.assert_allclose(ort.InferenceSession(model.SerializeToString()).run(["logits"], feed)[0], expected, atol=1e-5)

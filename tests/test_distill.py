@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
 from compress.distill import DistillConfig, DistillError, default_layer_map, distill, distill_loss
 from compress.prune import PrunePlan, apply_plan
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices: one t
 def tokenizer(tmp_path):
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(95)]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab))
-    return BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    return BertTokenizer(vocab=str(tmp_path / "vocab.txt"))
 
 
 def teacher_model():

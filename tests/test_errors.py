@@ -70,7 +70,7 @@ def test_architecture_without_sequence_classification(ckpt, tmp_path, data_dir):
 
 def test_unknown_task(ckpt, tmp_path, data_dir):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("task: translation\n")
+    recipe.write_text("task: summarization\n")
     expect_error(run(ckpt, "--out", tmp_path / "o", "--eval-data", data_dir / "eval.csv", "--recipe", recipe), "unknown task")
 
 
@@ -98,12 +98,12 @@ def test_labels_not_in_label2id(ckpt, tmp_path):
 
 
 def test_export_failure_names_the_model_part(ckpt, tmp_path, data_dir, monkeypatch, fast_recipe):
-    import optimum.exporters.onnx as exporters
+    import torch
 
     def broken(*args, **kwargs):
         raise RuntimeError("Exporting the operator 'aten::scaled_dot_product_attention' to ONNX opset version 9 is not supported")
 
-    monkeypatch.setattr(exporters, "onnx_export_from_model", broken)
+    monkeypatch.setattr(torch.onnx, "export", broken)
     out = tmp_path / "o"
     expect_error(run(ckpt, "--out", out, "--eval-data", data_dir / "eval.csv", "--recipe", fast_recipe),
                  "ONNX export of the bert model", "aten::scaled_dot_product_attention")

@@ -108,8 +108,8 @@ def test_genai_generates_the_same_greedy_tokens_as_pytorch(name, tmp_path):
     decoder = config["model"]["decoder"]
     assert decoder["num_hidden_layers"] == 2 and decoder["head_size"] == 8
     assert decoder["num_key_value_heads"] == (4 if name == "gpt2" else 2)
-    assert decoder["inputs"]["past_key_names"] == "past_key_values.%d.key"
-    assert decoder["outputs"]["present_value_names"] == "present.%d.value"
+    assert decoder["inputs"]["past_key_names"] == "past_key_values.layers.%d.keys"
+    assert decoder["outputs"]["present_value_names"] == "cache.layers.%d.values"
     for prompt in PROMPTS:
         expected = _torch_tokens(model, prompt, 24)
         assert len(expected) > len(prompt) + 2  # it generated something to compare
@@ -196,11 +196,11 @@ def _set_dim(value, index: int, size: int) -> None:
 
 
 @pytest.mark.parametrize("edit, match", [
-    (lambda g: [_set_dim(i, 1, 1) for i in g.input if i.name.startswith("past_key_values.0.")],
+    (lambda g: [_set_dim(i, 1, 1) for i in g.input if i.name.startswith("past_key_values.layers.0.")],
      r"(?s)KV heads per layer differ \(\[1, 2\]\).*uniform_heads=True"),
     (lambda g: g.input.extend([onnx.helper.make_tensor_value_info("cache_position", onnx.TensorProto.INT64, [1])]),
      "cache_position"),
-    (lambda g: [g.input.remove(i) for i in list(g.input) if i.name.endswith("value")],
+    (lambda g: [g.input.remove(i) for i in list(g.input) if i.name.endswith("values")],
      "one tensor per layer holding key and value together"),
     (lambda g: g.input.remove(g.input[0]), "no input_ids"),
     (lambda g: [d.CopyFrom(onnx.TensorShapeProto.Dimension(dim_param="heads"))
@@ -224,3 +224,19 @@ def test_config_tokens_come_from_the_generation_config(llama_export):
     assert config["model"]["eos_token_id"] == [2, 7] and config["model"]["pad_token_id"] == 0
     assert config["search"]["do_sample"] is True and config["search"]["top_k"] == 5
     assert config["model"]["type"] == "llama" and config["model"]["vocab_size"] == VOCAB
+
+
+def test_int4_keep_8bit_reaches_inside_packed_projections(llama_export, tmp_path):
+    """ORT's fusions pack q/k/v and gate/up into one MatMul each; int4 with v_proj and up_proj kept at 8 bits unpacks
+    them, so q, k and gate are 4-bit and v and up 8-bit, as on an unfused graph; the result still generates in genai."""
+    from compress.quantize.lm import HeadSpec, quantize_weight_only
+
+    path, hf = llama_export
+    assert any("|" in n.name for n in onnx.load(str(path)).graph.node)  # packed by the fusions
+    out = quantize_weight_only(path, tmp_path / "model.onnx", 4, 32, HeadSpec(bits=4, block_size=32),
+                               keep_8bit=["*/v_proj/*", "*/up_proj/*"])
+    bits = {n.name.rsplit("/", 1)[0].rsplit("/", 1)[-1]: onnx.helper.get_attribute_value(next(a for a in n.attribute if a.name == "bits"))
+            for n in onnx.load(str(out)).graph.node if n.op_type == "MatMulNBits" and "layers.0" in n.name}
+    assert bits == {"q_proj": 4, "k_proj": 4, "v_proj": 8, "o_proj": 4, "gate_proj": 4, "up_proj": 8, "down_proj": 4}, bits
+    write_genai_config(out, hf, {"eos_token_id": EOS})
+    assert _genai_tokens(tmp_path, PROMPTS[0], 24) == _ort_greedy(out, PROMPTS[0], 24)

@@ -142,11 +142,12 @@ def test_entropy_calibration_gives_its_own_ranges_and_a_working_int8_graph(tiny_
     from compress.quantize.presets import PRESETS
     from compress.quantize.ptq import quantize_int8_static
     from compress.tasks.text_classification.calibration import calibration_feeds
-    from export.onnx_export import export_to_onnx
+    from compress.tasks.text_classification.task import TextClassification
     from export.runtime import graph_op_counts
 
-    fp32 = export_to_onnx(AutoModelForSequenceClassification.from_pretrained(tiny_bert), tmp_path / "fp32", "text-classification")
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    fp32 = TextClassification().export(AutoModelForSequenceClassification.from_pretrained(tiny_bert), tokenizer,
+                                       tmp_path / "fp32", None)
     texts = [t for t, _ in make_texts(32, seed=7)]
     scales = {}
     feeds = calibration_feeds(tokenizer, texts, "entropy", 64)  # one padded shape: the histogram methods need it

@@ -71,7 +71,7 @@ def test_fp32_export_matches_pytorch(bert_run):
 @pytest.mark.parametrize("fixture", ["bert_run", "gpt2_run"])
 def test_int8_variants_run_integer_kernels(fixture, request):
     """Exact int8 kernel counts, derived from the model's layers (tests/expected_ops.py), per variant."""
-    from expected_ops import embedding_tables, expected_float_matmuls, expected_int8_ops, int8_table_gathers
+    from expected_ops import attention_matmuls, embedding_tables, expected_float_matmuls, expected_int8_ops, int8_table_gathers
 
     out, ckpt = request.getfixturevalue(fixture)
     report = json.loads((out / "report.json").read_text())
@@ -79,7 +79,7 @@ def test_int8_variants_run_integer_kernels(fixture, request):
     for name in ("onnx-int8-dynamic", "onnx-int8-static"):
         graph = by_name[name]["graph"]
         assert graph["int8_ops"] == expected_int8_ops(ckpt, name), (name, graph)
-        assert graph["float_matmul_ops"].get("MatMul", 0) == expected_float_matmuls(ckpt, name), (name, graph)
+        assert attention_matmuls(graph) == expected_float_matmuls(ckpt, name), (name, graph)
         assert graph["float_weight_matmuls"] == 0, graph  # no Linear layer left in float
     static = out / by_name["onnx-int8-static"]["path"] / "model.onnx"
     assert int8_table_gathers(static) == embedding_tables(ckpt)  # every embedding table stored int8
@@ -91,16 +91,24 @@ def test_int8_variants_run_integer_kernels(fixture, request):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_variant_folders_load_with_optimum(bert_run, data_dir, variant):
-    bert_run, _ = bert_run
-    from optimum.onnxruntime import ORTModelForSequenceClassification
+def test_variant_folders_load_with_exported_model_and_onnxruntime(bert_run, data_dir, variant):
+    """transformers' ExportedModel reads export.json + model.onnx.data and returns the model's own output class; plain
+    onnxruntime opens the same files and computes the same logits."""
+    import onnxruntime as ort
     from transformers import AutoTokenizer
+    from transformers.exporters import ExportedModel
+    from transformers.modeling_outputs import SequenceClassifierOutput
 
+    bert_run, _ = bert_run
     folder = bert_run / "variants" / variant
-    model = ORTModelForSequenceClassification.from_pretrained(folder)
+    assert (folder / "export.json").exists() and (folder / "model.onnx.data").exists()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    logits = model(**tokenizer(["my order is late"], return_tensors="pt")).logits
-    assert logits.shape == (1, 3) and np.isfinite(logits.detach().numpy()).all()
+    inputs = tokenizer(["my order is late", "a good film"], padding=True, return_tensors="pt")
+    outputs = ExportedModel.from_pretrained(folder)(**inputs)
+    assert isinstance(outputs, SequenceClassifierOutput) and outputs.logits.shape == (2, 3)
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {i.name: inputs[i.name].numpy() for i in session.get_inputs()})
+    np.testing.assert_allclose(outputs.logits.numpy(), logits, atol=1e-6)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["variant"] == variant and "onnxruntime" in manifest["versions"]
 

@@ -98,29 +98,35 @@ def test_pruning_nothing_keeps_outputs(name):
     assert result.heads_per_layer == [4, 4] and result.neurons_per_layer == [64, 64]
 
 
+def _zero_inputs(module: torch.nn.Module, features: list[int]) -> None:
+    """Zero the weights reading input `features` (Linear stores [out, in], GPT-2's Conv1D [in, out])."""
+    with torch.no_grad():
+        if isinstance(module, torch.nn.Linear):
+            module.weight[:, features] = 0
+        else:
+            module.weight[features, :] = 0
+
+
 @pytest.mark.parametrize("name", MODELS)
-def test_removing_heads_equals_head_mask_and_neurons_equal_zeroing(name):
+def test_removing_heads_equals_zeroing_them_and_neurons_equal_zeroing(name):
+    """Zeroing the output projection's columns a head (or neuron) feeds removes exactly its contribution; slicing it
+    out must give the same logits, so the q/k/v rows left behind are the remaining heads' own."""
     model = MODELS[name]()
     spec = spec_for(model)
     data = batches()[0]
-    head_mask = torch.ones(2, 4)
-    head_mask[0, [1, 3]] = 0
-    head_mask[1, 0] = 0
     reference = copy.deepcopy(model)
-    reference.set_attn_implementation("eager")  # sdpa ignores head_mask
+    layers = reference.base_model.get_submodule(spec.layers)
+    head = read_structure(model, spec).head_dim
+    for layer, heads in ((0, [1, 3]), (1, [0])):
+        _zero_inputs(layers[layer].get_submodule(spec.attn_out), [h * head + i for h in heads for i in range(head)])
     neurons = [0, 5, 17, 63]
-    with torch.no_grad():  # zeroing a neuron's output weights removes its contribution exactly
-        ffn_out = spec.ffn_out
-        module = reference.base_model.get_submodule(spec.layers)[1].get_submodule(ffn_out)
-        if isinstance(module, torch.nn.Linear):
-            module.weight[:, neurons] = 0
-        else:
-            module.weight[neurons, :] = 0
-    expected = logits(reference, data, head_mask=head_mask)
+    _zero_inputs(layers[1].get_submodule(spec.ffn_out), neurons)
+    expected = logits(reference, data)
 
     apply_plan(model, PrunePlan(heads={0: [1, 3], 1: [0]}, neurons={1: neurons}))
     structure = read_structure(model, spec)
     assert structure.heads == (2, 3) and structure.neurons == (64, 60)
+    assert model.config.edge_compress["heads"] == [2, 3]
     torch.testing.assert_close(logits(model, data), expected, atol=1e-5, rtol=1e-5)
 
 
@@ -203,11 +209,27 @@ def test_save_and_load_pruned_gives_identical_outputs(name, tmp_path):
     assert torch.equal(logits(loaded, data[1]), logits(model, data[1]))
 
 
-@pytest.mark.parametrize("name", ["bert", "distilbert", "gpt2"])
-def test_plain_from_pretrained_after_head_and_layer_pruning(name, tmp_path):
+@pytest.mark.parametrize("name", ["bert", "distilbert", "gpt2", "roberta"])
+def test_uneven_head_pruning_round_trips_through_load_pruned(name, tmp_path):
+    """transformers 5 no longer rebuilds pruned heads from config.pruned_heads, and classic attention derives its head
+    size from the head count, so no config says "fewer heads of the same size": load_pruned restores the recorded
+    per-layer heads; plain from_pretrained refuses the shapes rather than loading random weights."""
     model = MODELS[name]()
     data = batches()[0]
-    apply_plan(model, PrunePlan(heads={0: [0, 2], 1: [3]}, layers=[0]))
+    apply_plan(model, PrunePlan(heads={0: [0, 2], 1: [3]}, neurons={0: [1, 2]}))
+    model.save_pretrained(tmp_path)
+    loaded = load_pruned(tmp_path)
+    assert read_structure(loaded, spec_for(loaded)).heads == (2, 3)
+    assert torch.equal(logits(loaded, data), logits(model, data))
+    with pytest.raises(RuntimeError, match="mismatched"):
+        AutoModelForSequenceClassification.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["bert", "distilbert", "gpt2"])
+def test_plain_from_pretrained_after_layer_pruning(name, tmp_path):
+    model = MODELS[name]()
+    data = batches()[0]
+    apply_plan(model, PrunePlan(layers=[0]))
     assert model.config.num_hidden_layers == 1
     model.save_pretrained(tmp_path)
     loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
@@ -215,20 +237,20 @@ def test_plain_from_pretrained_after_head_and_layer_pruning(name, tmp_path):
     assert torch.equal(logits(load_pruned(tmp_path), data), logits(model, data))
 
 
-def test_onnx_export_of_pruned_model_matches_torch(tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
-    from optimum.exporters.onnx import onnx_export_from_model
+@pytest.mark.parametrize("name", ["bert", "gpt2"])
+def test_onnx_export_of_pruned_model_matches_torch(name, tmp_path):
+    import onnxruntime
 
-    model = bert()
+    from export.onnx_export import export_to_onnx
+
+    model = MODELS[name]()
     data = batches()
     prune(model, PruneConfig(head_fraction=0.4, ffn_fraction=0.4), data)
-    assert model.config.pruned_heads and sum(model.config.edge_compress["ffn_sizes"]) < 128
-    onnx_export_from_model(model, tmp_path, task="text-classification")
-    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    assert sum(model.config.edge_compress["heads"]) < 8 and sum(model.config.edge_compress["ffn_sizes"]) < 128
+    path = export_to_onnx(model, tmp_path, "text-classification", data[1])
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
     feed = {k: v.numpy() for k, v in data[0].items() if k in names}
-    if "token_type_ids" in names:
-        feed["token_type_ids"] = torch.zeros_like(data[0]["input_ids"]).numpy()
     (out,) = session.run(["logits"], feed)
     torch.testing.assert_close(torch.from_numpy(out), logits(model, data[0]), atol=1e-4, rtol=1e-4)
 
@@ -342,3 +364,29 @@ def test_tuning_normal_equations_match_explicit_least_squares(unit_size):
         )
         torch.testing.assert_close(gram, a.t() @ a, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(rhs, a.t() @ y.reshape(-1).double(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("heads, fused", [({0: [1], 1: [2]}, 2), ({0: [0, 2], 1: [3]}, None)])
+def test_ort_fusions_of_a_head_pruned_bert_keep_its_logits(heads, fused, tmp_path):
+    """transformers 5 reshapes attention to (-1, head size), so ORT's fusions take the head count from the config:
+    uniform pruned heads are fused into one Attention per layer; uneven ones must not be fused with a wrong count."""
+    import collections
+
+    import onnx
+    import onnxruntime
+
+    from export.onnx_export import export_to_onnx
+    from export.optimize import optimize_graph
+
+    model = bert()
+    data = batches()
+    apply_plan(model, PrunePlan(heads=heads))
+    export_to_onnx(model, tmp_path / "fp32", "text-classification", data[1])
+    path = optimize_graph(tmp_path / "fp32", tmp_path / "fused", 2, fuse_embeddings=True, config=model.config)
+    ops = collections.Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+    if fused is not None:
+        assert ops["Attention"] == fused, ops
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    (out,) = session.run(["logits"], {k: v.numpy() for k, v in data[0].items() if k in names})
+    torch.testing.assert_close(torch.from_numpy(out), logits(model, data[0]), atol=1e-4, rtol=1e-4)

@@ -152,10 +152,11 @@ def test_int8_variants_run_integer_kernels(qa_run):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_variant_folders_load_in_onnxruntime_and_optimum(qa_run, variant):
+def test_variant_folders_load_in_onnxruntime_and_exported_model(qa_run, variant):
     import onnxruntime as ort
-    from optimum.onnxruntime import ORTModelForQuestionAnswering
     from transformers import AutoTokenizer
+    from transformers.exporters import ExportedModel
+    from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
     folder = qa_run / "variants" / variant
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -163,9 +164,10 @@ def test_variant_folders_load_in_onnxruntime_and_optimum(qa_run, variant):
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     start, end = session.run(["start_logits", "end_logits"], {i.name: inputs[i.name] for i in session.get_inputs()})
     assert start.shape == end.shape == inputs["input_ids"].shape and np.isfinite(start).all()
-    model = ORTModelForQuestionAnswering.from_pretrained(folder)
-    out = model(**tokenizer(QUESTION, "my order money back please", return_tensors="pt"))
-    np.testing.assert_allclose(out.start_logits.detach().numpy(), start, atol=1e-5)
+    out = ExportedModel.from_pretrained(folder)(**tokenizer(QUESTION, "my order money back please", return_tensors="pt"))
+    assert isinstance(out, QuestionAnsweringModelOutput)
+    np.testing.assert_allclose(out.start_logits.numpy(), start, atol=1e-5)
+    np.testing.assert_allclose(out.end_logits.numpy(), end, atol=1e-5)
     assert json.loads((folder / "manifest.json").read_text())["variant"] == variant
 
 

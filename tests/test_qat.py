@@ -29,12 +29,19 @@ def bert(tiny_bert):
     return AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval(), AutoTokenizer.from_pretrained(tiny_bert)
 
 
+def _export(tokenizer):
+    """What the pipeline passes build_qat_onnx: the task's own export."""
+    from compress.tasks.text_classification.task import TextClassification
+
+    return lambda model, folder: TextClassification().export(model, tokenizer, folder, None)
+
+
 @pytest.fixture(scope="module")
 def exported(bert, tmp_path_factory):
     model, tokenizer = bert
     qat = insert_fake_quant(copy.deepcopy(model), _batches(tokenizer), "uint8", False, 99.99).eval()
     feeds = [{k: v.numpy() for k, v in b.items()} for b in _batches(tokenizer, seed=3)]
-    path = build_qat_onnx(qat, tmp_path_factory.mktemp("qat") / "model.onnx", "text-classification", PRESETS["vnni"], feeds[:1])
+    path = build_qat_onnx(qat, tmp_path_factory.mktemp("qat") / "model.onnx", _export(tokenizer), PRESETS["vnni"], feeds[:1])
     return model, qat, path, feeds
 
 
@@ -51,7 +58,7 @@ def test_reduced_range_preset_matches_too(bert, tmp_path):
     model, tokenizer = bert
     qat = insert_fake_quant(copy.deepcopy(model), _batches(tokenizer), "uint8", True, 99.99).eval()
     feeds = [{k: v.numpy() for k, v in b.items()} for b in _batches(tokenizer, seed=4)]
-    path = build_qat_onnx(qat, tmp_path / "model.onnx", "text-classification", PRESETS["avx2"], feeds[:1])
+    path = build_qat_onnx(qat, tmp_path / "model.onnx", _export(tokenizer), PRESETS["avx2"], feeds[:1])
     assert fake_quant_gap(qat, path, feeds, threads=1) < 1e-4
 
 
@@ -163,8 +170,8 @@ def test_qat_recipe_is_refused_for_causal_lm():
         Recipe(task="causal-lm", qat=QATSpec()).check()
 
 
-def test_qat_command_writes_an_int8_model_optimum_loads(tiny_bert, data_dir, tmp_path):
-    from optimum.onnxruntime import ORTModelForSequenceClassification
+def test_qat_command_writes_an_int8_model_exported_model_loads(tiny_bert, data_dir, tmp_path):
+    from transformers.exporters import ExportedModel
 
     out = tmp_path / "qat"
     result = CliRunner().invoke(app, ["qat", str(tiny_bert), "--out", str(out), "--data", str(data_dir / "train.csv"),
@@ -173,7 +180,7 @@ def test_qat_command_writes_an_int8_model_optimum_loads(tiny_bert, data_dir, tmp
     report = json.loads((out / "qat_report.json").read_text())
     assert report["runtime_graph"]["float_weight_matmuls"] == 0 and report["fake_quant_vs_onnx_max_logit_diff"] < 1e-4
     tokenizer = AutoTokenizer.from_pretrained(out)
-    logits = ORTModelForSequenceClassification.from_pretrained(out)(**tokenizer(["a good film"], return_tensors="pt")).logits
+    logits = ExportedModel.from_pretrained(out)(**tokenizer(["a good film"], return_tensors="pt")).logits
     assert logits.shape == (1, 3)
 
 

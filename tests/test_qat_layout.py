@@ -24,7 +24,7 @@ def runtime_ops(model: Path, tmp: Path) -> list[str]:
     options.optimized_model_filepath = str(tmp / f"{model.parent.name}.runtime.onnx")
     options.intra_op_num_threads = 1
     ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+    return [n.op_type for n in onnx.load(options.optimized_model_filepath, load_external_data=False).graph.node]
 
 
 @pytest.fixture(scope="module")

@@ -95,10 +95,12 @@ def test_model_card_in_every_variant_folder_and_its_snippet_runs(bert_out):
         card = (bert_out / entry["path"] / "README.md").read_text()
         assert card.startswith(f"# {entry['name']}") and "## How it was made" in card and "## How to load it" in card
         assert f"{entry['metrics']['accuracy']:.2f}" in card and "onnxruntime" in card
-        code = card.split("```python\n")[1].split("```")[0]
+        plain, exported = (block.split("```")[0] for block in card.split("```python\n")[1:3])
         scope: dict = {}
-        exec(code.replace('folder = "."', f'folder = "{bert_out / entry["path"]}"'), scope)  # noqa: S102  (our own card)
+        exec(plain.replace('folder = "."', f'folder = "{bert_out / entry["path"]}"'), scope)  # noqa: S102  (our own card)
         assert scope["logits"].shape == (1, 3)
+        exec(exported, scope)  # noqa: S102  (the ExportedModel snippet, same folder and tokenizer)
+        assert np.allclose(scope["outputs"].logits.numpy(), scope["logits"], atol=1e-5)
 
 
 def test_recipe_yaml_reruns_the_same_run(bert_out, tmp_path):
@@ -238,7 +240,7 @@ def test_causal_lm_report_html_cards_and_divergences(tmp_path):
         assert entry["noise"]["items"] > 1 and entry["noise"]["p_value"] is None
         assert entry["analysis"]["compared"] == SPEC["prompts"]
         assert entry["size_breakdown"]["family"] == "gpt2" and "embeddings" in entry["size_breakdown"]["parts"]
-        assert "ORTModelForCausalLM" in (out / entry["path"] / "README.md").read_text()
+        assert "ExportedModel.from_pretrained" in (out / entry["path"] / "README.md").read_text()
         for flip in entry["analysis"]["flips"]:
             assert flip["baseline"] != flip["variant"] and f'id="flips-{entry["name"]}"' in page
     recipe = load_recipe(str(out / "recipe.yaml"))

@@ -83,6 +83,26 @@ def test_llama_causal_lm_smooths_the_mlp_through_up_proj():
     assert record["smoothed_inputs"] == 2 * 3  # per block: attention input, MLP input, down_proj input
 
 
+def test_gemma4_text_smooths_with_its_unit_offset_free_norms():
+    """Gemma 4's RMSNorm multiplies by its weight (no 1 + weight): the map folds the scale into it as it is, so the
+    outputs stay and an outlier channel after input_layernorm is flattened."""
+    from transformers import Gemma4ForCausalLM, Gemma4TextConfig
+
+    torch.manual_seed(0)
+    model = Gemma4ForCausalLM(Gemma4TextConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=8, global_head_dim=16, sliding_window=4, layer_types=["sliding_attention", "full_attention"],
+        vocab_size_per_layer_input=64, hidden_size_per_layer_input=8)).eval()
+    model = _with_outlier_channel(model, "input_layernorm")
+    batches = [{"input_ids": torch.randint(0, 64, (2, 12), generator=torch.Generator().manual_seed(i))} for i in range(3)]
+    reference = [model(**b).logits for b in batches]
+    before = _channel_spread(model, "self_attn.q_proj", batches)
+    record = smooth_(model, batches, alpha=0.5)
+    for batch, logits in zip(batches, reference):
+        torch.testing.assert_close(model(**batch).logits, logits, rtol=1e-4, atol=1e-4)
+    assert record["smoothed_inputs"] == 2 * 3 and _channel_spread(model, "self_attn.q_proj", batches) < before / 3
+
+
 def test_unknown_architecture_and_bad_alpha_are_refused(tiny_bert):
     model, tokenizer = _classifier(tiny_bert)
     with pytest.raises(SmoothError, match="no SmoothQuant map for 'bert'.*SMOOTH_MAPS"):

@@ -42,11 +42,12 @@ def require(target: str) -> None:
 def onnx_bert(tiny_bert, tmp_path_factory):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from export.onnx_export import export_to_onnx
+    from compress.tasks.text_classification.task import TextClassification
 
     folder = tmp_path_factory.mktemp("onnx")
-    path = export_to_onnx(AutoModelForSequenceClassification.from_pretrained(tiny_bert), folder, "text-classification")
-    feed = dict(AutoTokenizer.from_pretrained(tiny_bert)(["my order is late", "refund please now"], padding=True, return_tensors="np"))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    path = TextClassification().export(AutoModelForSequenceClassification.from_pretrained(tiny_bert), tokenizer, folder, None)
+    feed = dict(tokenizer(["my order is late", "refund please now"], padding=True, return_tensors="np"))
     return path, feed
 
 

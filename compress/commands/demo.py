@@ -71,13 +71,14 @@ def fine_tune_classifier(base: Path, texts: list[str], labels: list[str], out: P
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.train-") as tmp:
         args = TrainingArguments(output_dir=tmp, num_train_epochs=epochs, learning_rate=lr, per_device_train_batch_size=batch_size,
-                                 warmup_ratio=0.1, weight_decay=0.01, lr_scheduler_type="linear", logging_steps=50,
-                                 group_by_length=True,  # batches of similar length: far less padding to compute on CPU
+                                 warmup_steps=0.1, weight_decay=0.01, lr_scheduler_type="linear", logging_steps=50,
+                                 # batches of similar length: far less padding to compute on CPU
+                                 train_sampling_strategy="group_by_length",
                                  save_strategy="no", report_to=[], seed=seed, use_cpu=not torch.cuda.is_available(),
                                  disable_tqdm=not sys.stderr.isatty())  # a redrawn bar in a log is kilobytes of one line
         Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer)).train()
         staging = Path(tmp) / "model"
-        model.save_pretrained(staging, safe_serialization=True)
+        model.save_pretrained(staging)  # safetensors: transformers 5's only format
         tokenizer.save_pretrained(staging)
         shutil.rmtree(out, ignore_errors=True)
         staging.rename(out)

@@ -50,6 +50,13 @@ def generate(path: Path | str, prompt: str, max_new_tokens: int = 64, threads: i
              greedy: bool = True, stream: bool = True, temperature: float = 0.8) -> str:
     """Generate from `prompt` with a variant (or an OUT folder's selected one); prints tokens as they come when `stream`."""
     _check_settings(max_new_tokens, threads, temperature)
+    from compress.tasks.translation.translate import is_translation, translate
+
+    if is_translation(Path(path)):  # a translation run or variant: the prompt is the source sentence (greedy)
+        text = translate(path, prompt, max_new_tokens, threads)
+        if stream:
+            print(text)
+        return text
     folder = resolve_variant(Path(path))
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = load_ort_lm(folder, threads or min(4, os.cpu_count() or 1))

@@ -1,4 +1,5 @@
-"""`compress qat`: one command from a fine-tuned classifier to a QAT-trained int8 ONNX folder.
+"""`compress qat`: one command from a fine-tuned classifier to a QAT-trained int8 ONNX folder
+(plain onnxruntime and transformers' ExportedModel.from_pretrained load it).
 
 `compress run` with a `qat:` recipe section does the same inside the full validation and report;
 this command is for scripts that only want the artefact (and a record of what was learned).
@@ -28,6 +29,7 @@ def qat_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recip
     from compress.run.measure import runtime_graph
     from compress.tasks import get_task
     from export.hardware import cpu_info
+    from export.hf_manifest import finish_folder, read_manifest
     from export.onnx_export import MODEL_FILE
 
     check_target(out, force, (model_source, data_source))
@@ -43,9 +45,13 @@ def qat_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recip
     limit = recipe.validate_.max_length
     feeds = [dict(ckpt.tokenizer([t], truncation=True, max_length=limit, return_tensors="np")) for t in data.texts[:8]]
     with staged(out, force, (model_source, data_source)) as stage:
+        def export(model, folder: Path) -> Path:
+            return task.export(model, ckpt.tokenizer, folder, recipe.export.opset)
+
         path, record = qat_to_onnx(ckpt.model, ckpt.tokenizer, data.texts, data.labels, recipe.qat.to_config(preset),
-                                   stage / MODEL_FILE, task.export_task, preset, feeds, feeds, threads, limit, recipe.export.opset)
+                                   stage / MODEL_FILE, export, preset, feeds, feeds, threads, limit)
         config.save_pretrained(stage)
+        finish_folder(stage, read_manifest(stage))
         ckpt.tokenizer.save_pretrained(stage)
         graph = runtime_graph(path)
         report = {"source": data.source, "texts": len(data.texts), "labels_used": data.labels is not None,
@@ -54,5 +60,5 @@ def qat_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recip
         (stage / "recipe.yaml").write_text(recipe.to_yaml())
     info(f"int8 kernels in the runtime graph: {graph['int8_ops']}; float weight MatMuls left: {graph['float_weight_matmuls']}")
     console.print(f"QAT int8 model: [bold]{escape(str(out / MODEL_FILE))}[/] "
-                  f"(ORTModelForSequenceClassification.from_pretrained({escape(repr(str(out)))}) loads it)")
+                  f"(transformers.exporters.ExportedModel.from_pretrained({escape(repr(str(out)))}) loads it)")
     return report

@@ -1,11 +1,12 @@
 """`load_pruned`: reload a saved pruned model whose shapes transformers' config cannot express.
 
-Builds the model from its config (``pruned_heads`` and ``num_hidden_layers`` shape heads and
-layers), cuts the FFNs to ``config.edge_compress["ffn_sizes"]`` and, for grouped-query decoders,
-the attention to ``config.edge_compress["kv_heads"]`` KV heads per layer, then loads the
-safetensors weights. transformers' Llama/Mistral/Qwen/Gemma configs hold one head count and one
-FFN width for all layers (no per-layer form exists for these classes), so this is the only way
-back for non-uniform layers. Folders without recorded sizes load through plain ``from_pretrained``.
+Builds the model from its config (``num_hidden_layers`` shapes the layers), cuts the FFNs to
+``config.edge_compress["ffn_sizes"]`` and the attention to ``config.edge_compress["heads"]`` heads
+(classic attention) or ``["kv_heads"]`` KV heads (grouped-query decoders) per layer, then loads the
+safetensors weights. transformers' configs hold one head count and one FFN width for all layers
+(no per-layer form exists for these classes, and transformers 5 no longer reads ``pruned_heads``),
+so this is the only way back for non-uniform layers and for any head-pruned classic attention.
+Folders without recorded sizes load through plain ``from_pretrained``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def load_pruned(folder: str | Path, model_class: type[PreTrainedModel] | None = 
     if sizes is None:
         return cls.from_pretrained(folder)
     model = cls(config)
-    restore_sizes(model, spec_for(model), sizes, recorded.get("kv_heads"))
-    state = _renamed(_read_safetensors(folder), getattr(model, "_checkpoint_conversion_mapping", None) or {})
+    restore_sizes(model, spec_for(model), sizes, recorded.get("heads", recorded.get("kv_heads")))
+    state = _renamed(_read_safetensors(folder), model)
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = set(getattr(model, "_tied_weights_keys", None) or [])
     if unexpected or set(missing) - tied:
@@ -53,17 +54,15 @@ def _class_from_config(config) -> type[PreTrainedModel]:
     return getattr(transformers, names[0])
 
 
-def _renamed(state: dict, mapping: dict[str, str]) -> dict:
-    """Checkpoint keys in the model's own naming: some classes (Gemma 3 multimodal) save legacy key names, which
-    ``from_pretrained`` maps back with the class's regex table; the first matching pattern wins, as there."""
-    out = {}
-    for key, value in state.items():
-        for pattern, replacement in mapping.items():
-            key, hits = re.subn(pattern, replacement, key)
-            if hits:
-                break
-        out[key] = value
-    return out
+def _renamed(state: dict, model: PreTrainedModel) -> dict:
+    """Checkpoint keys in the model's own naming. Some classes (Gemma 3 multimodal) save legacy key names, which
+    transformers 5's `from_pretrained` renames with the class's registered table: the same table and the same
+    function here (transformers.core_model_loading), so a pruned checkpoint reloads as an unpruned one does."""
+    from transformers.conversion_mapping import extract_weight_conversions_for_model
+    from transformers.core_model_loading import WeightRenaming, apply_renamings
+
+    renamings = [t for t in extract_weight_conversions_for_model(model) or [] if isinstance(t, WeightRenaming)]
+    return {apply_renamings(key, renamings): value for key, value in state.items()} if renamings else state
 
 
 def _read_safetensors(folder: Path) -> dict:

@@ -1,14 +1,17 @@
 """Physical removal: slice the weights so pruned units are gone, and record the new shapes.
 
-Classic attention heads go through the model's own ``prune_heads`` so ``config.pruned_heads`` lets
-plain ``from_pretrained`` rebuild the shapes. Grouped-query decoders have no ``prune_heads``: a KV
-group is removed by slicing its rows of ``q_proj``/``k_proj``/``v_proj`` and its columns of
-``o_proj`` here. transformers configs can express these sizes only when every layer has the same
-(``intermediate_size``; ``num_attention_heads``/``num_key_value_heads``/``head_dim``), so the
-per-layer sizes are recorded in ``config.edge_compress`` (``ffn_sizes``, and ``kv_heads`` for
-grouped models) for `load_pruned`, and the config fields are set too when the sizes are uniform, so
-plain ``from_pretrained`` (and exporters that size the KV cache from the config) work as well.
-Dropped layers shrink the layer list, ``num_hidden_layers`` and the per-layer ``layer_types``.
+Heads are removed by slicing their rows of the q/k/v projections and their columns of the attention
+output projection (transformers 5 has no ``prune_heads``): one head for classic attention, a KV group
+with its query heads for grouped-query decoders. transformers configs can express these sizes only
+when every layer has the same (``intermediate_size``; ``num_attention_heads``/``num_key_value_heads``/
+``head_dim``), so the per-layer sizes are recorded in ``config.edge_compress`` (``ffn_sizes``; ``heads``
+for classic attention, ``kv_heads`` for grouped models) for `load_pruned`, and the config fields are set
+too where the sizes are uniform and the config has a field for them, so plain ``from_pretrained`` (and
+exporters that size the KV cache from the config) work as well.  Classic attention derives its head size
+from ``hidden_size // num_attention_heads``, so no config field can say "fewer heads of the same size":
+a head-pruned BERT/DistilBERT/RoBERTa/GPT-2 reloads through `load_pruned` only (plain ``from_pretrained``
+refuses its weights' shapes).  Dropped layers shrink the layer list, ``num_hidden_layers`` and the
+per-layer ``layer_types``.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ def fold_scales(model: nn.Module, spec: ArchSpec, unit_width: int, scales: Masks
 def remove_units(model: nn.Module, spec: ArchSpec, selection: Selection) -> None:
     """Apply a validated `selection` in place."""
     layers = layer_list(model, spec)
-    if spec.grouped:
-        _remove_groups(layers, spec, read_structure(model, spec), selection)
-    else:
-        _remove_heads(model, selection)
+    keep_units = _keep_groups if spec.grouped else _keep_heads
+    structure = read_structure(model, spec)
+    for index, (layer, keep) in enumerate(zip(layers, selection.heads)):
+        if index not in selection.dropped_layers and not keep.all():
+            keep_units(layer, spec, structure, keep.nonzero().flatten())
     for layer, keep in zip(layers, selection.neurons):
         if keep.any() and not keep.all():
             _keep_neurons(layer, spec, keep.nonzero().flatten())
@@ -64,24 +68,17 @@ def _keep_groups(layer: nn.Module, spec: ArchSpec, structure: Structure, units: 
     keep_inputs(layer.get_submodule(spec.attn_out), q_rows)
 
 
-def _remove_groups(layers: nn.ModuleList, spec: ArchSpec, structure: Structure, selection: Selection) -> None:
-    for index, (layer, keep) in enumerate(zip(layers, selection.heads)):
-        if index not in selection.dropped_layers and not keep.all():
-            _keep_groups(layer, spec, structure, keep.nonzero().flatten())
-
-
-def _remove_heads(model: nn.Module, selection: Selection) -> None:
-    """Translate current head positions to the original indices `prune_heads` expects."""
-    config = model.config
-    to_prune = {}
-    for layer, keep in enumerate(selection.heads):
-        if layer in selection.dropped_layers or keep.all():
-            continue
-        gone = set(config.pruned_heads.get(layer, []))
-        alive = [h for h in range(config.num_attention_heads) if h not in gone]
-        to_prune[layer] = [alive[i] for i in (~keep).nonzero().flatten().tolist()]
-    if to_prune:
-        model.prune_heads(to_prune)
+def _keep_heads(layer: nn.Module, spec: ArchSpec, structure: Structure, units: torch.Tensor) -> None:
+    """Keep classic attention heads `units`: their q/k/v rows (in each of a packed module's blocks) and output columns."""
+    attention = layer.get_submodule(spec.attention)
+    rows = _features(units, structure.head_dim)
+    width = int(getattr(attention, spec.num_heads_attr)) * structure.head_dim
+    for path in spec.qkv:
+        keep_outputs(layer.get_submodule(path), torch.cat([block * width + rows for block in range(spec.qkv_packed)]))
+    keep_inputs(layer.get_submodule(spec.attn_out), rows)
+    setattr(attention, spec.num_heads_attr, len(units))
+    for attr in spec.width_attrs:
+        setattr(attention, attr, len(rows))
 
 
 def _drop_layers(model: nn.Module, spec: ArchSpec, dropped: list[int]) -> None:
@@ -98,9 +95,6 @@ def _drop_layers(model: nn.Module, spec: ArchSpec, dropped: list[int]) -> None:
             if hasattr(module, "layer_idx"):
                 module.layer_idx = new_index
     config = text_config(model)
-    config.pruned_heads = {
-        new: config.pruned_heads[old_i] for new, old_i in enumerate(kept) if old_i in config.pruned_heads
-    }
     layer_types = getattr(config, "layer_types", None)  # sliding/full attention per layer (Gemma 2/3, Qwen)
     if isinstance(layer_types, list) and len(layer_types) == len(old):
         config.layer_types = [layer_types[i] for i in kept]
@@ -111,8 +105,10 @@ def _record_sizes(model: nn.Module, spec: ArchSpec) -> None:
     layers = layer_list(model, spec)
     sizes = {"ffn_sizes": [out_features(layer.get_submodule(spec.ffn_in[0])) for layer in layers]}
     config = text_config(model)
-    if spec.grouped:
-        structure = read_structure(model, spec)
+    structure = read_structure(model, spec)
+    if not spec.grouped:
+        sizes["heads"] = list(structure.heads)
+    else:
         sizes["kv_heads"] = list(structure.heads)
         if len(set(structure.heads)) == 1:
             config.head_dim = structure.head_dim  # some configs derive it from hidden_size // num_attention_heads
@@ -124,10 +120,11 @@ def _record_sizes(model: nn.Module, spec: ArchSpec) -> None:
         setattr(config, spec.ffn_size_attr, sizes["ffn_sizes"][0])
 
 
-def restore_sizes(model: nn.Module, spec: ArchSpec, ffn_sizes: list[int], kv_heads: list[int] | None) -> None:
-    """Cut freshly built layers to recorded widths and KV heads (the weights are loaded afterwards)."""
-    structure = read_structure(model, spec) if kv_heads is not None else None
+def restore_sizes(model: nn.Module, spec: ArchSpec, ffn_sizes: list[int], heads: list[int] | None) -> None:
+    """Cut freshly built layers to recorded widths and head units (the weights are loaded afterwards)."""
+    structure = read_structure(model, spec)
+    keep_units = _keep_groups if spec.grouped else _keep_heads
     for index, (layer, size) in enumerate(zip(layer_list(model, spec), ffn_sizes)):
         _keep_neurons(layer, spec, torch.arange(size))
-        if structure is not None and kv_heads[index] != structure.heads[index]:
-            _keep_groups(layer, spec, structure, torch.arange(kv_heads[index]))
+        if heads is not None and heads[index] != structure.heads[index]:
+            keep_units(layer, spec, structure, torch.arange(heads[index]))

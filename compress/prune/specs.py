@@ -5,12 +5,13 @@ is relative to the spec's root module (``model.base_model``, or ``model.get_deco
 decoder LMs, whose base-model prefix does not always name the attribute holding the text model);
 the others are relative to one layer of that list.
 
-Two ways of removing heads:
+Heads are removed by slicing here, for both kinds of attention (transformers 5 removed ``prune_heads``
+and ``config.pruned_heads``; its attention modules infer the head count from the tensor shapes):
 
-* classic multi-head attention (BERT, RoBERTa, DistilBERT, GPT-2): the model's own ``prune_heads``
-  (transformers) removes them, so the config's ``pruned_heads`` keeps the pruned model loadable with
-  plain ``from_pretrained``; the spec only says where heads are counted and where their
-  concatenated outputs enter the output projection.
+* classic multi-head attention (BERT, RoBERTa, DistilBERT, GPT-2): head ``i`` owns rows
+  ``i·h .. i·h + h - 1`` of each ``qkv`` projection (GPT-2's ``c_attn`` packs q, k and v in one module:
+  three such blocks) and the same columns of the output projection; ``num_heads_attr`` and
+  ``width_attrs`` are the module's own records of the head count and the heads' total width.
 * grouped-query attention (Llama, Mistral, Qwen2/3, Gemma 1/2/3): these classes have no
   ``prune_heads``, and query head ``i`` reads KV head ``i // group``, so the unit is a *KV group*:
   one KV head (its ``k_proj``/``v_proj`` rows) plus its ``group`` query heads (contiguous
@@ -36,20 +37,23 @@ class ArchSpec:
     """Module layout of one model_type."""
 
     layers: str  # the nn.ModuleList of transformer blocks, from the root module
-    attention: str  # module holding the head size attribute (and, for prune_heads models, the head count)
+    attention: str  # module holding the head size attribute (and, for classic attention, the head count)
     head_dim_attr: str  # attribute of `attention`: size of one head
     attn_out: str  # output projection; its input is the heads' outputs, concatenated
     ffn_in: tuple[str, ...]  # FFN projections whose outputs are the neurons (gate and up for gated MLPs)
     ffn_out: str  # FFN projection whose inputs are the neurons
     ffn_size_attr: str  # config attribute holding the (uniform) FFN width
-    num_heads_attr: str | None = None  # prune_heads models: attribute of `attention`, current number of heads
+    num_heads_attr: str | None = None  # classic attention: attribute of `attention`, current number of heads
+    qkv: tuple[str, ...] = ()  # classic attention: projections whose outputs are the heads' q/k/v features
+    qkv_packed: int = 1  # how many of q, k, v each `qkv` module holds side by side (GPT-2's c_attn: 3)
+    width_attrs: tuple[str, ...] = ()  # attributes of `attention` holding the heads' total width
     q_proj: str | None = None  # GQA models: query projection (`group` heads per KV head)
     kv_proj: tuple[str, ...] = ()  # GQA models: projections whose outputs are the KV heads
     root: Literal["base_model", "decoder"] = "base_model"
 
     @property
     def grouped(self) -> bool:
-        """True when heads are KV groups sliced here, False when the model's ``prune_heads`` removes them."""
+        """True when a head unit is a KV group with its query heads, False for one classic attention head."""
         return bool(self.kv_proj)
 
 
@@ -58,6 +62,8 @@ _BERT = ArchSpec(
     attention="attention.self",
     num_heads_attr="num_attention_heads",
     head_dim_attr="attention_head_size",
+    qkv=("attention.self.query", "attention.self.key", "attention.self.value"),
+    width_attrs=("all_head_size",),
     attn_out="attention.output.dense",
     ffn_in=("intermediate.dense",),
     ffn_out="output.dense",
@@ -86,6 +92,7 @@ SPECS: dict[str, ArchSpec] = {
         attention="attention",
         num_heads_attr="n_heads",
         head_dim_attr="attention_head_size",
+        qkv=("attention.q_lin", "attention.k_lin", "attention.v_lin"),
         attn_out="attention.out_lin",
         ffn_in=("ffn.lin1",),
         ffn_out="ffn.lin2",
@@ -96,6 +103,9 @@ SPECS: dict[str, ArchSpec] = {
         attention="attn",
         num_heads_attr="num_heads",
         head_dim_attr="head_dim",
+        qkv=("attn.c_attn",),
+        qkv_packed=3,
+        width_attrs=("split_size",),
         attn_out="attn.c_proj",
         ffn_in=("mlp.c_fc",),
         ffn_out="mlp.c_proj",

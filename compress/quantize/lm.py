@@ -6,7 +6,9 @@ Common rules, each for accuracy:
 - The LM head and the embedding it is tied to never get int8 *activation*
   quantization: they become one shared weight-only table (`export.tied_head`).
 - `exclude` names further MatMuls to keep in float (e.g. from `sensitivity`): exact node names
-  or shell-style patterns (`*/mlp/down_proj/*`).
+  or shell-style patterns (`*/mlp/down_proj/*`).  A MatMul ONNX Runtime's fusions packed from several
+  (q/k/v, gate/up; `export.lm_export` names it after all of them) matches when one of its parts does,
+  so `exclude` keeps it whole in float; the int4 variant unpacks one whose parts `keep_8bit` splits.
 - The int4 weight-only variant is mixed precision: `keep_8bit` patterns name the MatMuls that
   stay at 8 bits.  On Gemma 3 270M, 4-bit RTN on every body MatMul costs +31 % perplexity, and
   one projection type at a time at 4 bits (the rest fp32) costs: down_proj +7.4 %, v_proj +7.0 %,
@@ -34,11 +36,16 @@ from onnxruntime.quantization import (
 
 from compress.console import warn
 from compress.quantize.presets import Int8Preset
-from export.onnx_io import load_model, save_model
+from export.hf_manifest import model_files
+from export.lm_export import PACKED_SEPARATOR, unpack_matmuls
+from export.onnx_io import PROTOBUF_LIMIT, load_model, save_model
 from export.tied import find_tied_head
 from export.tied_head import quantize_tied_head
 
 QUANT_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+# ONNX shape inference stops at ORT's fused ops (RotaryEmbedding, SkipSimplifiedLayerNormalization): tensors it leaves
+# untyped are float, as everything a decoder's MatMuls read is.
+_FLOAT_DEFAULT = {"DefaultTensorType": onnx.TensorProto.FLOAT}
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,9 @@ def weight_matmuls(model: onnx.ModelProto, exclude: Iterable[str] = ()) -> list[
 
 
 def matches(name: str, patterns: Iterable[str]) -> bool:
-    """`name` equals one of `patterns` or matches it as a shell-style pattern."""
-    return any(name == p or fnmatch.fnmatchcase(name, p) for p in patterns)
+    """`name` (or one part of a packed MatMul's name) equals one of `patterns` or matches it as a shell-style pattern."""
+    patterns = list(patterns)
+    return any(part == p or fnmatch.fnmatchcase(part, p) for part in name.split(PACKED_SEPARATOR) for p in patterns)
 
 
 def _finish(dst: Path, head: HeadSpec) -> Path:
@@ -94,7 +102,7 @@ def quantize_dynamic_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec
         quantize_dynamic(src, dst, op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes, per_channel=preset.per_channel,
                          reduce_range=preset.reduce_range, weight_type=QUANT_TYPES[preset.weight_type],
                          use_external_data_format=_large(src),
-                         extra_options={"WeightSymmetric": preset.weight_symmetric, "MatMulConstBOnly": True})
+                         extra_options={"WeightSymmetric": preset.weight_symmetric, "MatMulConstBOnly": True, **_FLOAT_DEFAULT})
     return _finish(dst, head)
 
 
@@ -111,7 +119,7 @@ def quantize_static_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec,
                         activation_type=QUANT_TYPES[preset.activation_type], weight_type=QUANT_TYPES[preset.weight_type],
                         calibrate_method=CalibrationMethod.MinMax, use_external_data_format=_large(src),
                         extra_options={"WeightSymmetric": preset.weight_symmetric, "ActivationSymmetric": False,
-                                       "MatMulConstBOnly": True, "CalibTensorRangeSymmetric": False},
+                                       "MatMulConstBOnly": True, "CalibTensorRangeSymmetric": False, **_FLOAT_DEFAULT},
                         calibration_providers=["CPUExecutionProvider"])
     return _finish(dst, head)
 
@@ -121,8 +129,10 @@ def quantize_weight_only(src: Path, dst: Path, bits: int, block_size: int, head:
     """RTN blockwise weight-only MatMulNBits (ORT's quantizer) for the body, `keep_8bit` MatMuls (names or patterns;
     ones that match nothing are ignored: names differ per architecture) at 8 bits; the tied head per `head`."""
     model = load_model(src)
-    body = weight_matmuls(model, exclude)
     keep_8bit = list(keep_8bit)
+    if bits < 8 and keep_8bit:  # packed q/k/v, gate/up whose parts get different bits: unpacked first
+        unpack_matmuls(model, lambda parts: len({matches(p, keep_8bit) for p in parts}) > 1)
+    body = weight_matmuls(model, exclude)
     eight = [n for n in body if bits < 8 and matches(n, keep_8bit)]
     model = _nbits(model, [n for n in body if n not in eight], bits, block_size, accuracy_level, symmetric)
     if eight:
@@ -147,7 +157,8 @@ def _nbits(model: onnx.ModelProto, names: list[str], bits: int, block_size: int,
 
 
 def _large(path: Path) -> bool:
-    return path.with_name(path.name + "_data").exists()
+    """Weights past protobuf's limit: the quantizers must write them beside the graph."""
+    return sum(f.stat().st_size for f in model_files(path)) > PROTOBUF_LIMIT
 
 
 class _Reader(CalibrationDataReader):

@@ -7,7 +7,7 @@ comes from our own loaders rather than a `datasets.Dataset`.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +24,7 @@ from onnxruntime.quantization import (
 )
 
 from compress.quantize.presets import Int8Preset
+from export.onnx_io import load_model, save_model
 from export.quiet import quiet
 
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -47,11 +48,17 @@ class _Feeds(CalibrationDataReader):
         return next(self._it, None)
 
 
-def quantize_int8_dynamic(src: Path, dst: Path, preset: Int8Preset) -> Path:
-    """Weights int8 offline, activations quantized per batch at run time (no calibration)."""
+def quantize_int8_dynamic(src: Path, dst: Path, preset: Int8Preset, nodes: Collection[str] | None = None) -> Path:
+    """Weights int8 offline, activations quantized per batch at run time (no calibration).
+
+    `nodes` limits quantization to those node names (mixed precision, compress.search); None = every supported node.
+    """
+    if nodes is not None and not nodes:  # ORT reads an empty list as "every node"
+        return save_model(load_model(src), dst)  # the float graph, with its external weights if it has them
     # Fused contrib ops (Attention, SkipLayerNorm) defeat ONNX shape inference; their outputs are float.
     with quiet():
         quantize_dynamic(src, dst, per_channel=preset.per_channel, reduce_range=preset.reduce_range,
+                         nodes_to_quantize=list(nodes) if nodes is not None else None,
                          weight_type=QUANT_TYPES[preset.weight_type],
                          extra_options={"WeightSymmetric": preset.weight_symmetric, "DefaultTensorType": onnx.TensorProto.FLOAT})
     return dst
@@ -76,7 +83,9 @@ def quantize_int8_static(src: Path, dst: Path, preset: Int8Preset, calibration_f
     with tempfile.TemporaryDirectory() as tmp, quiet():
         prepared = Path(tmp) / "prepared.onnx"
         # Symbolic shape inference gives up on some exporters' dynamic shapes; ONNX's own inference suffices here.
-        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        # External weights in and out: a variant's graph keeps its weights in model.onnx.data, which the optimizer's
+        # copy in its own temporary folder cannot find unless it writes its own.
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True, save_as_external_data=True)
         model = onnx.load(str(prepared))
         nodes = weight_nodes(model)
         if learned is not None:

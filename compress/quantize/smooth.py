@@ -53,6 +53,7 @@ SMOOTH_MAPS: dict[str, SmoothMap] = {
     "llama": _LLAMA, "mistral": _LLAMA, "qwen2": _LLAMA, "qwen3": _LLAMA,
     "gemma": SmoothMap("layers", _LLAMA.smoothings, norm_offset=1.0),
     "gemma2": _GEMMA3, "gemma3_text": _GEMMA3,
+    "gemma4_text": SmoothMap("layers", _GEMMA3.smoothings),  # Gemma 4's RMSNorm multiplies by its weight alone
     "gpt2": SmoothMap("h", (Smoothing("ln_1", ("attn.c_attn",)), Smoothing("ln_2", ("mlp.c_fc",)))),
 }
 

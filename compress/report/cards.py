@@ -3,7 +3,8 @@
 Written at the end of the run, from the serialized report (the measured figures exist only
 after the interleaved timing rounds) and the folder's `manifest.json` (what it was made from).
 The loading snippet is plain onnxruntime first (it works whatever the Hugging Face stack of
-the day is), then the Hugging Face ONNX Runtime class the folder is laid out for.
+the day is), then transformers' own `ExportedModel`, which reads the folder's export.json and
+returns the model's own output class.
 """
 from __future__ import annotations
 
@@ -13,10 +14,21 @@ from typing import Any
 
 from compress.report.noise import describe, noise_from_dict
 
+_FEED = 'feed = {k: v for k, v in tokenizer(["an example text"], return_tensors="np").items() if k in names}'
+# task -> (what ExportedModel returns, how the onnxruntime snippet feeds the graph and reads its outputs)
+_OUTPUTS: dict[str, tuple[str, list[str]]] = {
+    "text-classification": ("SequenceClassifierOutput", [_FEED, 'logits = session.run(["logits"], feed)[0]']),
+    "question-answering": ("QuestionAnsweringModelOutput",
+                           [_FEED.replace('["an example text"]', '"a question?", "its context"'),
+                            'start_logits, end_logits = session.run(["start_logits", "end_logits"], feed)']),
+    "causal-lm": ("CausalLMOutputWithPast",
+                  ["# a KV-cache decoder: feed input_ids, attention_mask, position_ids and empty past_key_values.*;",
+                   "# ExportedModel below runs the graph with its cache for you"]),
+}
 _PRECISION = {"fp32": "32-bit float", "fp16": "16-bit float", "int8": "8-bit integer", "int4": "4-bit integer weights"}
 
 
-def write_cards(out: Path, report: dict[str, Any], ort_model_class: str) -> list[Path]:
+def write_cards(out: Path, report: dict[str, Any]) -> list[Path]:
     """README.md in each built variant folder of `out` (paths in `report` are relative to it)."""
     written = []
     for entry in report["variants"]:
@@ -25,7 +37,7 @@ def write_cards(out: Path, report: dict[str, Any], ort_model_class: str) -> list
         folder = out / entry["path"]
         manifest_path = folder / "manifest.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-        (folder / "README.md").write_text(card(entry, report, manifest, ort_model_class))
+        (folder / "README.md").write_text(card(entry, report, manifest))
         written.append(folder / "README.md")
     return written
 
@@ -39,7 +51,7 @@ def _settings(settings: dict[str, Any]) -> list[str]:
     return lines or ["- none (the plain export)"]
 
 
-def card(entry: dict[str, Any], report: dict[str, Any], manifest: dict[str, Any], ort_model_class: str) -> str:
+def card(entry: dict[str, Any], report: dict[str, Any], manifest: dict[str, Any]) -> str:
     metric, base = report["metric"], report["baseline"]
     delta = entry.get("delta") or {}
     value, base_value = entry["metrics"][metric], base["metrics"][metric]
@@ -73,23 +85,28 @@ def card(entry: dict[str, Any], report: dict[str, Any], manifest: dict[str, Any]
     lines += [(f"Eval set: {report['eval']['samples']} items from `{report['eval']['source']}`; host CPU: "
               f"{report['environment']['cpu']['model']}, {report['environment']['threads']} threads. Measured on this host "
               "only: time it again where it ships."), "",
-              "## How to load it", "",
-              "With plain ONNX Runtime and the tokenizer saved beside it:", "", "```python",
+              "## How to load it", ""]
+    if report["task"] == "translation":  # two graphs: export/seq2seq.py describes their inputs and outputs
+        return "\n".join(lines + [(
+            "`encoder.onnx` (source -> cross-attention cache `cross.{i}.key/value`) and `decoder.onnx` (one token, the "
+            "self-attention cache `past.{i}.*` and the cross cache -> `logits`, `present.{i}.*`) run on plain ONNX Runtime. "
+            "`compress generate . \"a source sentence\"` translates with them; "
+            "`transformers.exporters.ExportedModel.from_pretrained(folder).runners[\"encoder\" or \"decoder\"](**tensors)` "
+            "runs each graph."), "", "`manifest.json` holds the settings, metrics and library versions as JSON.", ""])
+    lines += ["With plain ONNX Runtime and the tokenizer saved beside it:", "", "```python",
               "import onnxruntime as ort",
               "from transformers import AutoTokenizer", "",
               'folder = "."  # this folder',
               "tokenizer = AutoTokenizer.from_pretrained(folder)",
               f'session = ort.InferenceSession(f"{{folder}}/{model_file}", providers=["CPUExecutionProvider"])',
               "names = {i.name for i in session.get_inputs()}"]
-    if report["task"] == "causal-lm":
-        lines += ["# a KV-cache decoder: feed input_ids, attention_mask, position_ids and empty past_key_values.*;",
-                  "# the Hugging Face class below runs the generation loop for you"]
-    else:
-        lines += ['feed = {k: v for k, v in tokenizer(["an example text"], return_tensors="np").items() if k in names}',
-                  'logits = session.run(["logits"], feed)[0]']
-    lines += ["```", "",
-              (f"The folder is laid out for Hugging Face's ONNX Runtime classes (config, tokenizer, `{model_file}`), e.g. "
-              f"`{ort_model_class}.from_pretrained(folder)` from `optimum.onnxruntime` (optimum-onnx)."), "",
+    output_class, read_outputs = _OUTPUTS[report["task"]]
+    lines += [*read_outputs, "```", "",
+              (f"With transformers (5.x), which reads `export.json` and the weights in `{model_file}.data` and returns "
+               f"a `{output_class}` like the PyTorch model:"), "", "```python",
+              "from transformers.exporters import ExportedModel", "",
+              "model = ExportedModel.from_pretrained(folder)",
+              'outputs = model(**tokenizer(["an example text"], return_tensors="pt"))', "```", "",
               "`manifest.json` holds the settings, metrics and library versions as JSON.", ""]
     return "\n".join(lines)
 

@@ -27,7 +27,7 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     """`report`: `Report.to_dict()` (compress.report.schema), paths already relative to `out`."""
     write_json(out, report)
     plot_path = plot(out, report)
-    (out / "report.md").write_text(markdown(report, plot_path.name if plot_path else None))
+    (out / "report.md").write_text(markdown(report, plot_path.name if plot_path else None) + "\n".join(search_lines(out, report)))
     (out / "report.html").write_text(render_html(report, plot_path.read_bytes() if plot_path else None))
 
 
@@ -85,6 +85,12 @@ def markdown(report: dict, plot_name: str | None) -> str:
                   f"heads per layer {p['heads_per_layer']}, FFN neurons per layer {p['neurons_per_layer']}"
                   + (f", dropped layers {p['dropped_layers']}" if p["dropped_layers"] else "")
                   + ("; distilled from the float model" if p.get("distilled") else "") + "."]
+    if report.get("trimming"):
+        t = report["trimming"]
+        lines += ["", (f"Trimmed line: {t['vocab_after']:,} of {t['vocab_before']:,} vocabulary entries kept ({t['kept_fraction']:.0%}; "
+                       f"the {t['corpus']} texts' tokens plus the safety set, top {t['keep_top_n']}), "
+                       f"{t['params_after'] / 1e6:.2f}M of {t['params_before'] / 1e6:.2f}M parameters; "
+                       f"{t['eval_fallback_rate']:.1%} of the eval tokens fall back to smaller pieces (words outside the corpus).")]
     lines += _qat_lines(report)
     timing = report["baseline"]["latency_ms"]
     lines += ["", (f"Latency: batch 1, median over {timing['rounds']} interleaved rounds of the p50 over {timing['runs']} timed "
@@ -104,6 +110,36 @@ def markdown(report: dict, plot_name: str | None) -> str:
               f"int8 flags: {', '.join(cpu['flags']) or 'none'})"), f"- int8 preset: `{preset['name']}` — {preset['reason']}",
               *environment_lines(report), "- " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), ""]
     return "\n".join(lines)
+
+
+def search_lines(out: Path, report: dict) -> list[str]:
+    """report.md's section per searched variant: why it won, the trials' front and the sensitivity table, with their
+    charts written beside report.md (drawn from the variant's search/ files, so they can be redrawn from them alone)."""
+    from compress.search.report import front_data, search_figure, sensitivity_figure, sensitivity_markdown
+
+    lines: list[str] = []
+    for v in report["variants"]:
+        found = (v.get("settings") or {}).get("search")
+        if not isinstance(found, dict) or "trials" not in found or v.get("error") or not v.get("path"):
+            continue
+        folder = out / v["path"] / found.get("files", "search/")
+        try:
+            trials = json.loads((folder / "search.json").read_text())
+            sensitivity = json.loads((folder / "sensitivity.json").read_text())
+            (out / f"{v['name']}-trials.png").write_bytes(png(search_figure(trials)))
+            (out / f"{v['name']}-sensitivity.png").write_bytes(png(sensitivity_figure(sensitivity)))
+        except (OSError, ValueError, KeyError) as err:
+            lines += ["", f"Search of `{v['name']}`: its files could not be read ({type(err).__name__}: {err})."]
+            continue
+        front = front_data(trials)
+        lines += ["", f"## Search: `{v['name']}`", "",
+                  (f"{found['trials']} trials ({found['stopped']}); {found['reason']} "
+                   f"{len(found['low'])} units at the low precision, {len(found['fallback'])} kept higher. "
+                   f"Pareto front: trials {', '.join(map(str, front['front']))}. The search scored candidates on the "
+                   "calibration data; the table above scores the winner on the eval set."), "",
+                  f"![trials]({v['name']}-trials.png)", "", "Most sensitive units (top 15):", "",
+                  sensitivity_markdown(sensitivity, top=15), "", f"![sensitivity]({v['name']}-sensitivity.png)", ""]
+    return lines
 
 
 def summary_table(report: dict) -> Table:

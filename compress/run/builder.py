@@ -1,5 +1,10 @@
 """One builder for every task: build -> complete folder -> parity -> score -> manifest, or a recorded failure.
 
+Every folder is finished (export.hf_manifest.finish_folder: weights into model.onnx.data, export.json beside
+them) before it is scored, so what the report measures is the folder that ships, and it loads with
+`transformers.exporters.ExportedModel.from_pretrained` as well as plain onnxruntime.  Quantizing or fusing keeps a
+graph's input and output names, so a variant carries the manifest of its own export, or its parent's.
+
 Latency is not measured here: every built model is timed afterwards, together, in the
 measure step (compress.run.measure), so the builder keeps what that step needs to
 reopen each model (`Built.open`).  One broken variant is recorded as failed and the
@@ -20,12 +25,13 @@ from compress.console import info, warn
 from compress.environment import library_versions
 from compress.errors import CompressError
 from compress.outputs import raise_if_disk_full
-from compress.report.schema import Analysis, Entry, Noise, TargetResult
+from compress.report.schema import Analysis, Entry, Noise, SizeBreakdown, TargetResult
 from compress.report.size import size_breakdown, torch_breakdown
 from compress.run.context import RunContext
 from compress.run.measure import TorchCuda, onnx_params, onnx_size, runtime_graph, torch_params
 from compress.run.variants import BuildInput, Line, Variant
 from compress.tasks.base import Scored
+from export.hf_manifest import finish_folder, model_files, read_manifest
 from export.memory import peak_memory
 
 
@@ -35,6 +41,7 @@ class Built:
     entry: Entry                                   # without latency yet
     scored: Scored
     open: dict[str, Callable[[], Any]] = field(default_factory=dict)   # target -> what the evaluation times
+    ctx: Any = None   # the line's own RunContext (its tokenizer times and packages it), when not the run's: trim_stage
 
 
 class Builder:
@@ -80,7 +87,8 @@ class Builder:
 
     def build(self, variant: Variant, line: Line) -> Built | Entry:
         """The variant's folder, scored on every target it is measured on; a failed Entry when it cannot be built."""
-        ctx, task = self.ctx, self.ctx.task
+        ctx = line.ctx or self.ctx   # a line with its own tokenizer encodes, exports, calibrates and scores with it
+        task = ctx.task
         name = line.prefix + variant.name
         settings = {**variant.settings(ctx), **line.settings}
         source = None
@@ -97,6 +105,7 @@ class Builder:
             path, learned = result if isinstance(result, tuple) else (result, {})
             settings = {**settings, **learned}
             task.complete_folder(folder, line.model)
+            _finish(folder, source)
             ctx.ship_tokenizer.save_pretrained(folder)
             if variant.parity:
                 task.check_parity(ctx, line.model, path)
@@ -104,8 +113,9 @@ class Builder:
                 scored = ctx.evaluation.score(task.open_onnx(path, ctx.threads), name)
             metrics, metrics_batch = ctx.evaluation.metrics(scored, self.reference)
             noise, analysis = self._details(scored, self.reference)
-            graph = runtime_graph(path)
-            breakdown = size_breakdown(path, getattr(line.model.config, "model_type", None))
+            graphs = task.graph_paths(path)
+            graph = merged_runtime_graph([runtime_graph(p) for p in graphs])
+            breakdown = merged_breakdown([size_breakdown(p, getattr(line.model.config, "model_type", None)) for p in graphs])
         except Exception as err:  # a broken variant must not sink the others (a full disk sinks the run)
             raise_if_disk_full(err, self.stage)
             if variant.fatal:
@@ -116,16 +126,17 @@ class Builder:
         for target in ctx.targets.measured[1:]:
             if target.name in variant.targets:
                 result, opener = self._guarded(f"{name} on {target.name}",
-                                               lambda t=target: self._on_target(path, name, variant, t))
+                                               lambda t=target: self._on_target(path, name, variant, t, ctx))
                 targets[target.name] = result
                 if opener is not None:
                     opens[target.name] = opener
         line.built[variant.name] = path
         entry = Entry(name, str(folder), "onnx", variant.precision, "CPUExecutionProvider", metrics, metrics_batch,
-                      peak_memory_mb=peak(), size_bytes=onnx_size(path), params=onnx_params(path), graph=graph,
+                      peak_memory_mb=peak(), size_bytes=sum(map(onnx_size, graphs)), params=sum(map(onnx_params, graphs)),
+                      graph=graph,
                       settings=settings, targets=targets, noise=noise, size_breakdown=breakdown, analysis=analysis)
         _write_manifest(folder, entry, source, ctx)
-        return Built(entry, scored, opens)
+        return Built(entry, scored, opens, line.ctx)
 
     def _details(self, scored: Scored, baseline: Scored | None) -> tuple[Noise | None, Analysis | None]:
         """Noise and what changed, where the task's evaluation computes them (an evaluation without `details`: none)."""
@@ -138,9 +149,9 @@ class Builder:
             warn(f"noise and flipped examples left out: {_message(err)}")
             return None, None
 
-    def _on_target(self, path: Path, name: str, variant: Variant, target) -> tuple[TargetResult, Callable[[], Any]]:
+    def _on_target(self, path: Path, name: str, variant: Variant, target, ctx: RunContext
+                   ) -> tuple[TargetResult, Callable[[], Any]]:
         """Scored on `target`; the runner stays open for the timing rounds (a TensorRT engine takes minutes to build)."""
-        ctx = self.ctx
         with peak_memory(target.device) as peak:
             runner = ctx.task.open_onnx(path, ctx.threads, target, variant.precision, ctx)
             scored = ctx.evaluation.score(runner, f"{name} on {target.name}")
@@ -164,20 +175,57 @@ class Builder:
         return Entry(name, None, "onnx", precision, settings=settings, error=error)
 
 
+def _finish(folder: Path, parent: Path | None) -> None:
+    """export.json and model.onnx.data in `folder`, from its own export's manifest or its parent variant's."""
+    manifest = read_manifest(folder) or (read_manifest(parent.parent) if parent is not None else None)
+    if manifest is None:
+        raise CompressError(f"{folder.name} has no export.json and neither has the variant it was built from",
+                            "the task's export must write one (export.hf_manifest.single_graph_manifest)")
+    finish_folder(folder, manifest)
+def merged_runtime_graph(graphs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One runtime-graph summary over a variant's graphs: op counts and float-weight MatMuls summed."""
+    if len(graphs) == 1:
+        return graphs[0]
+    merged: dict[str, Any] = {}
+    for graph in graphs:
+        for key, value in graph.items():
+            if isinstance(value, dict):
+                counts = merged.setdefault(key, {})
+                for op, n in value.items():
+                    counts[op] = counts.get(op, 0) + n
+            else:
+                merged[key] = merged.get(key, 0) + value
+    return merged
+
+
+def merged_breakdown(parts: list[SizeBreakdown | None]) -> SizeBreakdown | None:
+    """The size breakdown of a multi-graph variant: every graph's parts summed (None if any graph has none)."""
+    if len(parts) == 1 or any(p is None for p in parts):
+        return parts[0] if len(parts) == 1 else None
+    totals: dict[str, int] = {}
+    for part in parts:
+        for name, size in part.parts.items():
+            totals[name] = totals.get(name, 0) + size
+    return SizeBreakdown(totals, sum(p.initializer_bytes for p in parts), sum(p.file_bytes for p in parts), parts[0].family)
+
+
 def _message(err: Exception) -> str:
     return str(err) if isinstance(err, CompressError) else f"{type(err).__name__}: {err}"
 
 
 def _write_manifest(folder: Path, entry: Entry, parent: Path | None, ctx: RunContext) -> None:
     manifest = {"variant": entry.name, "made_from": parent.parent.name if parent else "pytorch checkpoint",
-                "checkpoint": ctx.ckpt.source, "input_sha256": _sha256(parent) if parent else None, "settings": entry.settings,
-                "metrics": entry.metrics, "versions": library_versions(), "recipe": ctx.recipe.model_dump(by_alias=True)}
+                "checkpoint": ctx.ckpt.source, "input_sha256": _sha256(model_files(parent)) if parent else None,
+                "settings": entry.settings, "metrics": entry.metrics, "versions": library_versions(),
+                "recipe": ctx.recipe.model_dump(by_alias=True)}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
-def _sha256(path: Path) -> str:
+def _sha256(paths: list[Path]) -> str:
+    """One digest over the graph and its external weights, in that order (both are the parent model)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()

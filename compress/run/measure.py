@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from compress.console import info, warn
+from export.hf_manifest import model_files
 from export.runtime import create_session, float_weight_matmuls, graph_op_counts
 from export.timing import RoundLatency, round_robin, summarize
 
@@ -41,8 +42,8 @@ def onnx_runner(path: Path, threads: int, provider: str = "cpu", output: str = "
 
 
 def onnx_size(path: Path) -> int:
-    """Bytes on disk of the ONNX file and any external-data files next to it."""
-    return path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(f"{path.name}_data*"))
+    """Bytes on disk of the graph and its external weights (model.onnx.data, where every variant keeps them)."""
+    return sum(p.stat().st_size for p in model_files(path))
 
 
 def onnx_params(path: Path) -> int:
@@ -50,7 +51,7 @@ def onnx_params(path: Path) -> int:
     import onnx
 
     total = 0
-    for init in onnx.load(str(path)).graph.initializer:
+    for init in onnx.load(str(path), load_external_data=False).graph.initializer:
         count = int(np.prod(init.dims)) if init.dims else 1
         total += count if count > 1 else 0
     return total
@@ -87,6 +88,7 @@ class Subject:
     name: str
     target: str
     open: Callable[[], Any]
+    evaluation: Any = None   # times it when not the run's evaluation (a line with its own tokenizer feeds its own ids)
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def measure(evaluation: Any, subjects: list[Subject], rounds: int) -> dict[tuple
             if key in errors:
                 return dict
             try:
-                block = evaluation.timing(subject.open())
+                block = (subject.evaluation or evaluation).timing(subject.open())
             except Exception as err:  # one model failing on one target (a missing kernel) is recorded, not fatal
                 return _failed(key, err)
 

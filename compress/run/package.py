@@ -22,6 +22,7 @@ from compress.recipe import Recipe
 from compress.report.schema import Entry, TargetResult
 from compress.run.measure import Subject, measure, onnx_runner
 from compress.tasks.base import Scored
+from export.hf_manifest import MANIFEST_FILE
 from export.memory import peak_memory
 from export.mobile import convert_to_ort, fix_shapes
 from export.onnx_export import MODEL_FILE
@@ -43,8 +44,9 @@ def package_selected(stage: Path, ctx: Any, entry: Entry | None,
     variant, out = Path(entry.path), stage / "package"
     out.mkdir()
     info(f"packaging {entry.name} for the device in package/")
-    for file in variant.iterdir():  # tokenizer and config: what the app needs besides the model
-        if file.is_file() and not file.name.startswith(MODEL_FILE) and file.name != "manifest.json":
+    # tokenizer and config: what the app needs besides the model (export.json describes model.onnx, which model.ort replaces)
+    for file in variant.iterdir():
+        if file.is_file() and not file.name.startswith(MODEL_FILE) and file.name not in ("manifest.json", MANIFEST_FILE):
             shutil.copy(file, out / file.name)
     section: dict[str, Any] = {"variant": entry.name, "int8_preset": entry.settings.get("preset"),
                                "ort_model": None, "ops_config": None, "fixed_shape_model": None, "fixed_shape": None,

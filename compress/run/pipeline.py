@@ -101,7 +101,8 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
         if wants_package(recipe):
             with steps("package"):
                 chosen = next((v for v in variants if v.name == selection.name), None)
-                section, mobile = package_selected(stage, ctx, chosen, baseline.scored)
+                own = next((r.ctx for r in results if isinstance(r, Built) and r.entry.name == selection.name and r.ctx), ctx)
+                section, mobile = package_selected(stage, own, chosen, baseline.scored)
                 sections["package"] = section
                 if mobile is not None:
                     variants = [dataclasses.replace(v, targets={**v.targets, "mobile": mobile}) if v is chosen else v
@@ -114,7 +115,7 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
             (stage / "recipe.yaml").write_text(_resolved(ctx).to_yaml())
             data = report.to_dict()
             write_report(stage, data)
-            write_cards(stage, data, task.ort_model_class)
+            write_cards(stage, data)
         # The write step's own duration and the total are known only now: report.json again, with them.
         data["durations_s"] = steps.durations
         data["tool"]["duration_s"] = round(time.perf_counter() - clock, 3)
@@ -143,7 +144,7 @@ def _resolved(ctx: RunContext) -> Recipe:
 
 def _subjects(baseline: Built, results: list[Built | Entry]) -> list[Subject]:
     built = [baseline, *(r for r in results if isinstance(r, Built))]
-    return [Subject(b.entry.name, target, opener) for b in built for target, opener in b.open.items()]
+    return [Subject(b.entry.name, target, opener, b.ctx and b.ctx.evaluation) for b in built for target, opener in b.open.items()]
 
 
 def _timed(ctx: RunContext, built: Built, timings: dict[tuple[str, str], Timing | str]) -> Entry:

@@ -75,7 +75,7 @@ def prune_checkpoint(model_source: str, out: Path, data_source: str, recipe: Rec
     data = load_training_texts(data_source, config.label2id, config.num_labels, text_column, label_column)
     model, section = prune_stage(ckpt, recipe, data)
     with staged(out, force, (model_source, data_source)) as stage:
-        model.save_pretrained(stage, safe_serialization=True)
+        model.save_pretrained(stage)  # safetensors: transformers 5's only format
         ship.save_pretrained(stage)
         (stage / "prune_report.json").write_text(json.dumps(section, indent=2))
         (stage / "recipe.yaml").write_text(recipe.to_yaml())

@@ -10,7 +10,7 @@ checkpoint's line, then e.g. the pruned line, whose names get a `pruned-` prefix
 Records live beside their methods (torchao's config + registered handler; Olive's one
 Pass per file): compress/quantize/variants.py (export, fusions, int8/int4 PTQ,
 SmoothQuant), compress/qat/build.py (QAT), compress/quantize/tensorrt.py and
-compress/run/gpu_variants.py (what only a GPU target needs).
+compress/run/gpu_variants.py (what only a GPU target needs), compress/search/variants.py (searched mixed precision).
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from typing import Any
 from torch import nn
 
 # Modules whose import registers records, in catalogue order (a record's `order` sorts within the plan).
-CATALOGUE = ("compress.quantize.variants", "compress.qat.build", "compress.quantize.tensorrt", "compress.run.gpu_variants")
+CATALOGUE = ("compress.quantize.variants", "compress.search.variants", "compress.qat.build", "compress.quantize.tensorrt",
+             "compress.run.gpu_variants", "compress.tasks.translation.variants")
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Line:
     settings: dict[str, Any] = field(default_factory=dict)   # recorded in every variant of the line (e.g. pruning)
     built: dict[str, Path] = field(default_factory=dict)     # kind -> model.onnx
     scratch: dict[str, Any] = field(default_factory=dict)    # what variants of the line share (e.g. a SmoothQuant-ed export)
+    ctx: Any = None   # the line's own RunContext when its model needs its own tokenizer (the trimmed line); None: the run's
 
     def close(self) -> None:
         """Remove the line's scratch space (temporary folders the variants shared)."""
@@ -93,8 +95,9 @@ def catalogue() -> list[Variant]:
 def plan(ctx: Any) -> list[Variant]:
     """The records this run builds for each line, in build order (parents before children)."""
     available = ctx.targets.available_names()
+    wanted = ctx.recipe.precisions
     return [v for v in catalogue() if ctx.task.name in v.tasks and (not v.built_for or available & set(v.built_for))
-            and v.enabled(ctx)]
+            and (wanted is None or v.precision == "fp32" or v.precision in wanted) and v.enabled(ctx)]
 
 
 def measured_on(variant: Variant, target: str) -> bool:

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 # task names without importing torch and transformers.
 _REGISTRY = {"text-classification": "compress.tasks.text_classification.task:TextClassification",
              "causal-lm": "compress.tasks.causal_lm.task:CausalLM",
-             "question-answering": "compress.tasks.question_answering.task:QuestionAnswering"}
+             "question-answering": "compress.tasks.question_answering.task:QuestionAnswering",
+             "translation": "compress.tasks.translation.task:Translation"}
 TASK_NAMES = tuple(_REGISTRY)
 
 

@@ -3,7 +3,7 @@
 The lifecycle (compress.run.pipeline) is the same for every task; a task changes only
 how data is read (`load_data`), how the model is exported (`export`), how a model is
 opened, scored and timed (`open_torch`, `open_onnx`, `evaluation`), what a variant
-folder holds besides model.onnx (`complete_folder`), and which deployment targets
+folder holds besides model.onnx and export.json (`complete_folder`), and which deployment targets
 mean something for it (`targets`).
 """
 from __future__ import annotations
@@ -53,8 +53,6 @@ class TaskEvaluation(Protocol):
 
 class Task(ABC):
     name: ClassVar[str]
-    export_task: ClassVar[str]          # optimum exporter task name
-    ort_model_class: ClassVar[str]      # optimum.onnxruntime class that loads a variant folder
     primary_metric: ClassVar[str]
     higher_is_better: ClassVar[bool] = True
     auto_model: ClassVar[Any]           # transformers Auto class
@@ -84,17 +82,28 @@ class Task(ABC):
         """The one evaluation every model of the run goes through."""
 
     def export(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, opset: int | None) -> Path:
-        """torch -> folder/model.onnx through the exporter's task `export_task` (raises CompressError with a fix).
+        """torch -> folder/model.onnx (+ export.json) through export.onnx_export's table for this task (raises
+        CompressError with a fix).
 
         One graph, inputs to outputs, is what every single-graph task ships; tasks with a cache override this."""
         from compress.errors import CompressError
         from export.onnx_export import ExportError, export_to_onnx
 
         try:
-            return export_to_onnx(model, folder, self.export_task, opset)
+            return export_to_onnx(model, folder, self.name, self.export_sample(tokenizer), opset)
         except ExportError as err:
-            raise CompressError(str(err), f"check that optimum supports this architecture for {self.export_task} "
-                                          "(optimum-cli export onnx --help), or try another --recipe export.opset") from err
+            raise CompressError(str(err), "try another ONNX opset (recipe export.opset: 14 or 18); an operator no opset "
+                                          "supports means torch.onnx cannot export this architecture") from err
+
+    def export_sample(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+        """What the graph is traced on: two texts of different lengths, padded, so neither axis is traced at size 1
+        and the attention mask's padding path is in the graph."""
+        return dict(tokenizer(["an example text the graph is traced on", "a short one"], padding=True, return_tensors="pt"))
+
+    def graph_paths(self, path: Path) -> list[Path]:
+        """Every graph of the variant whose build returned `path` (sizes, parameters and the runtime-graph check cover
+        them all): one for single-graph tasks; a seq2seq folder holds an encoder and a decoder."""
+        return [path]
 
     def check_parity(self, ctx: Any, model: PreTrainedModel, path: Path) -> None:
         """Raise CompressError when the export at `path` does not reproduce `model` on real eval inputs."""
@@ -116,7 +125,7 @@ class Task(ABC):
         return calibration_feeds(ctx.tokenizer, ctx.data.calib_texts, spec.calibration_method, ctx.recipe.validate_.max_length)
 
     def complete_folder(self, folder: Path, model: PreTrainedModel) -> None:
-        """Files besides model.onnx and the tokenizer that the task's ORTModel class needs to load the folder."""
+        """Files besides model.onnx and the tokenizer that loading the folder needs (ExportedModel reads config.json)."""
         if not (folder / "config.json").exists():
             model.config.save_pretrained(folder)
 

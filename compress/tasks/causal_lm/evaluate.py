@@ -1,4 +1,6 @@
-"""Validate a causal LM (PyTorch or ORTModelForCausalLM, same calls): perplexity, agreement, generation, speed.
+"""Validate a causal LM (PyTorch, or an ONNX decoder on `export.ort_lm.OnnxCausalLM`: same calls).
+
+Perplexity, agreement, generation, speed:
 
 - Perplexity: the eval texts joined by blank lines, tokenized once, scored with
   sliding windows of `context` tokens moved by `stride`; every token is scored once,
@@ -215,24 +217,3 @@ def lm_metrics(outputs: LMOutputs, baseline: LMOutputs | None) -> dict[str, floa
             result["greedy_exact_match"] = float(np.mean(same) * 100)
         result["perplexity_change_pct"] = (result["perplexity"] / math.exp(baseline.nll / baseline.scored) - 1) * 100
     return result
-
-
-class SessionLM:
-    """A KV-cache decoder graph (ONNX or ORT format) on a plain ONNX Runtime session, fed an empty cache.
-
-    What `LMEvaluation.score(..., generate=False)` needs to score perplexity windows of a packaged ORT-format
-    model, which optimum's ORTModelForCausalLM cannot load.
-    """
-
-    def __init__(self, path, threads: int) -> None:
-        from export.runtime import create_session
-
-        self.session = create_session(path, threads)
-
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
-        from types import SimpleNamespace
-
-        from compress.tasks.causal_lm.calibration import decoder_feed, empty_past
-
-        feed = decoder_feed(self.session, input_ids.numpy().astype(np.int64), empty_past(self.session), 0)
-        return SimpleNamespace(logits=torch.from_numpy(self.session.run(["logits"], feed)[0]))

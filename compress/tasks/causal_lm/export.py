@@ -1,8 +1,10 @@
-"""PyTorch causal LM -> one ONNX decoder with KV cache that ORTModelForCausalLM loads and generates with.
+"""PyTorch causal LM -> one ONNX decoder with KV cache that `compress generate`, our ONNX Runtime loop
+(`export.ort_lm`) and `transformers.exporters.ExportedModel.from_pretrained(folder)` load and generate with.
 
-optimum writes a single `model.onnx` taking `past_key_values.*` (empty at prefill) and
-returning `present.*`.  We then check the cache really is there, store tied
-embedding / LM-head weights once, and turn weight Gemms into MatMul + Add.
+`export.lm_export` writes the graph through transformers' exporter (prefill on a zero-length cache and decode in one
+graph); here we check the cache really is there, store tied embedding / LM-head weights once, turn weight Gemms
+into MatMul + Add, drop the exporter's intermediate shapes, and finish the folder: weights in model.onnx.data,
+export.json, tokenizer, generation config.
 """
 from __future__ import annotations
 
@@ -12,29 +14,41 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from compress.errors import CompressError
 from export.gemm import gemms_to_matmuls
-from export.onnx_export import ExportError, export_to_onnx
+from export.hf_manifest import DATA_SUFFIX, finish_folder, read_manifest
+from export.lm_export import NoKVCacheError, export_causal_lm_graph
+from export.onnx_export import ExportError
 from export.onnx_io import load_model, save_model
-from export.tied import dedupe_tied
+from export.ort_lm import PAST_PREFIX
+from export.tied import dedupe_tied, unfuse_tied_head
 
-EXPORT_TASK = "text-generation-with-past"
+SUPPORTED = "GPT-2, Llama, Mistral, Qwen 2/3, Gemma 1-4"
 
 
 def export_causal_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, opset: int | None = None) -> Path:
-    """Export with past key/values into `folder` (model.onnx, config, generation config, tokenizer)."""
+    """Export with past key/values into `folder` (model.onnx + model.onnx.data, export.json, config, tokenizer)."""
     try:
-        path = export_to_onnx(model, folder, EXPORT_TASK, opset)
+        path = export_causal_lm_graph(model, folder, opset)
+    except NoKVCacheError as err:
+        raise CompressError(str(err), f"this architecture has no plain KV-cache ONNX export; use a supported decoder "
+                                      f"({SUPPORTED})") from err
     except ExportError as err:
-        no_past = "with-past" in str(err) or "past" in str(err.__cause__ or "")
-        raise CompressError(str(err), "this architecture has no KV-cache ONNX export in optimum: upgrade optimum-onnx, or use a "
-                                      "supported decoder (GPT-2, Llama, Gemma, Qwen, Mistral, ...)" if no_past else
-                                      "check that optimum supports this architecture (optimum-cli export onnx --help) or set export.opset") from err
+        raise CompressError(str(err), "check that transformers.exporters exports this architecture "
+                                      "(transformers.exporters.OnnxExporter), or set export.opset in the recipe") from err
     onnx_model = load_model(path)
-    if not any(i.name.startswith("past_key_values") for i in onnx_model.graph.input):
-        raise CompressError(f"the ONNX export of the {model.config.model_type} model has no past_key_values inputs, so every "
+    if not any(i.name.startswith(PAST_PREFIX) for i in onnx_model.graph.input):
+        raise CompressError(f"the ONNX export of the {model.config.model_type} model has no {PAST_PREFIX}* inputs, so every "
                             "generated token would recompute the whole prompt",
-                            "use an optimum-onnx version whose exporter supports text-generation-with-past for this architecture")
-    if dedupe_tied(onnx_model) + gemms_to_matmuls(onnx_model):
-        save_model(onnx_model, path)
+                            f"use a decoder whose cache transformers.exporters exports ({SUPPORTED})")
+    unfuse_tied_head(onnx_model)
+    dedupe_tied(onnx_model)
+    gemms_to_matmuls(onnx_model)
+    # The exporter's intermediate shapes, some stale after its fusions, fail ONNX's shape inference, which the
+    # quantizers run: dropped, so inference recomputes them.
+    del onnx_model.graph.value_info[:]
+    (folder / (path.name + DATA_SUFFIX)).unlink()
+    save_model(onnx_model, path)
+    finish_folder(folder, read_manifest(folder))
+    path.with_name(path.name + "_data").unlink(missing_ok=True)  # save_model's sidecar for > 2 GB, now in model.onnx.data
     tokenizer.save_pretrained(folder)
     model.generation_config.save_pretrained(folder)
     return path

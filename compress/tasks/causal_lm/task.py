@@ -19,12 +19,10 @@ from compress.tasks.base import Scored, Task, TaskData
 
 class CausalLM(Task):
     name = "causal-lm"
-    export_task = "text-generation-with-past"
-    ort_model_class = "ORTModelForCausalLM"
     primary_metric = "perplexity"
     higher_is_better = False
     auto_model = AutoModelForCausalLM
-    # Variants are timed by generation through optimum's ORTModelForCausalLM on the CPU; GPU runners for LMs are not built
+    # Variants are timed by generation through our ONNX Runtime loop (export.ort_lm) on the CPU; GPU runners for LMs are not built
     # yet. mobile: the ORT-format package (a KV-cache graph with pinned shapes would not generate, so no fixed shapes).
     targets = frozenset({"cpu", "mobile"})
     fixed_shapes = False
@@ -107,15 +105,15 @@ class CausalLM(Task):
         return load_ort_lm(path.parent, threads)
 
     def complete_folder(self, folder: Path, model: PreTrainedModel) -> None:
-        """config and generation config beside model.onnx: ORTModelForCausalLM.from_pretrained(folder) works."""
+        """config and generation config beside model.onnx: `compress generate` and ExportedModel.from_pretrained(folder) work."""
         model.config.save_pretrained(folder)
         model.generation_config.save_pretrained(folder)
 
     def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
         """Perplexity and next-token agreement of the ORT-format file on a plain session (untimed: generation on a device
-        goes through its LLM runtime, not this host's optimum)."""
-        from compress.tasks.causal_lm.evaluate import SessionLM
+        goes through its LLM runtime, not this host's loop)."""
+        from export.ort_lm import OnnxCausalLM
 
-        scored = ctx.evaluation.score(SessionLM(path, ctx.threads), f"package/{path.name}", generate=False)
+        scored = ctx.evaluation.score(OnnxCausalLM(path, ctx.threads), f"package/{path.name}", generate=False)
         metrics, _ = ctx.evaluation.metrics(scored, baseline)
         return {"metrics": metrics, "open": None}

@@ -27,8 +27,6 @@ def macro_f1(predictions: np.ndarray, labels: np.ndarray) -> float:
 
 class TextClassification(Task):
     name = "text-classification"
-    export_task = "text-classification"
-    ort_model_class = "ORTModelForSequenceClassification"
     primary_metric = "accuracy"
     auto_model = AutoModelForSequenceClassification
 
@@ -100,7 +98,7 @@ class TextClassification(Task):
                                     labels=data.references, label_names=names)
 
     def check_parity(self, ctx: Any, model: PreTrainedModel, path: Path) -> None:
-        """The export must reproduce its PyTorch model on real eval texts (optimum checks random inputs only)."""
+        """The export must reproduce its PyTorch model on real eval texts (the exporter traced one sample only)."""
         from compress.run.measure import onnx_runner, torch_runner
 
         torch_run, onnx_run = torch_runner(model), onnx_runner(path, ctx.threads)
@@ -108,8 +106,8 @@ class TextClassification(Task):
         atol = ctx.recipe.export.parity_atol
         if diff > atol:
             raise CompressError(f"the ONNX export disagrees with PyTorch: max |logit difference| {diff:.2e} > {atol:g} "
-                                "on the eval texts", "report this model to optimum, or raise export.parity_atol in the recipe "
-                                                     "if the difference is acceptable")
+                                "on the eval texts", "export with another opset (export.opset), or raise export.parity_atol in "
+                                                     "the recipe if the difference is acceptable")
 
     def open_torch(self, model: PreTrainedModel) -> Any:
         from compress.run.measure import torch_runner

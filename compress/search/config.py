@@ -1,0 +1,28 @@
+"""The recipe's `search:` section: present = build the searched variants (onnx-int8-searched / onnx-int4-searched)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SearchSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    budget: float | None = Field(None, ge=0, description=(
+        "points of the primary metric the searched variant may lose, measured on the search data (default: "
+        "max_accuracy_drop); perplexity points for causal LMs"))
+    objective: Literal["size", "latency", "both"] = Field("size", description=(
+        "what the winner minimises among the trials within budget; latency/both time each trial in the search's "
+        "own process (inline executor), since timings next to busy workers are noise"))
+    max_trials: int = Field(16, ge=1, description="measured candidates at most (greedy steps + bisection + seeds)")
+    max_seconds: float | None = Field(None, gt=0, description="no new trial starts after this long")
+    steps: int = Field(8, ge=1, description="greedy steps over the units ordered by sensitivity")
+    direction: Literal["only", "loo"] = Field("only", description="sensitivity: only that unit low (default) or leave one out")
+    calib_samples: int = Field(8, ge=1, description=(
+        "calibration feeds the KL proxy runs on (causal LMs keep vocabulary-sized logits per token: keep it small)"))
+    search_samples: int = Field(500, ge=10, description=(
+        "labelled calibration texts each trial is scored on (classifiers; the eval set when calibration has no labels)"))
+    executor: Literal["process", "inline", "ray"] = Field("process", description="where candidates run")
+    workers: int | None = Field(None, ge=1, description="parallel candidates (default: cores, at most 4)")
+    cache: str | None = Field(None, description="sensitivity cache file (default ~/.cache/edge-compress/sensitivity.json)")

@@ -1,0 +1,89 @@
+"""What a quantizable unit is, and how a candidate with a chosen set of units at the low precision is built.
+
+A scheme is a pair of precisions per unit: `low` (what the search wants as much of as the budget allows)
+and the fallback the other units keep. Classifiers: int8 dynamic (ORT `quantize_dynamic`) or float.
+Causal LMs: int4 weight-only MatMulNBits or 8-bit MatMulNBits -- the search finds the per-model
+keep-8-bit list that `LMSpec.int4_keep_8bit` hand-tunes on one model and one text domain (issue 15: that
+list gives +9.4 % perplexity on prose it was not tuned on). Both builds call the project's own quantizers
+(compress.quantize.ptq / compress.quantize.lm), so a searched candidate is exactly what the variant would be.
+
+Schemes are frozen dataclasses: they travel to worker processes (pickled) with each candidate.
+"""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import onnx
+
+from compress.quantize.presets import Int8Preset
+from compress.search.files import private_view
+
+# op type -> index of its weight input: a node is an int8-dynamic unit when that input is a constant.
+# MatMul/Gather are the exported graph's Linear layers and embeddings; Attention/EmbedLayerNormalization
+# appear once ORT's transformer optimizer has fused the graph, and quantize_dynamic quantizes them too.
+INT8_DYNAMIC_WEIGHT_INPUT = {"MatMul": 1, "Gather": 0, "Attention": 1, "EmbedLayerNormalization": 2}
+
+
+class Scheme(Protocol):
+    name: str
+
+    def units(self, model: onnx.ModelProto) -> list[str]:
+        """Node names that can take the low precision, in graph order."""
+
+    def build(self, src: Path, dst: Path, low: Collection[str]) -> Path:
+        """A complete model at `dst`: the units in `low` at the low precision, every other unit at the fallback."""
+
+    def settings(self) -> dict[str, Any]:
+        """What determines the build (part of the sensitivity cache key and of every trial's record)."""
+
+
+@dataclass(frozen=True)
+class Int8Dynamic:
+    """Classifiers: int8 dynamic (weights int8, activations per call) against float, node by node."""
+    preset: Int8Preset
+    name: str = "int8-dynamic"
+
+    def units(self, model: onnx.ModelProto) -> list[str]:
+        inits = {t.name for t in model.graph.initializer}
+        return [n.name for n in model.graph.node if n.op_type in INT8_DYNAMIC_WEIGHT_INPUT
+                and len(n.input) > INT8_DYNAMIC_WEIGHT_INPUT[n.op_type] and n.input[INT8_DYNAMIC_WEIGHT_INPUT[n.op_type]] in inits]
+
+    def build(self, src: Path, dst: Path, low: Collection[str]) -> Path:
+        from compress.quantize.ptq import quantize_int8_dynamic
+
+        with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".source-") as tmp:
+            return quantize_int8_dynamic(private_view(src, Path(tmp)), dst, self.preset, nodes=sorted(low))
+
+    def settings(self) -> dict[str, Any]:
+        return {"scheme": self.name, "preset": self.preset.as_dict()}
+
+
+@dataclass(frozen=True)
+class Int4WeightOnly:
+    """Causal LMs: body MatMuls at 4 bits (low) or 8 bits (fallback), MatMulNBits; the tied head per `head_bits`."""
+    block_size: int = 32
+    head_bits: int = 8
+    accuracy_level: int | None = 4
+    symmetric: bool = False
+    exclude: tuple[str, ...] = field(default_factory=tuple)  # kept float in every candidate (LMSpec.exclude)
+    name: str = "int4-weight-only"
+
+    def units(self, model: onnx.ModelProto) -> list[str]:
+        from compress.quantize.lm import weight_matmuls
+
+        return weight_matmuls(model, self.exclude)
+
+    def build(self, src: Path, dst: Path, low: Collection[str]) -> Path:
+        from compress.quantize.lm import HeadSpec, quantize_weight_only
+
+        low = set(low)
+        keep_8bit = [u for u in self.units(onnx.load(str(src), load_external_data=False)) if u not in low]
+        return quantize_weight_only(src, dst, 4, self.block_size, HeadSpec(self.head_bits, self.block_size, self.accuracy_level),
+                                    self.accuracy_level, self.symmetric, self.exclude, keep_8bit)
+
+    def settings(self) -> dict[str, Any]:
+        return {**asdict(self), "exclude": list(self.exclude), "scheme": self.name}

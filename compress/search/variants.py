@@ -1,0 +1,128 @@
+"""Variant records of the searched mixed precision: onnx-int8-searched (classifiers), onnx-int4-searched (causal LMs).
+
+Each build: sensitivity of every unit on the calibration feeds (KL proxy, cached), then the cut search with
+a real measurement on the calibration data -- not the eval set, so the eval figures the report shows are not
+the ones the search optimised. The searched model lands in the variant folder; `search/` beside it keeps
+search.json (every trial, the Pareto front, why the winner won) and sensitivity.json for the report.
+The LM search is seeded with `lm.int4_keep_8bit` (the hand-tuned list): a starting point that competes, never
+the answer by default.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from compress.errors import CompressError
+from compress.run.variants import BuildInput, Variant, register
+from export.onnx_export import MODEL_FILE
+from export.onnx_io import load_model, save_model
+
+CLS, LM = ("text-classification",), ("causal-lm",)
+SEARCH_DIR = "search"
+
+
+def _cache(ctx: Any) -> Path:
+    spec = ctx.recipe.search
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edge-compress" / "sensitivity.json"
+    return Path(spec.cache).expanduser() if spec.cache else default
+
+
+def _budget(ctx: Any, baseline: float):
+    from compress.search.search import Budget
+
+    spec = ctx.recipe.search
+    return Budget(baseline, spec.budget if spec.budget is not None else ctx.recipe.max_accuracy_drop, ctx.task.higher_is_better)
+
+
+def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, seeds=()) -> tuple[Path, dict[str, Any]]:
+    """Sensitivity, then search; the winner copied to the variant's model.onnx (CompressError when none is within budget)."""
+    from compress.search.executors import make_executor
+    from compress.search.search import BEST, Candidate, search
+    from compress.search.sensitivity import sensitivity
+
+    ctx, spec, work = inp.ctx, inp.ctx.recipe.search, inp.folder / SEARCH_DIR
+    with make_executor(spec.executor, spec.workers) as executor:
+        sens = sensitivity(inp.source, scheme, feeds, direction=spec.direction, cache=_cache(ctx), executor=executor)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "sensitivity.json").write_text(json.dumps(sens.as_dict(), indent=1))
+    baseline = measure(Candidate(-1, None, (), inp.source))["metric"]
+    # A timed objective measures one candidate at a time: latencies taken beside busy workers are noise.
+    with make_executor("inline" if spec.objective != "size" else spec.executor, spec.workers) as executor:
+        result = search(inp.source, scheme, sens.tolerant_first(), measure, _budget(ctx, baseline), work, spec.objective,
+                        spec.max_trials, spec.max_seconds, spec.steps, executor, None, seeds)  # parallel: the executor's
+    if result.path is None:
+        raise CompressError(f"the search found no candidate within the budget: {result.reason}",
+                            "raise search.budget (or --max-accuracy-drop), or give more search.max_trials")
+    # Re-saved rather than moved: a >2 GB winner's weights then get the folder's usual name (model.onnx_data).
+    save_model(load_model(work / BEST), inp.folder / MODEL_FILE)
+    for file in [work / BEST, *work.glob(".best-*.onnx_data")]:
+        file.unlink()
+    best = result.best
+    fallback = [u for u in sens.tolerant_first() if u not in set(best["low"])]  # int4: the found keep-8-bit list
+    return inp.folder / MODEL_FILE, {"search": {"low": best["low"], "fallback": fallback, "trials": len(result.trials),
+                                                "stopped": result.stopped,
+                                                "reason": result.reason, "search_metric": best["metric"],
+                                                "search_baseline": baseline, "files": f"{SEARCH_DIR}/"}}
+
+
+def _int8_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
+    from compress.search.measures import ClassifierAccuracy, Timed
+    from compress.search.schemes import Int8Dynamic
+
+    ctx, spec = inp.ctx, inp.ctx.recipe.search
+    train = ctx.data.train
+    if train is not None and train.labels:
+        texts, labels = train.texts[:spec.search_samples], train.labels[:spec.search_samples]
+    else:
+        texts, labels = ctx.data.eval_texts[:spec.search_samples], list(ctx.data.references)[:spec.search_samples]
+    limit = ctx.recipe.validate_.max_length
+    feeds = tuple(dict(ctx.tokenizer([t], truncation=True, max_length=limit, return_tensors="np")) for t in texts)
+    measure = ClassifierAccuracy(feeds, tuple(int(x) for x in labels))
+    if spec.objective != "size":
+        measure = Timed(measure, feeds[:ctx.recipe.validate_.latency_samples])
+    calib = ctx.task.calibration_feeds(ctx)[:spec.calib_samples]
+    return _run(inp, Int8Dynamic(ctx.preset), calib, measure)
+
+
+def _int4_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
+    import torch
+
+    from compress.quantize.lm import matches
+    from compress.search.measures import Perplexity
+    from compress.search.schemes import Int4WeightOnly
+    from compress.tasks.causal_lm.calibration import calibration_feeds
+    from compress.tasks.causal_lm.evaluate import LMEvaluation
+
+    ctx, spec, lm = inp.ctx, inp.ctx.recipe.search, inp.ctx.recipe.lm
+    if spec.objective != "size":
+        raise CompressError("the int4 search optimises size only (decode latency is timed by the pipeline's rounds)",
+                            "set search.objective: size for causal LMs")
+    config = ctx.ckpt.model.config
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    windows = LMEvaluation(ctx.data.calib_texts, ctx.tokenizer, lm, positions)
+    measure = Perplexity(tuple((torch.cat([windows.prefix, windows.ids[b:e]])[None].numpy().astype(np.int64), new)
+                               for b, e, new in windows.windows))
+    feeds = calibration_feeds(inp.source, ctx.tokenizer, ctx.data.calib_texts[:spec.calib_samples], lm.calib_max_length,
+                              lm.calib_decode_steps, ctx.threads)
+    scheme = Int4WeightOnly(lm.block_size, lm.head_bits, lm.accuracy_level or None, lm.symmetric, tuple(lm.exclude))
+    units = scheme.units(onnx.load(str(inp.source), load_external_data=False))
+    hand_tuned = [u for u in units if not matches(u, lm.int4_keep_8bit)]
+    return _run(inp, scheme, feeds, measure, seeds=[hand_tuned] if hand_tuned else [])
+
+
+def _settings(ctx: Any) -> dict[str, Any]:
+    return {"search": ctx.recipe.search.model_dump(), "preset": ctx.preset.as_dict()}
+
+
+def _enabled(ctx: Any) -> bool:
+    return ctx.recipe.search is not None
+
+
+register(Variant("onnx-int8-searched", "int8", _int8_searched, CLS, order=25, parent=("onnx-fp32-optimized", "onnx-fp32"),
+                 settings=_settings, enabled=_enabled))
+register(Variant("onnx-int4-searched", "int4", _int4_searched, LM, order=65, settings=_settings, enabled=_enabled))

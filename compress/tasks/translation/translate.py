@@ -1,0 +1,58 @@
+"""Translate with a compressed model: `compress generate OUT "source sentence"` on a translation run or variant folder.
+
+Plain onnxruntime sessions (runner.OnnxSeq2Seq) and the evaluation's own decoding loop (generate.py), with
+the decoding settings the variant folder's config and generation config say, so the command translates
+exactly as the report scored.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from compress.errors import CompressError
+from export.seq2seq import ENCODER_FILE
+
+
+def is_translation(path: Path) -> bool:
+    """A translation variant folder, or a `compress run` OUT folder of a translation run."""
+    if (path / ENCODER_FILE).exists():
+        return True
+    report = path / "report.json"
+    return report.exists() and json.loads(report.read_text()).get("task") == "translation"
+
+
+def translate(path: Path | str, source: str, max_new_tokens: int = 128, threads: int | None = None,
+              num_beams: int = 1) -> str:
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    from compress.commands.generate import resolve_variant
+    from compress.tasks.translation.generate import decoding_from_config, translate_ids
+    from compress.tasks.translation.runner import OnnxSeq2Seq
+
+    folder = Path(path)
+    if not (folder / ENCODER_FILE).exists():
+        folder = resolve_variant(folder, "translation")
+    if not source.strip():
+        raise CompressError("the source sentence is empty", "give a sentence to translate")
+    if max_new_tokens < 1 or num_beams < 1 or (threads is not None and threads < 1):
+        raise CompressError("--max-new-tokens, --num-beams and --threads must be at least 1", "pass positive numbers")
+    config = AutoConfig.from_pretrained(folder)
+    generation = GenerationConfig.from_pretrained(folder) if (folder / "generation_config.json").exists() else None
+    decoding = decoding_from_config(config, generation, max_new_tokens, num_beams)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    source = _source_prefix(folder) + source
+    limit = getattr(config, "max_position_embeddings", None)
+    encoded = tokenizer([source], truncation=bool(limit), max_length=limit, return_tensors="np")
+    runner = OnnxSeq2Seq(folder, threads or min(4, os.cpu_count() or 1))
+    ids = translate_ids(runner, encoded["input_ids"].astype("int64"), encoded["attention_mask"].astype("int64"), decoding)
+    return tokenizer.decode(ids[0], skip_special_tokens=True).strip()
+
+
+def _source_prefix(folder: Path) -> str:
+    """The run's `translation.source_prefix` (T5's task prefix), from the variant's manifest.json; "" without one."""
+    manifest = folder / "manifest.json"
+    if not manifest.exists():
+        return ""
+    recipe = json.loads(manifest.read_text()).get("recipe") or {}
+    return (recipe.get("translation") or {}).get("source_prefix") or ""
