@@ -63,7 +63,7 @@ def export_to_onnx(model: torch.nn.Module, out_dir: Path, task: str, sample: Map
     model = model.eval()
     inputs = forward_inputs(model, sample)
     path = out_dir / MODEL_FILE
-    with _eager_attention(model), conv1d_as_linear(model), _no_cache(model), torch.no_grad():
+    with eager_attention(model), conv1d_as_linear(model), _no_cache(model), torch.no_grad():
         try:
             traced = model(**inputs)
             manifest = single_graph_manifest(model, inputs, _selected(traced, outputs.names))
@@ -158,7 +158,7 @@ def conv1d_as_linear(model: torch.nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _eager_attention(model: torch.nn.Module) -> Iterator[None]:
+def eager_attention(model: torch.nn.Module) -> Iterator[None]:
     """Trace the eager attention path, then restore the model's own.
 
     The SDPA path traces to a graph ONNX Runtime's attention fusion does not recognise (and GPT-2's

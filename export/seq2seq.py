@@ -22,10 +22,8 @@ dicts of the tensors named above.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +32,7 @@ import torch
 from torch import nn
 
 from export.hf_manifest import DATA_SUFFIX, MANIFEST_FILE, SCHEMA_VERSION, _versions
+from export.onnx_export import eager_attention
 from export.quiet import quiet
 from export.tied import dedupe_tied
 
@@ -131,7 +130,7 @@ def export_seq2seq(model: nn.Module, folder: Path, opset: int | None = None) -> 
     cross_names = cache_names(geometry.layers, "cross")
     past_names, present_names = cache_names(geometry.layers, "past"), cache_names(geometry.layers, "present")
     batch, src, past, total = "batch_size", "source_length", "past_length", "total_length"
-    with torch.no_grad(), _eager_attention(model):
+    with torch.no_grad(), eager_attention(model):
         enc_out = encoder(ids, mask)
         cross = enc_out[1:]
         dec_ids = torch.full((ids.shape[0], 1), _start_token(model), dtype=torch.long)
@@ -242,18 +241,3 @@ def _sample_source(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     mask = torch.ones_like(ids)
     mask[1, 5:] = 0
     return ids, mask
-
-
-@contextlib.contextmanager
-def _eager_attention(model: nn.Module) -> Iterator[None]:
-    """Trace the eager attention path (the pattern ONNX Runtime fuses; SDPA's mask handling traces shape-specialized)."""
-    config = getattr(model, "config", None)
-    previous = getattr(config, "_attn_implementation", None)
-    switch = previous not in (None, "eager") and hasattr(model, "set_attn_implementation")
-    if switch:
-        model.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        if switch:
-            model.set_attn_implementation(previous)
