@@ -12,7 +12,6 @@ Folders without recorded sizes load through plain ``from_pretrained``.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import transformers
