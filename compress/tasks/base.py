@@ -124,6 +124,13 @@ class Task(ABC):
         spec = ctx.recipe.quantize.static
         return calibration_feeds(ctx.tokenizer, ctx.data.calib_texts, spec.calibration_method, ctx.recipe.validate_.max_length)
 
+    def require_cpu(self, target: Any, fix: str) -> None:
+        """Refuse a non-CPU target for a task that has no runner there (its variants are measured on this host's CPU)."""
+        from compress.errors import CompressError
+
+        if target is not None and target.name != "cpu":
+            raise CompressError(f"{self.name} variants are not measured on {target.name}", fix)
+
     def complete_folder(self, folder: Path, model: PreTrainedModel) -> None:
         """Files besides model.onnx and the tokenizer that loading the folder needs (ExportedModel reads config.json)."""
         if not (folder / "config.json").exists():
@@ -137,3 +144,17 @@ class Task(ABC):
         """Score a packaged (ORT-format) model on this host's CPU: {"metrics": ..., "open": what the evaluation times,
         or None when it is not timed here}."""
         raise NotImplementedError
+
+
+def check_head(config: PretrainedConfig, source: str, supported: Any, head_suffix: str, use: str, fix: str,
+               saved_as: str) -> None:
+    """The checkpoint's architecture can carry the task (`supported`: transformers' model-type mapping for it), and a
+    warning when it was saved without the task's head (`head_suffix`), which transformers then initialises randomly."""
+    from compress.console import warn
+    from compress.errors import CompressError
+
+    if config.model_type not in supported:
+        raise CompressError(f"{source} is a '{config.model_type}' model, which transformers cannot use for {use}", fix)
+    archs = config.architectures or []
+    if archs and not any(a.endswith(head_suffix) for a in archs):
+        warn(f"{source} was saved as {archs[0]}, not {saved_as} will be randomly initialised unless the checkpoint holds one")

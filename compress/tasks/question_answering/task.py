@@ -17,7 +17,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_QUESTION_ANSWERING_
 
 from compress.console import info, warn
 from compress.errors import CompressError
-from compress.tasks.base import Scored, Task, TaskData
+from compress.tasks.base import Scored, Task, TaskData, check_head
 from compress.tasks.question_answering.data import QAData, QAExample, load_qa_data
 
 SHOWN_PROBLEMS = 50   # skipped/moved answers listed by id in report.json (all are counted)
@@ -43,14 +43,9 @@ class QuestionAnswering(Task):
     torch_stages = frozenset()
 
     def check_architecture(self, config: PretrainedConfig, source: str) -> None:
-        if config.model_type not in MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES:
-            raise CompressError(f"{source} is a '{config.model_type}' model, which transformers cannot use for extractive "
-                                "question answering", "use a QA checkpoint (BERT, DistilBERT, RoBERTa, MiniLM, ... "
-                                                      "saved as *ForQuestionAnswering)")
-        archs = config.architectures or []
-        if archs and not any(a.endswith("ForQuestionAnswering") for a in archs):
-            warn(f"{source} was saved as {archs[0]}, not a question-answering model: its span head will be randomly "
-                 "initialised unless the checkpoint holds one")
+        check_head(config, source, MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES, "ForQuestionAnswering",
+                   "extractive question answering", "use a QA checkpoint (BERT, DistilBERT, RoBERTa, MiniLM, ... saved as "
+                   "*ForQuestionAnswering)", "a question-answering model: its span head")
 
     def prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         if not tokenizer.is_fast:
@@ -161,8 +156,7 @@ class QuestionAnswering(Task):
     def open_onnx(self, path: Path, threads: int, target: Any = None, precision: str = "fp32", ctx: Any = None) -> Any:
         from compress.tasks.question_answering.runner import onnx_qa_runner
 
-        if target is not None and target.name != "cpu":
-            raise CompressError(f"question-answering variants are not measured on {target.name}", "use --target cpu or mobile")
+        self.require_cpu(target, "use --target cpu or mobile")
         return onnx_qa_runner(path, threads)
 
     def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICA
 
 from compress.console import warn
 from compress.errors import CompressError
-from compress.tasks.base import Scored, Task, TaskData
+from compress.tasks.base import Scored, Task, TaskData, check_head
 
 
 def macro_f1(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -31,13 +31,9 @@ class TextClassification(Task):
     auto_model = AutoModelForSequenceClassification
 
     def check_architecture(self, config: PretrainedConfig, source: str) -> None:
-        if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
-            raise CompressError(f"{source} is a '{config.model_type}' model, which transformers cannot use for sequence classification",
-                                "use a classifier checkpoint (BERT, DistilBERT, RoBERTa, MiniLM, GPT-2, ...)")
-        archs = config.architectures or []
-        if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
-            warn(f"{source} was saved as {archs[0]}, not a sequence classifier: its classification head will be "
-                 "randomly initialised unless the checkpoint holds one")
+        check_head(config, source, MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES, "ForSequenceClassification",
+                   "sequence classification", "use a classifier checkpoint (BERT, DistilBERT, RoBERTa, MiniLM, GPT-2, ...)",
+                   "a sequence classifier: its classification head")
 
     def prepare(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         # GPT-2 style classifiers pick the last non-pad token, so they need a pad id.

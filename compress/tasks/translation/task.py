@@ -144,8 +144,7 @@ class Translation(Task):
     def open_onnx(self, path: Path, threads: int, target: Any = None, precision: str = "fp32", ctx: Any = None) -> Any:
         from compress.tasks.translation.runner import OnnxSeq2Seq
 
-        if target is not None and target.name != "cpu":
-            raise CompressError(f"translation variants are not measured on {target.name}", "use --target cpu")
+        self.require_cpu(target, "use --target cpu")
         return OnnxSeq2Seq(path.parent, threads)
 
     def complete_folder(self, folder: Path, model: PreTrainedModel) -> None:
