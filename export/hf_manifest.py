@@ -29,6 +29,9 @@ SCHEMA_VERSION = 1
 def single_graph_manifest(model: Any, inputs: Mapping[str, Any], outputs: Any) -> dict[str, Any]:
     """The manifest of a one-graph export traced with `inputs` (keyword tensors) that returned `outputs`."""
     import torch
+
+    # _describe_traced_kwarg is private, but the manifest format is transformers' own: its helper keeps ours equal to
+    # what ExportedModel reads (transformers is pinned to one minor version; tests load every folder through it).
     from transformers.exporters.metadata import ExportMetadata, _describe_traced_kwarg, record_output_structure
 
     _, in_spec = torch.utils._pytree.tree_flatten(((), dict(inputs)))
@@ -63,6 +66,8 @@ def finish_folder(folder: Path, manifest: Mapping[str, Any]) -> None:
 
 def _externalize(path: Path) -> None:
     data = path.with_name(path.name + DATA_SUFFIX)
+    if _stored_as_shipped(path, data.name):
+        return  # the builder wrote it that way already: do not write a 1 GB graph a second time
     model = onnx.load(str(path))  # reads an existing <graph>.data too
     staged = path.with_name(path.name + ".tmp")
     # Tensors under 1 KB stay in the graph: shape inputs (Unsqueeze axes, Reshape shapes) must be readable where ONNX
@@ -72,6 +77,19 @@ def _externalize(path: Path) -> None:
     path.with_name(data.name + ".tmp").replace(data)
     _relink(staged, data.name)
     staged.replace(path)
+
+
+def _stored_as_shipped(path: Path, location: str) -> bool:
+    """Every tensor of 1 KB or more, and only those, already lives in `location` beside the graph."""
+    model = onnx.load(str(path), load_external_data=False)
+    for tensor in _all_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            entries = {e.key: e.value for e in tensor.external_data}
+            if entries.get("location") != location or int(entries.get("length", 0)) < 1024:
+                return False  # elsewhere, or a small shape tensor that ONNX Runtime must read at load time
+        elif tensor.ByteSize() >= 1024:
+            return False
+    return (path.parent / location).exists() or not _external_tensors(model)
 
 
 def model_files(path: Path) -> list[Path]:
@@ -90,10 +108,14 @@ def _relink(graph_path: Path, location: str) -> None:
     onnx.save_model(model, str(graph_path))
 
 
-def _external_tensors(model: onnx.ModelProto):
-    from onnx.external_data_helper import _get_all_tensors
+def _all_tensors(model: onnx.ModelProto):
+    from onnx.external_data_helper import _get_all_tensors  # initializers and tensor attributes of every subgraph
 
-    return [t for t in _get_all_tensors(model) if t.data_location == onnx.TensorProto.EXTERNAL]
+    return _get_all_tensors(model)
+
+
+def _external_tensors(model: onnx.ModelProto):
+    return [t for t in _all_tensors(model) if t.data_location == onnx.TensorProto.EXTERNAL]
 
 
 def _versions() -> dict[str, str]:

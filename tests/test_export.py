@@ -58,3 +58,33 @@ def test_export_failure_names_the_model_and_the_step(tiny_bert, tmp_path):
     sample["input_ids"] = sample["input_ids"] + 10_000  # out of the vocabulary: the forward itself fails
     with pytest.raises(ExportError, match=r"bert model \(BertForSequenceClassification\) failed while tracing: IndexError"):
         export_to_onnx(model, tmp_path, "text-classification", sample)
+
+
+def test_finish_folder_externalizes_once_and_keeps_shape_tensors_inline(tmp_path):
+    """A graph already stored as shipped is not written again; a small shape tensor stays readable at load time."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from export.hf_manifest import finish_folder
+
+    weight = numpy_helper.from_array(np.arange(512, dtype=np.float32).reshape(2, 256), "weight")  # 2 KB: external
+    shape = numpy_helper.from_array(np.array([256, 2], dtype=np.int64), "shape")  # 16 bytes: stays in the graph
+    graph = helper.make_graph([helper.make_node("Reshape", ["weight", "shape"], ["flat"]),
+                               helper.make_node("Add", ["flat", "x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [256, 2])], [weight, shape])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "model.onnx"))
+    manifest = {"schema_version": 1, "components": {"model": {"file": "model.onnx"}}}
+
+    finish_folder(tmp_path, manifest)
+    stored = onnx.load(str(tmp_path / "model.onnx"), load_external_data=False)
+    where = {t.name: t.data_location for t in stored.graph.initializer}
+    assert where == {"weight": TensorProto.EXTERNAL, "shape": TensorProto.DEFAULT}
+    first = [(p.name, p.stat().st_mtime_ns) for p in sorted(tmp_path.iterdir())]
+
+    finish_folder(tmp_path, manifest)  # already as shipped: the graph and its weights are not rewritten
+    assert [(p.name, p.stat().st_mtime_ns) for p in sorted(tmp_path.iterdir()) if p.name != "export.json"] == \
+        [entry for entry in first if entry[0] != "export.json"]
+    x = np.ones((256, 2), dtype=np.float32)
+    y = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(y, np.arange(512, dtype=np.float32).reshape(256, 2) + 1)
