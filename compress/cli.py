@@ -120,7 +120,8 @@ def _guarded(out: Path, force: bool, inputs: list[Any]) -> Iterator[None]:
 RUN_FLAGS = {"max_accuracy_drop": "--max-accuracy-drop", "validate.threads": "--threads", "seed": "--seed",
              "quantize.static.calibration_method": "--calib-method", "task": "--task", "targets": "--target",
              "package.ort_format": "--package-mobile", "package.fixed_shape": "--fixed-shape", "precisions": "--precision",
-             "export.opset": "--opset", "optimize.enabled": "--no-optimize", "search": "--search", "search.executor": "--executor"}
+             "export.opset": "--opset", "optimize.enabled": "--no-optimize", "search": "--search", "search.executor": "--executor",
+             "resume": "--no-resume"}
 
 
 @app.command()
@@ -164,6 +165,8 @@ def run(
         "Where --search runs its candidates: a local process pool, inline, or a Ray cluster (pip install 'edge-compress[ray]').")),
     force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the checkpoint (only for checkpoints you trust)."),
+    no_resume: bool = typer.Option(False, "--no-resume", help=(
+        "Build everything again instead of reusing the finished steps a killed or interrupted run on this --out left.")),
 ) -> None:
     """Export, quantize and validate MODEL; write a report and select the fastest variant within budget.
 
@@ -201,7 +204,7 @@ def run(
             "package.fixed_shape": {"batch": shape[0], "sequence": shape[1]} if shape else None,
             "precisions": [p.value for p in precision] if precision else None, "export.opset": opset,
             "optimize.enabled": False if no_optimize else None, "search": {} if (search or executor) and spec.search is None else None,
-            "search.executor": executor.value if executor else None}, RUN_FLAGS)
+            "search.executor": executor.value if executor else None, "resume": False if no_resume else None}, RUN_FLAGS)
         if model is None:
             options = options_from_recipe(spec, out, force)
             options.trust_remote_code = trust_remote_code
