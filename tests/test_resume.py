@@ -125,3 +125,29 @@ def test_a_record_is_reused_only_for_the_same_inputs(tmp_path):
     assert ResumeStore(tmp_path, "inputs-b").load("variant x", {"bits": 8}) is None   # checkpoint/data/recipe changed
     assert ResumeStore(tmp_path, "inputs-a", enabled=False).load("variant x", {"bits": 8}) is None
     assert store.reused == ["variant x"]
+
+
+def test_a_qat_trained_model_is_kept_and_reloaded_instead_of_trained_again(tiny_bert, tmp_path, monkeypatch):
+    import torch
+    from conftest import make_texts
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import compress.distill
+    from compress.qat import QATConfig, quantization_aware_train
+    from compress.run.resume import activated
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    texts = [t for t, _ in make_texts(16)]
+    config = QATConfig(max_steps=2, batch_size=8, calib_batches=1)
+    store = ResumeStore(tmp_path, "inputs")
+    with activated(store, "variant onnx-int8-qat"):
+        trained, moved = quantization_aware_train(model, tokenizer, texts, None, config)
+    monkeypatch.setattr(compress.distill, "distill", lambda *a, **k: pytest.fail("trained again"))
+    with activated(ResumeStore(tmp_path, "inputs"), "variant onnx-int8-qat"):
+        again, moved_again = quantization_aware_train(model, tokenizer, texts, None, config)
+    assert moved_again == moved
+    for (name, a), b in zip(trained.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
+    with pytest.raises(pytest.fail.Exception), activated(ResumeStore(tmp_path, "inputs"), "variant pruned-onnx-int8-qat"):
+        quantization_aware_train(model, tokenizer, texts, None, config)  # another line's QAT: its own checkpoint

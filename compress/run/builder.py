@@ -30,7 +30,7 @@ from compress.report.schema import Analysis, Entry, Noise, SizeBreakdown, Target
 from compress.report.size import size_breakdown, torch_breakdown
 from compress.run.context import RunContext
 from compress.run.measure import TorchCuda, onnx_params, onnx_size, runtime_graph, torch_params
-from compress.run.resume import ResumeStore
+from compress.run.resume import ResumeStore, activated
 from compress.run.variants import BuildInput, Line, Variant
 from compress.tasks.base import Scored
 from export.hf_manifest import finish_folder, model_files, read_manifest
@@ -122,7 +122,8 @@ class Builder:
         folder.mkdir(parents=True)
         info(f"building {name}")
         try:
-            result = variant.build(BuildInput(ctx, line, folder, source, settings))
+            with activated(self.store, step):   # a torch stage inside the build (QAT) keeps its checkpoint
+                result = variant.build(BuildInput(ctx, line, folder, source, settings))
             path, learned = result if isinstance(result, tuple) else (result, {})
             settings = {**settings, **learned}
             task.complete_folder(folder, line.model)

@@ -18,12 +18,14 @@ was written by this user's own earlier run.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
 import pickle
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +40,9 @@ UNKEYED = ("resume", "max_accuracy_drop", "validate.rounds", "validate.latency_s
 CHECKPOINT_FILES = (".json", ".safetensors", ".bin", ".model", ".txt", ".py")  # config, weights, tokenizer, code
 
 T = TypeVar("T")
+# The store of the variant being built: a torch stage inside a variant (QAT) keeps its checkpoint there without the
+# store being threaded through every build function's signature.
+_ACTIVE: contextvars.ContextVar[_Prefixed | None] = contextvars.ContextVar("resume_store", default=None)
 
 
 @dataclass
@@ -113,6 +118,42 @@ class ResumeStore:
 
     def _path(self, step: str) -> Path:
         return self.root / f"{_safe(step)}.pkl"
+
+
+@contextlib.contextmanager
+def activated(store: ResumeStore, prefix: str) -> Iterator[None]:
+    """`store` is `active_store()` inside the block, its step names prefixed (one line's QAT is not another's)."""
+    token = _ACTIVE.set(_Prefixed(store, prefix) if store.enabled else None)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def active_store() -> _Prefixed | None:
+    return _ACTIVE.get()
+
+
+class _Prefixed:
+    """A view of a store whose torch-stage checkpoints are named after the variant that needs them."""
+
+    def __init__(self, store: ResumeStore, prefix: str) -> None:
+        self.store, self.prefix = store, prefix
+
+    def checkpoint(self, step: str, settings: Any, build: Callable[[], T], save: Callable[[T, Path], None],
+                   load: Callable[[Path], T]) -> T:
+        return self.store.checkpoint(f"{self.prefix} {step}", settings, build, save, load)
+
+
+def state_digest(model: Any) -> str:
+    """A model's weights and buffers: the same digest means the same model to train from."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def run_inputs(ctx: Any) -> str:
