@@ -23,6 +23,7 @@ from rich.markup import escape
 
 from compress.console import error, set_verbosity
 from compress.errors import NO_SELECTION, USER_ERROR, CompressError
+from compress.ranks import is_main_process
 from compress.recipe import StaticSpec, default_of
 from compress.tasks import TASK_NAMES
 
@@ -101,7 +102,7 @@ def main_options(
     """Compress a fine-tuned Hugging Face transformer into a small, fast, validated ONNX model."""
     if quiet and verbose:
         _fail(CompressError("--quiet and --verbose contradict each other", "pass at most one of them"))
-    level = log_level.value if log_level else "warning" if quiet else "info" if verbose else None
+    level = log_level.value if log_level else "warning" if quiet or not is_main_process() else "info" if verbose else None
     set_verbosity(level)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
@@ -211,6 +212,8 @@ def run(
         else:
             options = RunOptions(model, out, eval_data, text_column, label_column, calib_data, force, trust_remote_code)
         run_pipeline(options, spec)
+    if not is_main_process():  # a distributed launch's other processes: the main one writes and reports
+        return
     report = json.loads((out / "report.json").read_text())
     if report.get("selected") is None:
         error(f"no variant qualified: {report.get('selection_reason', '')}; every result is in {out / 'report.json'}",

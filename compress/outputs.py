@@ -16,6 +16,8 @@ Rules (README, "Output folder"):
   else may write to is adopted (its records are unpickled).
 * Every OUT carries a marker file (`MARKER`).  `--force` replaces only a folder that holds the marker (an earlier
   compress result) or an empty one; anything else is refused, naming what is there.
+* Under a distributed launch (several processes training together) only the main process locks, stages and
+  renames; the others write into a private temporary folder that is removed (compress.ranks).
 * At the final rename a folder that appeared (or was swapped) during the run is never replaced: the run's result
   is kept beside it under a visible name and the run says so.
 
@@ -40,6 +42,7 @@ from pathlib import Path
 
 from compress.console import info
 from compress.errors import CompressError
+from compress.ranks import is_main_process, rank
 
 MARKER = ".edge-compress"
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
@@ -139,6 +142,9 @@ def output_lock(out: Path, command: str = "") -> Iterator[None]:
     """Exclusive lock on `out` for the whole block; re-entrant within one process (the CLI takes it first,
     the staging step takes it again)."""
     key = _absolute(out)
+    if not is_main_process():  # a distributed launch's other processes write nothing (see `staged`)
+        yield
+        return
     if key in _HELD:
         _HELD[key].depth += 1
         try:
@@ -290,6 +296,10 @@ def staged(out: Path, force: bool, inputs: Iterable[str | Path | None] = (), com
     compress.run.resume), and an interrupted run keeps its own for the next run."""
     out = _absolute(out)
     command = shlex.join(sys.argv) if command is None else command
+    if not is_main_process():
+        with _scratch(out, force, inputs) as scratch:
+            yield scratch
+        return
     with output_lock(out, command):
         check_target(out, force, inputs)
         found = _Found.at(out)
@@ -311,6 +321,15 @@ def staged(out: Path, force: bool, inputs: Iterable[str | Path | None] = (), com
                 raise storage_error(err, out) from err
             raise
         _move_into_place(staging, out, found)
+
+
+@contextlib.contextmanager
+def _scratch(out: Path, force: bool, inputs: Iterable[str | Path | None]) -> Iterator[Path]:
+    """What a non-main process of a distributed launch writes into: a private temporary folder, removed at the end.
+    It runs the same checks, so bad input stops every process the same way; only the main process writes OUT."""
+    check_target(out, force, inputs)
+    with tempfile.TemporaryDirectory(prefix=f"edge-compress-rank{rank()}-") as scratch:
+        yield Path(scratch)
 
 
 def _adopt(out: Path) -> Path | None:
