@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, get_args
 
+import click
 import typer
 from rich.markup import escape
 
@@ -57,6 +58,13 @@ def _fail(err: CompressError) -> None:
     raise typer.Exit(USER_ERROR)
 
 
+def _internal(err: Exception) -> None:
+    """A bug's one-line summary first (the traceback that follows can be long), then exit 1 with the traceback."""
+    first = (str(err).strip().splitlines() or [""])[0]
+    error(f"internal error: {type(err).__name__}: {first}", "this is a bug in edge-compress: please report it with the "
+                                                            "traceback below")
+
+
 def _command(body: Callable[..., Any]) -> Callable[..., Any]:
     """User errors (and a full or read-only disk, wherever it shows up) print `error:`/`fix:` and exit 2;
     anything else is a bug and keeps its traceback (exit 1)."""
@@ -71,8 +79,13 @@ def _command(body: Callable[..., Any]) -> Callable[..., Any]:
             _fail(err)
         except OSError as err:
             if err.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS):
+                _internal(err)
                 raise
             _fail(storage_error(err, Path(kwargs.get("out") or err.filename or ".")))
+        except Exception as err:
+            if not isinstance(err, (click.exceptions.Exit, click.exceptions.Abort, click.ClickException)):
+                _internal(err)  # typer.Exit (a status) and click's own usage errors are not bugs
+            raise
 
     return wrapper
 
