@@ -68,6 +68,8 @@ def test_a_run_killed_after_its_first_variant_resumes_from_there(tiny_bert, data
     first = staging / "variants" / "onnx-fp32" / "model.onnx"
     built = first.stat()
     assert not (staging / "variants" / "onnx-int8-dynamic").exists() and not out.exists()
+    (staging / "variants" / "onnx-int8-static").mkdir()   # what an earlier plan built: not in this run's report
+    (staging / "report.json").write_text("{}")
 
     rerun = CliRunner().invoke(app, _args(tiny_bert, data_dir, out, recipe_file))
     assert rerun.exit_code == 0, rerun.output
@@ -77,6 +79,7 @@ def test_a_run_killed_after_its_first_variant_resumes_from_there(tiny_bert, data
     kept = (out / "variants" / "onnx-fp32" / "model.onnx").stat()
     assert (kept.st_ino, kept.st_mtime_ns) == (built.st_ino, built.st_mtime_ns)  # the killed run's file, not rebuilt
     assert not (out / ".resume").exists() and not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+    assert sorted(p.name for p in (out / "variants").iterdir()) == sorted(v["name"] for v in report["variants"])
 
     fresh = CliRunner().invoke(app, [*_args(tiny_bert, data_dir, tmp_path / "fresh", recipe_file), "--no-resume"])
     assert fresh.exit_code == 0, fresh.output

@@ -93,6 +93,7 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
                     results += [builder.build(variant, line) for variant in records]
                 finally:
                     line.close()
+        store.drop_unbuilt(stage / "variants", {r.entry.name for r in results if isinstance(r, Built)})
         if (reused := store.summary()) is not None:
             sections["resume"] = reused
         with steps("measure"):

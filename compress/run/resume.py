@@ -58,8 +58,20 @@ class ResumeStore:
         enabled = bool(getattr(ctx.recipe, "resume", True))
         root = stage / RESUME_DIR
         if enabled:
+            for leftover in stage.iterdir():  # an adopted folder: only variants and records are worth keeping
+                if leftover.name not in (RESUME_DIR, "variants"):
+                    shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
             root.mkdir(mode=0o700, exist_ok=True)  # private: compress.outputs adopts only such a folder
         return ResumeStore(root, run_inputs(ctx) if enabled else "", enabled)
+
+    def drop_unbuilt(self, variants: Path, built: set[str]) -> None:
+        """Remove variant folders a killed run left that this run did not build or reuse (its plan changed), so
+        OUT holds only the report's variants."""
+        if not variants.is_dir():
+            return
+        for folder in variants.iterdir():
+            if folder.name not in built:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def key(self, step: str, settings: Any = None) -> str:
         return _digest(json.dumps([self.inputs, step, settings], sort_keys=True, default=repr).encode())
