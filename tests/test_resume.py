@@ -1,6 +1,6 @@
-"""Resume after a kill: a run SIGKILLed right after its first variant is finished is rerun; the rerun reuses the
-pruned checkpoint, the baseline and that variant (not rebuilt: same files, same inode), builds the rest, and its
-report's metrics equal an uninterrupted run's.  `--no-resume` and a changed input rebuild everything."""
+"""Resume after a kill: a run SIGKILLed right after its first line of variants is finished is rerun; the rerun reuses
+the pruned checkpoint, the baseline and those variants (not rebuilt: same files, same inode; QAT not trained again),
+builds the rest, and its report's metrics equal an uninterrupted run's.  `--no-resume` and a changed input rebuild everything."""
 from __future__ import annotations
 
 import json
@@ -17,13 +17,15 @@ from typer.testing import CliRunner
 from compress.cli import app
 from compress.run.resume import ResumeStore
 
-# Two lines (the checkpoint's and the pruned one), two variants each; the pruned stage, the baseline and the first
-# variant are finished when the kill comes.
+# Two lines (the checkpoint's and the pruned one), three variants each (fp32, dynamic int8, QAT); the pruned stage,
+# the baseline and the first line's variants are finished when the kill comes.
 RECIPE = ("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\n"
           "quantize: {static: {enabled: false}}\noptimize: {enabled: false}\n"
-          "prune: {head_fraction: 0.25, num_calib_batches: 2, batch_size: 8}\n")
+          "prune: {head_fraction: 0.25, num_calib_batches: 2, batch_size: 8}\n"
+          "qat: {max_steps: 2, batch_size: 8, calib_batches: 1}\n")
+FIRST_LINE = ["variant onnx-fp32", "variant onnx-int8-dynamic", "variant onnx-int8-qat"]
 
-# The run, killed by SIGKILL (no cleanup runs) the moment the first variant's record is stored.
+# The run, killed by SIGKILL (no cleanup runs) the moment the first line's last variant's record is stored.
 KILLED = textwrap.dedent("""
     import os, signal, sys
     from compress.run import resume
@@ -31,7 +33,7 @@ KILLED = textwrap.dedent("""
     save = resume.ResumeStore.save
     def save_then_die(self, step, value, settings=None):
         save(self, step, value, settings)
-        if step == "variant onnx-fp32":
+        if step == "variant onnx-int8-qat":
             os.kill(os.getpid(), signal.SIGKILL)
     resume.ResumeStore.save = save_then_die
     app(sys.argv[1:], prog_name="compress")
@@ -65,19 +67,19 @@ def test_a_run_killed_after_its_first_variant_resumes_from_there(tiny_bert, data
                             capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     (staging,) = [p for p in tmp_path.iterdir() if p.name.startswith(".o.partial-")]
-    first = staging / "variants" / "onnx-fp32" / "model.onnx"
-    built = first.stat()
-    assert not (staging / "variants" / "onnx-int8-dynamic").exists() and not out.exists()
+    first = (staging / "variants" / "onnx-fp32" / "model.onnx").stat()
+    assert not (staging / "variants" / "pruned-onnx-fp32").exists() and not out.exists()
     (staging / "variants" / "onnx-int8-static").mkdir()   # what an earlier plan built: not in this run's report
     (staging / "report.json").write_text("{}")
 
     rerun = CliRunner().invoke(app, _args(tiny_bert, data_dir, out, recipe_file))
     assert rerun.exit_code == 0, rerun.output
     report = json.loads((out / "report.json").read_text())
-    assert report["resume"]["reused"] == ["pruned", "baseline", "variant onnx-fp32"]
-    assert "building onnx-fp32" not in rerun.output and "building onnx-int8-dynamic" in rerun.output
+    assert report["resume"]["reused"] == ["pruned", "baseline", *FIRST_LINE]
+    built = [line.removeprefix("• building ") for line in rerun.output.splitlines() if line.startswith("• building ")]
+    assert built == ["pruned-onnx-fp32", "pruned-onnx-int8-dynamic", "pruned-onnx-int8-qat"], rerun.output
     kept = (out / "variants" / "onnx-fp32" / "model.onnx").stat()
-    assert (kept.st_ino, kept.st_mtime_ns) == (built.st_ino, built.st_mtime_ns)  # the killed run's file, not rebuilt
+    assert (kept.st_ino, kept.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)  # the killed run's file, not rebuilt
     assert not (out / ".resume").exists() and not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
     assert sorted(p.name for p in (out / "variants").iterdir()) == sorted(v["name"] for v in report["variants"])
 
@@ -86,7 +88,7 @@ def test_a_run_killed_after_its_first_variant_resumes_from_there(tiny_bert, data
     uninterrupted = json.loads((tmp_path / "fresh" / "report.json").read_text())
     assert "resume" not in uninterrupted
     assert _scores(report) == _scores(uninterrupted)
-    assert len(_scores(report)) == 5  # the baseline and both lines' two variants
+    assert len(_scores(report)) == 7  # the baseline and both lines' three variants
 
 
 def test_no_resume_removes_the_kept_staging_and_builds_again(tmp_path):

@@ -114,8 +114,8 @@ class Builder:
                 needs = " or ".join(variant.parent)
                 return self._failed(name, None, variant.precision, settings, f"needs {needs}, which did not build")
         folder = self.stage / "variants" / name
-        step = f"variant {name}"
-        kept = self.store.load(step, settings) if folder.is_dir() else None
+        step, inputs = f"variant {name}", settings   # the settings before the build adds what it learned
+        kept = self.store.load(step, inputs) if folder.is_dir() else None
         if kept is not None:
             return self._resumed(variant, line, ctx, folder, *kept)
         shutil.rmtree(folder, ignore_errors=True)  # half-built by a killed run
@@ -158,7 +158,7 @@ class Builder:
                       graph=graph,
                       settings=settings, targets=targets, noise=noise, size_breakdown=breakdown, analysis=analysis)
         _write_manifest(folder, entry, source, ctx)
-        self.store.save(step, (entry, scored, path.relative_to(folder)), settings)
+        self.store.save(step, (entry, scored, path.relative_to(folder)), inputs)
         return Built(entry, scored, opens, line.ctx)
 
     def _resumed(self, variant: Variant, line: Line, ctx: RunContext, folder: Path, entry: Entry, scored: Scored,
