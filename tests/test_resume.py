@@ -156,3 +156,14 @@ def test_a_qat_trained_model_is_kept_and_reloaded_instead_of_trained_again(tiny_
         assert torch.equal(a, b), name
     with pytest.raises(pytest.fail.Exception), activated(ResumeStore(tmp_path, "inputs"), "variant pruned-onnx-int8-qat"):
         quantization_aware_train(model, tokenizer, texts, None, config)  # another line's QAT: its own checkpoint
+
+
+def test_resume_is_off_under_a_distributed_launch(monkeypatch):
+    """Every process must train the same steps: one that reused a trained model would leave the others waiting."""
+    from types import SimpleNamespace
+
+    from compress.run.resume import wanted
+
+    assert wanted(SimpleNamespace(resume=True)) and not wanted(SimpleNamespace(resume=False))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert not wanted(SimpleNamespace(resume=True))

@@ -41,6 +41,7 @@ from compress.run.context import RunContext, RunOptions, load_context
 from compress.run.measure import Subject, Timing, measure
 from compress.run.package import package_selected, wants_package
 from compress.run.resume import ResumeStore
+from compress.run.resume import wanted as resume_wanted
 from compress.run.stages import check_stages, torch_stages
 from compress.run.targets import TargetRun
 from compress.run.variants import plan
@@ -78,8 +79,9 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
     with steps("load"):
         ctx = load_context(options, recipe, task, targets)
         check_stages(ctx)
-    with staged(options.out, options.force, resume=recipe.resume) as stage:
-        store = ResumeStore.open(stage, ctx)
+    resume = resume_wanted(recipe)
+    with staged(options.out, options.force, resume=resume) as stage:
+        store = ResumeStore.open(stage, ctx, resume)
         with steps("torch_stages"):
             lines, sections = torch_stages(ctx, store)
         builder = Builder(ctx, stage, store)

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from compress.console import info, warn
 from compress.environment import library_versions
 from compress.outputs import RESUME_DIR
+from compress.ranks import world_size
 
 # Recipe fields that change only how finished results are judged, timed or packaged, or whether to resume:
 # a rerun that changes them still reuses what was built.
@@ -54,8 +55,7 @@ class ResumeStore:
     reused: list[str] = field(default_factory=list)
 
     @staticmethod
-    def open(stage: Path, ctx: Any) -> ResumeStore:
-        enabled = bool(getattr(ctx.recipe, "resume", True))
+    def open(stage: Path, ctx: Any, enabled: bool) -> ResumeStore:
         root = stage / RESUME_DIR
         if enabled:
             for leftover in stage.iterdir():  # an adopted folder: only variants and records are worth keeping
@@ -166,6 +166,15 @@ def state_digest(model: Any) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def wanted(recipe: Any) -> bool:
+    """Resume unless the recipe says no or the run is one of several processes: each must train the same steps
+    (a process that reused a trained model would leave the others waiting for it in their collectives)."""
+    if recipe.resume and world_size() > 1:
+        info("resume is off under a distributed launch: every process builds every step")
+        return False
+    return bool(recipe.resume)
 
 
 def run_inputs(ctx: Any) -> str:
