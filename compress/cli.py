@@ -18,11 +18,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, get_args
 
+import click
 import typer
 from rich.markup import escape
 
 from compress.console import error, set_verbosity
 from compress.errors import NO_SELECTION, USER_ERROR, CompressError
+from compress.ranks import is_main_process
 from compress.recipe import StaticSpec, default_of
 from compress.tasks import TASK_NAMES
 
@@ -56,6 +58,13 @@ def _fail(err: CompressError) -> None:
     raise typer.Exit(USER_ERROR)
 
 
+def _internal(err: Exception) -> None:
+    """A bug's one-line summary first (the traceback that follows can be long), then exit 1 with the traceback."""
+    first = (str(err).strip().splitlines() or [""])[0]
+    error(f"internal error: {type(err).__name__}: {first}", "this is a bug in edge-compress: please report it with the "
+                                                            "traceback below")
+
+
 def _command(body: Callable[..., Any]) -> Callable[..., Any]:
     """User errors (and a full or read-only disk, wherever it shows up) print `error:`/`fix:` and exit 2;
     anything else is a bug and keeps its traceback (exit 1)."""
@@ -70,8 +79,13 @@ def _command(body: Callable[..., Any]) -> Callable[..., Any]:
             _fail(err)
         except OSError as err:
             if err.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS):
+                _internal(err)
                 raise
             _fail(storage_error(err, Path(kwargs.get("out") or err.filename or ".")))
+        except Exception as err:
+            if not isinstance(err, (click.exceptions.Exit, click.exceptions.Abort, click.ClickException)):
+                _internal(err)  # typer.Exit (a status) and click's own usage errors are not bugs
+            raise
 
     return wrapper
 
@@ -101,7 +115,7 @@ def main_options(
     """Compress a fine-tuned Hugging Face transformer into a small, fast, validated ONNX model."""
     if quiet and verbose:
         _fail(CompressError("--quiet and --verbose contradict each other", "pass at most one of them"))
-    level = log_level.value if log_level else "warning" if quiet else "info" if verbose else None
+    level = log_level.value if log_level else "warning" if quiet or not is_main_process() else "info" if verbose else None
     set_verbosity(level)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
@@ -120,7 +134,8 @@ def _guarded(out: Path, force: bool, inputs: list[Any]) -> Iterator[None]:
 RUN_FLAGS = {"max_accuracy_drop": "--max-accuracy-drop", "validate.threads": "--threads", "seed": "--seed",
              "quantize.static.calibration_method": "--calib-method", "task": "--task", "targets": "--target",
              "package.ort_format": "--package-mobile", "package.fixed_shape": "--fixed-shape", "precisions": "--precision",
-             "export.opset": "--opset", "optimize.enabled": "--no-optimize", "search": "--search", "search.executor": "--executor"}
+             "export.opset": "--opset", "optimize.enabled": "--no-optimize", "search": "--search", "search.executor": "--executor",
+             "resume": "--no-resume"}
 
 
 @app.command()
@@ -164,6 +179,8 @@ def run(
         "Where --search runs its candidates: a local process pool, inline, or a Ray cluster (pip install 'edge-compress[ray]').")),
     force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run code shipped with the checkpoint (only for checkpoints you trust)."),
+    no_resume: bool = typer.Option(False, "--no-resume", help=(
+        "Build everything again instead of reusing the finished steps a killed or interrupted run on this --out left.")),
 ) -> None:
     """Export, quantize and validate MODEL; write a report and select the fastest variant within budget.
 
@@ -201,13 +218,15 @@ def run(
             "package.fixed_shape": {"batch": shape[0], "sequence": shape[1]} if shape else None,
             "precisions": [p.value for p in precision] if precision else None, "export.opset": opset,
             "optimize.enabled": False if no_optimize else None, "search": {} if (search or executor) and spec.search is None else None,
-            "search.executor": executor.value if executor else None}, RUN_FLAGS)
+            "search.executor": executor.value if executor else None, "resume": False if no_resume else None}, RUN_FLAGS)
         if model is None:
             options = options_from_recipe(spec, out, force)
             options.trust_remote_code = trust_remote_code
         else:
             options = RunOptions(model, out, eval_data, text_column, label_column, calib_data, force, trust_remote_code)
         run_pipeline(options, spec)
+    if not is_main_process():  # a distributed launch's other processes: the main one writes and reports
+        return
     report = json.loads((out / "report.json").read_text())
     if report.get("selected") is None:
         error(f"no variant qualified: {report.get('selection_reason', '')}; every result is in {out / 'report.json'}",

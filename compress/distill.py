@@ -6,7 +6,8 @@ Loss = ``kl_weight · T² · KL(teacher ‖ student)`` on temperature-softened l
 + ``hidden_weight · MSE`` between matching hidden states (``layer_map``)
 + ``label_weight · CE`` on the dataset's labels when present. Token-level logits (LMs) and hidden
 states are averaged over non-padding tokens. Training is a `transformers.Trainer` subclass, so the
-same stage runs under ``accelerate launch``/``torchrun`` unchanged; progress is Trainer's tqdm;
+same stage runs under ``torchrun``/``accelerate launch --multi_gpu`` unchanged (DDP; gloo on a CPU-only
+machine); ``batch_size`` is the global batch, split across the processes; progress is Trainer's tqdm;
 nothing is written to disk unless ``output_dir`` is set.
 """
 
@@ -31,6 +32,7 @@ from transformers import (
 from transformers.modeling_outputs import ModelOutput
 
 from compress.distill_config import DistillConfig, DistillError
+from compress.ranks import world_size
 from compress.seeding import seeded
 
 FEATURES = ("input_ids", "attention_mask", "token_type_ids", "labels")
@@ -114,6 +116,18 @@ class _Features(Dataset):
         return {k: v for k, v in self.rows[index].items() if k in FEATURES}
 
 
+def per_device_batch(batch_size: int) -> int:
+    """`batch_size` is the global batch: under a launch of N processes each takes 1/N of it (rounded up), so the
+    same recipe takes the same optimizer steps on the same number of texts per step as in one process."""
+    return -(-batch_size // world_size())
+
+
+def _cpu_processes() -> bool:
+    """Several processes on a machine without a GPU: Trainer must be told it runs on CPU, or each process trains
+    alone (ParallelMode.NOT_PARALLEL) instead of joining one gloo process group."""
+    return world_size() > 1 and not torch.cuda.is_available()
+
+
 def distill(
     student: PreTrainedModel,
     teacher: PreTrainedModel,
@@ -136,7 +150,8 @@ def distill(
             lr_scheduler_type=config.lr_scheduler_type,
             warmup_steps=config.warmup_ratio,  # transformers 5: a float in [0, 1) is the share of the steps
             weight_decay=config.weight_decay,
-            per_device_train_batch_size=config.batch_size,
+            per_device_train_batch_size=per_device_batch(config.batch_size),
+            use_cpu=_cpu_processes(),
             seed=config.seed,
             report_to="none",
             remove_unused_columns=False,

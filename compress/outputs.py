@@ -10,8 +10,14 @@ Rules (README, "Output folder"):
 * Everything is built in a hidden sibling staging folder (same filesystem, so the final `rename` is atomic) and
   moved into place only when the run succeeds.  A failed run removes its staging folder.  Staging folders of
   killed runs are found (the lock proves nobody owns them) and removed by the next run on that OUT, which says so.
+* Resume (compress.run.resume): a staging folder that holds finished steps (`RESUME_DIR`) is kept by a run that
+  is interrupted (Ctrl-C, SIGTERM) and by the cleanup of the next run's lock; the next `staged(..., resume=True)`
+  adopts the newest one, and `resume=False` removes it.  Only a folder whose `RESUME_DIR` this user owns and nobody
+  else may write to is adopted (its records are unpickled).
 * Every OUT carries a marker file (`MARKER`).  `--force` replaces only a folder that holds the marker (an earlier
   compress result) or an empty one; anything else is refused, naming what is there.
+* Under a distributed launch (several processes training together) only the main process locks, stages and
+  renames; the others write into a private temporary folder that is removed (compress.ranks).
 * At the final rename a folder that appeared (or was swapped) during the run is never replaced: the run's result
   is kept beside it under a visible name and the run says so.
 
@@ -36,11 +42,13 @@ from pathlib import Path
 
 from compress.console import info
 from compress.errors import CompressError
+from compress.ranks import is_main_process, rank
 
 MARKER = ".edge-compress"
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 LOW_SPACE_BYTES = 16 << 20  # below this after a failure, the failure is blamed on the full disk
+RESUME_DIR = ".resume"  # finished steps inside a staging folder (compress.run.resume); kept for the next run
 
 
 # ----------------------------------------------------------------------------------------------------- checks
@@ -134,6 +142,9 @@ def output_lock(out: Path, command: str = "") -> Iterator[None]:
     """Exclusive lock on `out` for the whole block; re-entrant within one process (the CLI takes it first,
     the staging step takes it again)."""
     key = _absolute(out)
+    if not is_main_process():  # a distributed launch's other processes write nothing (see `staged`)
+        yield
+        return
     if key in _HELD:
         _HELD[key].depth += 1
         try:
@@ -229,15 +240,36 @@ def stale_staging(out: Path) -> list[Path]:
     return sorted(p for p in out.parent.iterdir() if p.is_dir() and p.name.startswith((f".{out.name}.partial-", f".{out.name}.old-")))
 
 
-def _clean_stale(out: Path) -> None:
+def resumable(out: Path) -> Path | None:
+    """The newest staging folder of an earlier run on `out` that holds finished steps and that only this user can
+    have written (call with the lock held)."""
+    out = _absolute(out)
+    found = [p for p in stale_staging(out) if p.name.startswith(f".{out.name}.partial-") and (p / RESUME_DIR).is_dir()
+             and _private(p / RESUME_DIR)]
+    return max(found, key=lambda p: (p / RESUME_DIR).stat().st_mtime, default=None)
+
+
+def _private(path: Path) -> bool:
+    stat = path.stat()
+    return (not hasattr(os, "getuid") or stat.st_uid == os.getuid()) and not stat.st_mode & 0o022
+
+
+def _clean_stale(out: Path, keep: Path | None = None) -> None:
+    keep = resumable(out) if keep is None else keep
     for folder in stale_staging(out):
+        if folder == keep:
+            continue  # what `staged` resumes from (or removes, with resume off)
         if folder.name.startswith(f".{out.name}.old-") and not out.exists() and (folder / MARKER).is_file():
             folder.rename(out)  # killed between moving the old result aside and moving the new one in
             info(f"restored {out} from {folder.name}, left by a run that was interrupted while replacing it")
             continue
-        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-        shutil.rmtree(folder, ignore_errors=True)
-        info(f"removed {folder} ({size / 1e6:.1f} MB), left by an interrupted run on this --out")
+        _remove_stale(folder)
+
+
+def _remove_stale(folder: Path) -> None:
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    shutil.rmtree(folder, ignore_errors=True)
+    info(f"removed {folder} ({size / 1e6:.1f} MB), left by an interrupted run on this --out")
 
 
 @dataclass(frozen=True)
@@ -257,28 +289,68 @@ class _Found:
 
 
 @contextlib.contextmanager
-def staged(out: Path, force: bool, inputs: Iterable[str | Path | None] = (), command: str | None = None) -> Iterator[Path]:
-    """Yield a staging folder; on success it becomes `out` (with `MARKER`), on failure it is removed."""
+def staged(out: Path, force: bool, inputs: Iterable[str | Path | None] = (), command: str | None = None,
+           resume: bool = False) -> Iterator[Path]:
+    """Yield a staging folder; on success it becomes `out` (with `MARKER`), on failure it is removed.
+    With `resume`, the staging folder of a killed run on `out` is yielded again (its finished steps are reused by
+    compress.run.resume), and an interrupted run keeps its own for the next run."""
     out = _absolute(out)
     command = shlex.join(sys.argv) if command is None else command
+    if not is_main_process():
+        with _scratch(out, force, inputs) as scratch:
+            yield scratch
+        return
     with output_lock(out, command):
         check_target(out, force, inputs)
         found = _Found.at(out)
-        try:
-            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-            os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would make OUT private once renamed
-        except OSError as err:
-            raise storage_error(err, out) from err
+        staging = _adopt(out) if resume else None
+        if staging is None:
+            staging = _new_staging(out)
         try:
             yield staging
+            shutil.rmtree(staging / RESUME_DIR, ignore_errors=True)
             (staging / MARKER).write_text(json.dumps({"tool": "edge-compress", "command": command,
                                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
         except BaseException as err:
+            if resume and isinstance(err, (KeyboardInterrupt, SystemExit)) and (staging / RESUME_DIR).is_dir():
+                info(f"kept {staging.name} beside --out: the same command resumes from its finished steps "
+                     "(--no-resume starts over)")
+                raise
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(err, Exception) and not isinstance(err, CompressError) and disk_full(err, out):
                 raise storage_error(err, out) from err
             raise
         _move_into_place(staging, out, found)
+
+
+@contextlib.contextmanager
+def _scratch(out: Path, force: bool, inputs: Iterable[str | Path | None]) -> Iterator[Path]:
+    """What a non-main process of a distributed launch writes into: a private temporary folder, removed at the end.
+    It runs the same checks, so bad input stops every process the same way; only the main process writes OUT."""
+    check_target(out, force, inputs)
+    with tempfile.TemporaryDirectory(prefix=f"edge-compress-rank{rank()}-") as scratch:
+        yield Path(scratch)
+
+
+def _adopt(out: Path) -> Path | None:
+    """The staging folder a killed run on `out` left with finished steps, if any (the others are removed)."""
+    keep = resumable(out)
+    _clean_stale(out, keep=keep)
+    if keep is not None:
+        info(f"resuming from {keep.name}, left by an interrupted run on this --out")
+    return keep
+
+
+def _new_staging(out: Path) -> Path:
+    for folder in stale_staging(out):  # with resume off, a kept staging folder is not wanted any more
+        if folder.name.startswith(f".{out.name}.partial-"):
+            _remove_stale(folder)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would make OUT private once renamed
+    except OSError as err:
+        raise storage_error(err, out) from err
+    return staging
 
 
 def _umask() -> int:

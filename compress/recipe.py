@@ -150,6 +150,9 @@ class Recipe(Strict):
     data: DataSpec = DataSpec()
     task: str = Field("text-classification", description="text-classification or causal-lm")
     max_accuracy_drop: float = Field(1.0, ge=0, description="points of the primary metric a variant may lose")
+    resume: bool = Field(True, description=(
+        "a rerun after a killed or interrupted run on the same --out reuses its finished steps (baseline, variants, "
+        "torch-stage checkpoints; compress.run.resume); false (--no-resume) builds everything again"))
     seed: int = Field(DEFAULT_SEED, description="seeds calibration sampling and every random choice of the torch stages (QAT, distillation)")
     precisions: list[Literal["int8", "int4", "fp16"]] | None = Field(None, description=(
         "build only variants of these precisions (--precision); the fp32 export and its fused graph are always built, "

@@ -25,6 +25,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from export.failure import NativeLog, blame
 from export.hf_manifest import MANIFEST_FILE, MODEL_FILE, single_graph_manifest
 from export.quiet import quiet
 
@@ -45,7 +46,16 @@ OUTPUTS: dict[str, GraphOutputs] = {
 }
 
 class ExportError(RuntimeError):
-    """The exporter failed; the message names the model, the step (tracing, checking) and the operator when known."""
+    """The model cannot be exported; the message names the model, the step (tracing, checking), and the module and
+    operator when known; `hint` says what to change when it is more specific than the caller's advice."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class ExportBug(RuntimeError):
+    """The export failed in this project's own code: a bug to report, not something the user's model can fix."""
 
 
 def export_to_onnx(model: torch.nn.Module, out_dir: Path, task: str, sample: Mapping[str, torch.Tensor],
@@ -63,22 +73,23 @@ def export_to_onnx(model: torch.nn.Module, out_dir: Path, task: str, sample: Map
     model = model.eval()
     inputs = forward_inputs(model, sample)
     path = out_dir / MODEL_FILE
+    log = NativeLog()   # the exporter prints its whole graph from C++ when a pass fails: kept out of the terminal
     with eager_attention(model), conv1d_as_linear(model), _no_cache(model), torch.no_grad():
         try:
             traced = model(**inputs)
             manifest = single_graph_manifest(model, inputs, _selected(traced, outputs.names))
-            with quiet():
+            with quiet(), log:
                 torch.onnx.export(model, (), str(path), kwargs=inputs, input_names=list(inputs),
                                   output_names=list(outputs.names),
                                   dynamic_axes={**{name: INPUT_AXES for name in inputs},
                                                 **{name: outputs.axes for name in outputs.names}},
                                   opset_version=opset or DEFAULT_OPSET, dynamo=False)
         except Exception as err:  # the tracer raises many types; name the part that failed
-            raise ExportError(_describe_export_failure(model, "tracing", err)) from err
+            raise export_failure(model, "tracing", err, log.text) from err
     try:
         onnx.checker.check_model(str(path))
     except Exception as err:
-        raise ExportError(_describe_export_failure(model, "checking the traced graph", err)) from err
+        raise export_failure(model, "checking the traced graph", err) from err
     _check_io(path, list(inputs), outputs.names, model)
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return path
@@ -117,12 +128,27 @@ def _model_name(model: torch.nn.Module) -> str:
     return f"{model_type} model ({type(model).__name__})" if model_type else type(model).__name__
 
 
-def _describe_export_failure(model: torch.nn.Module, step: str, err: Exception) -> str:
+def export_failure(model: torch.nn.Module, step: str, err: Exception, log: str = "") -> ExportError | ExportBug:
+    """One line naming the architecture, the step, the error and the failing module/operator (export.failure):
+    an ExportError when the model cannot export, an ExportBug when this project's code failed."""
     text = str(err).strip().splitlines()
-    first = text[0] if text else type(err).__name__
-    op_hint = next((line.strip() for line in text if "aten::" in line or "operator" in line.lower()), "")
-    where = f" (operator: {op_hint})" if op_hint else ""
-    return f"ONNX export of the {_model_name(model)} failed while {step}{where}: {type(err).__name__}: {first}"
+    first = text[0] if text else ""
+    found = blame(model, err, log)
+    detail = f" ({found.describe()})" if found.describe() else ""
+    if found.ours:
+        return ExportBug(f"exporting the {_model_name(model)} failed while {step} in edge-compress's own code "
+                         f"({found.where}): {type(err).__name__}: {first}{detail}")
+    message = f"ONNX export of the {_model_name(model)} failed while {step}: {type(err).__name__}: {first}{detail}"
+    if found.operator and found.module:
+        return ExportError(message, f"{found.module} uses {found.operator}, which torch.onnx cannot export: rewrite that "
+                                    "module with supported operators, register a symbolic for the operator "
+                                    "(torch.onnx.register_custom_op_symbolic), or try another opset (recipe "
+                                    "export.opset: 14 or 18)")
+    if found.module and not found.operator:
+        return ExportError(message, f"the model's own code failed in {found.module} while it was traced for export: "
+                                    "check that the checkpoint's config matches its architecture and that its forward "
+                                    "runs on a plain batch of token ids")
+    return ExportError(message)
 
 
 def linear_from_conv1d(conv: torch.nn.Module) -> torch.nn.Linear:

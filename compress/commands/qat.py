@@ -15,6 +15,7 @@ import torch
 from rich.markup import escape
 
 from compress.console import console, info
+from compress.ranks import is_main_process, world_size
 from compress.recipe import Recipe
 
 
@@ -55,9 +56,12 @@ def qat_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recip
         ckpt.tokenizer.save_pretrained(stage)
         graph = runtime_graph(path)
         report = {"source": data.source, "texts": len(data.texts), "labels_used": data.labels is not None,
+                  "processes": world_size(),   # > 1 under a distributed launch (compress.ranks)
                   "preset": preset.as_dict(), "runtime_graph": graph, **record, "qat": recipe.qat.model_dump()}
         (stage / "qat_report.json").write_text(json.dumps(report, indent=2))
         (stage / "recipe.yaml").write_text(recipe.to_yaml())
+    if not is_main_process():
+        return report
     info(f"int8 kernels in the runtime graph: {graph['int8_ops']}; float weight MatMuls left: {graph['float_weight_matmuls']}")
     console.print(f"QAT int8 model: [bold]{escape(str(out / MODEL_FILE))}[/] "
                   f"(transformers.exporters.ExportedModel.from_pretrained({escape(repr(str(out)))}) loads it)")

@@ -4,6 +4,9 @@ accelerate/torchrun unchanged)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -16,6 +19,7 @@ from compress.qat.modules import (
     check_supported,
     insert_fake_quant,
 )
+from compress.run.resume import active_store, state_digest
 from compress.seeding import seeded
 
 
@@ -30,13 +34,35 @@ def quantization_aware_train(model: nn.Module, tokenizer, texts: list[str], labe
     except ValueError as err:
         raise _unsupported(model, err) from err
     with seeded(config.seed):
-        return _train(model, tokenizer, texts, labels, config, max_length)
+        student = _fake_quantized(model, tokenizer, texts, config, max_length)
+        store = active_store()
+        if store is None:
+            return _train(student, model, tokenizer, texts, labels, config, max_length)
+        # a rerun after a kill reloads the trained model instead of training it again (compress.run.resume)
+        inputs = [state_digest(model), texts, labels, dataclasses.asdict(config), max_length]
+        return store.checkpoint("qat", inputs, lambda: _train(student, model, tokenizer, texts, labels, config, max_length),
+                                _save, lambda folder: _load(student, folder))
 
 
-def _train(model: nn.Module, tokenizer, texts: list[str], labels: list[int] | None, config: QATConfig,
-           max_length: int) -> tuple[nn.Module, dict[str, float]]:
-    from compress.distill import DistillConfig, distill
+def _save(result: tuple[nn.Module, dict[str, float]], folder: Path) -> None:
+    from safetensors.torch import save_model
 
+    trained, moved = result
+    folder.mkdir(parents=True)
+    save_model(trained, str(folder / "qat.safetensors"))  # handles tied weights, unlike save_file
+    (folder / "scales.json").write_text(json.dumps(moved))
+
+
+def _load(student: nn.Module, folder: Path) -> tuple[nn.Module, dict[str, float]]:
+    """The trained weights and ranges into the freshly calibrated fake-quantized copy (the same modules)."""
+    from safetensors.torch import load_model
+
+    load_model(student, str(folder / "qat.safetensors"))
+    return student.eval(), json.loads((folder / "scales.json").read_text())
+
+
+def _fake_quantized(model: nn.Module, tokenizer, texts: list[str], config: QATConfig, max_length: int) -> nn.Module:
+    """A copy of `model` with fake quantizers whose ranges are calibrated on the first texts."""
     student = copy.deepcopy(model).eval()
     for module in student.modules():  # the student learns to reproduce the teacher's deterministic outputs through
         if isinstance(module, nn.Dropout):  # int8; dropout noise on top only slows that down
@@ -47,6 +73,14 @@ def _train(model: nn.Module, tokenizer, texts: list[str], labels: list[int] | No
         insert_fake_quant(student, batches, config.activation_type or "uint8", bool(config.reduce_range), config.percentile)
     except ValueError as err:
         raise _unsupported(model, err) from err
+    return student
+
+
+def _train(student: nn.Module, model: nn.Module, tokenizer, texts: list[str], labels: list[int] | None,
+           config: QATConfig, max_length: int) -> tuple[nn.Module, dict[str, float]]:
+    """Distil the float `model` into the fake-quantized `student`; returns it and how far its scales moved."""
+    from compress.distill import DistillConfig, distill
+
     length = f"{config.max_steps} steps" if config.max_steps > 0 else f"{config.epochs:g} epochs"
     info(f"QAT: {len(activation_quantizers(student))} learned activation ranges, distilling for {length} on {len(texts)} texts")
     encoded = tokenizer(texts, truncation=True, max_length=max_length)

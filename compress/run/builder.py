@@ -13,6 +13,7 @@ run goes on; only a `fatal` record (the fp32 export) stops it.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import shutil
@@ -29,6 +30,7 @@ from compress.report.schema import Analysis, Entry, Noise, SizeBreakdown, Target
 from compress.report.size import size_breakdown, torch_breakdown
 from compress.run.context import RunContext
 from compress.run.measure import TorchCuda, onnx_params, onnx_size, runtime_graph, torch_params
+from compress.run.resume import ResumeStore, activated
 from compress.run.variants import BuildInput, Line, Variant
 from compress.tasks.base import Scored
 from export.hf_manifest import finish_folder, model_files, read_manifest
@@ -45,17 +47,31 @@ class Built:
 
 
 class Builder:
-    def __init__(self, ctx: RunContext, stage: Path) -> None:
+    def __init__(self, ctx: RunContext, stage: Path, store: ResumeStore | None = None) -> None:
         self.ctx, self.stage = ctx, stage
+        self.store = store or ResumeStore(stage, "", enabled=False)
         self.reference: Scored | None = None
 
     # --- the PyTorch baseline ----------------------------------------------------------------------------------------
 
     def baseline(self) -> Built:
         ctx, task = self.ctx, self.ctx.task
-        info("validating the PyTorch fp32 baseline")
         model = ctx.ckpt.model
         handle = task.open_torch(model)
+        kept = self.store.load("baseline")
+        if kept is not None:  # resumed: the scores of the killed run, reopened for the timing rounds
+            entry, self.reference = kept
+            cuda = functools.cache(lambda: TorchCuda(copy.deepcopy(model).to("cuda").eval()))
+            opens = {"cpu": lambda: handle, **{t.name: cuda for t in ctx.targets.measured[1:]
+                                               if t.name in entry.targets and not entry.targets[t.name].error}}
+            return Built(entry, self.reference, opens)
+        built = self._baseline(model, handle)
+        self.store.save("baseline", (built.entry, built.scored))
+        return built
+
+    def _baseline(self, model, handle) -> Built:
+        ctx = self.ctx
+        info("validating the PyTorch fp32 baseline")
         with peak_memory() as peak:
             self.reference = ctx.evaluation.score(handle, "pytorch-fp32")
         metrics, metrics_batch = ctx.evaluation.metrics(self.reference, None)
@@ -98,10 +114,16 @@ class Builder:
                 needs = " or ".join(variant.parent)
                 return self._failed(name, None, variant.precision, settings, f"needs {needs}, which did not build")
         folder = self.stage / "variants" / name
+        step, inputs = f"variant {name}", settings   # the settings before the build adds what it learned
+        kept = self.store.load(step, inputs) if folder.is_dir() else None
+        if kept is not None:
+            return self._resumed(variant, line, ctx, folder, *kept)
+        shutil.rmtree(folder, ignore_errors=True)  # half-built by a killed run
         folder.mkdir(parents=True)
         info(f"building {name}")
         try:
-            result = variant.build(BuildInput(ctx, line, folder, source, settings))
+            with activated(self.store, step):   # a torch stage inside the build (QAT) keeps its checkpoint
+                result = variant.build(BuildInput(ctx, line, folder, source, settings))
             path, learned = result if isinstance(result, tuple) else (result, {})
             settings = {**settings, **learned}
             task.complete_folder(folder, line.model)
@@ -136,6 +158,18 @@ class Builder:
                       graph=graph,
                       settings=settings, targets=targets, noise=noise, size_breakdown=breakdown, analysis=analysis)
         _write_manifest(folder, entry, source, ctx)
+        self.store.save(step, (entry, scored, path.relative_to(folder)), inputs)
+        return Built(entry, scored, opens, line.ctx)
+
+    def _resumed(self, variant: Variant, line: Line, ctx: RunContext, folder: Path, entry: Entry, scored: Scored,
+                 graph: Path) -> Built:
+        """A variant the killed run finished: its folder and scores as they were, reopened for the timing rounds."""
+        path = folder / graph
+        line.built[variant.name] = path
+        opens: dict[str, Callable[[], Any]] = {"cpu": lambda: ctx.task.open_onnx(path, ctx.threads)}
+        for target in ctx.targets.measured[1:]:
+            if target.name in variant.targets and entry.targets.get(target.name) and not entry.targets[target.name].error:
+                opens[target.name] = lambda t=target: ctx.task.open_onnx(path, ctx.threads, t, variant.precision, ctx)
         return Built(entry, scored, opens, line.ctx)
 
     def _details(self, scored: Scored, baseline: Scored | None) -> tuple[Noise | None, Analysis | None]:

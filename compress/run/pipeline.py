@@ -2,6 +2,9 @@
 
     check -> load -> torch stages -> variants -> measure -> select -> package -> write
 
+A rerun after a kill reuses the torch-stage checkpoints, the baseline and the variants the killed run finished
+(compress.run.resume); timing, selection and the report are always done again, for all models together.
+
 The same code runs a classifier and a causal LM; what differs lives in the task
 (compress.tasks.<task>: data, export, runner, metrics, folder) and in the variant
 records the methods register (compress.run.variants).  Everything that can fail on
@@ -37,6 +40,8 @@ from compress.run.builder import Builder, Built
 from compress.run.context import RunContext, RunOptions, load_context
 from compress.run.measure import Subject, Timing, measure
 from compress.run.package import package_selected, wants_package
+from compress.run.resume import ResumeStore
+from compress.run.resume import wanted as resume_wanted
 from compress.run.stages import check_stages, torch_stages
 from compress.run.targets import TargetRun
 from compress.run.variants import plan
@@ -74,10 +79,12 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
     with steps("load"):
         ctx = load_context(options, recipe, task, targets)
         check_stages(ctx)
-    with staged(options.out, options.force) as stage:
+    resume = resume_wanted(recipe)
+    with staged(options.out, options.force, resume=resume) as stage:
+        store = ResumeStore.open(stage, ctx, resume)
         with steps("torch_stages"):
-            lines, sections = torch_stages(ctx)
-        builder = Builder(ctx, stage)
+            lines, sections = torch_stages(ctx, store)
+        builder = Builder(ctx, stage, store)
         with steps("baseline"):
             baseline = builder.baseline()
         with steps("variants"):
@@ -88,6 +95,9 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
                     results += [builder.build(variant, line) for variant in records]
                 finally:
                     line.close()
+        store.drop_unbuilt(stage / "variants", {r.entry.name for r in results if isinstance(r, Built)})
+        if (reused := store.summary()) is not None:
+            sections["resume"] = reused
         with steps("measure"):
             timings = measure(ctx.evaluation, _subjects(baseline, results), recipe.validate_.rounds)
             base = _timed(ctx, baseline, timings)

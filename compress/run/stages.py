@@ -8,6 +8,8 @@ accepts gets the same line; until then recipe.check refuses `prune:` for it.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from compress.run.variants import Line
@@ -35,14 +37,18 @@ def check_stages(ctx: Any) -> None:
         check_prunable(ctx.ckpt.model, ctx.recipe.prune.to_config())
 
 
-def torch_stages(ctx: Any) -> tuple[list[Line], dict[str, Any]]:
-    """The lines to build variants from, and the report sections the stages wrote (e.g. "pruning")."""
+def torch_stages(ctx: Any, store: Any = None) -> tuple[list[Line], dict[str, Any]]:
+    """The lines to build variants from, and the report sections the stages wrote (e.g. "pruning").
+    `store` (compress.run.resume.ResumeStore) keeps the pruned (and distilled) checkpoint for a rerun after a kill."""
     lines = [Line("", ctx.ckpt.model)]
     sections: dict[str, Any] = {}
     if ctx.recipe.prune is not None:
         from compress.run.prune_stage import prune_stage
 
-        pruned, pruning = prune_stage(ctx.ckpt, ctx.recipe, ctx.data.train)
+        def build() -> tuple[Any, dict[str, Any]]:
+            return prune_stage(ctx.ckpt, ctx.recipe, ctx.data.train)
+
+        pruned, pruning = build() if store is None else store.checkpoint("pruned", None, build, _save_pruned, _load_pruned)
         lines.append(Line("pruned-", pruned, settings={"pruning": pruning}))
         sections["pruning"] = pruning
     if _trims(ctx):
@@ -55,3 +61,15 @@ def torch_stages(ctx: Any) -> tuple[list[Line], dict[str, Any]]:
 
 def _trims(ctx: Any) -> bool:
     return ctx.recipe.trim is not None and ctx.recipe.trim.enabled
+
+
+def _save_pruned(result: tuple[Any, dict[str, Any]], folder: Path) -> None:
+    model, section = result
+    model.save_pretrained(folder)  # safetensors: the weights come back bit for bit
+    (folder / "pruning.json").write_text(json.dumps(section))
+
+
+def _load_pruned(folder: Path) -> tuple[Any, dict[str, Any]]:
+    from compress.prune import load_pruned
+
+    return load_pruned(folder).eval(), json.loads((folder / "pruning.json").read_text())

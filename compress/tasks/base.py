@@ -92,8 +92,8 @@ class Task(ABC):
         try:
             return export_to_onnx(model, folder, self.name, self.export_sample(tokenizer), opset)
         except ExportError as err:
-            raise CompressError(str(err), "try another ONNX opset (recipe export.opset: 14 or 18); an operator no opset "
-                                          "supports means torch.onnx cannot export this architecture") from err
+            raise CompressError(str(err), err.hint or "try another ONNX opset (recipe export.opset: 14 or 18); an operator "
+                                                      "no opset supports means torch.onnx cannot export this architecture") from err
 
     def export_sample(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
         """What the graph is traced on: two texts of different lengths, padded, so neither axis is traced at size 1
