@@ -16,24 +16,14 @@ from compress.data import TextData
 from compress.recipe import Recipe
 
 
-def _batches(data: TextData, tokenizer, batch_size: int, max_length: int) -> list[dict[str, torch.Tensor]]:
-    batches = []
-    for start in range(0, len(data.texts), batch_size):
-        batch = dict(tokenizer(data.texts[start:start + batch_size], padding=True, truncation=True, max_length=max_length,
-                               return_tensors="pt"))
-        if data.labels is not None:
-            batch["labels"] = torch.tensor(data.labels[start:start + batch_size])
-        batches.append(batch)
-    return batches
-
-
 def prune_stage(ckpt: Checkpoint, recipe: Recipe, data: TextData) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Returns the pruned (and distilled) model and a report section: per-layer kept heads/neurons, params, FLOPs."""
     from compress.prune import prune
+    from compress.tasks import get_task
 
     spec, max_length = recipe.prune, recipe.validate_.max_length
     model = copy.deepcopy(ckpt.model)
-    batches = _batches(data, ckpt.tokenizer, spec.batch_size, max_length)
+    batches = get_task(recipe.task).prune_batches(ckpt.tokenizer, data, recipe)
     info(f"pruning on {min(len(batches), spec.num_calib_batches)} calibration batches "
          f"({'with' if data.labels is not None else 'without'} labels) from {data.source}")
     result = prune(model, spec.to_config(), batches)

@@ -136,6 +136,21 @@ class Task(ABC):
         if not (folder / "config.json").exists():
             model.config.save_pretrained(folder)
 
+    def prune_batches(self, tokenizer: PreTrainedTokenizerBase, data: Any, recipe: Any) -> list[dict[str, Any]]:
+        """What structured pruning scores head/neuron importance on (`compress.run.prune_stage`): the training texts,
+        `prune.batch_size` at a time, padded, with their labels when they have them. A task whose loss is not one per
+        text (a causal LM's next-token loss) says its own."""
+        import torch
+
+        size, max_length, batches = recipe.prune.batch_size, recipe.validate_.max_length, []
+        for start in range(0, len(data.texts), size):
+            batch = dict(tokenizer(data.texts[start:start + size], padding=True, truncation=True, max_length=max_length,
+                                   return_tensors="pt"))
+            if data.labels is not None:
+                batch["labels"] = torch.tensor(data.labels[start:start + size])
+            batches.append(batch)
+        return batches
+
     def package_files(self, ctx: Any, variant: Path, out: Path) -> dict[str, str]:
         """Extra files a device runtime needs in package/ ({role: file name}); e.g. an on-device LLM runtime's config."""
         return {}

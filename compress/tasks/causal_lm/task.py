@@ -26,6 +26,11 @@ class CausalLM(Task):
     # yet. mobile: the ORT-format package (a KV-cache graph with pinned shapes would not generate, so no fixed shapes).
     targets = frozenset({"cpu", "mobile"})
     fixed_shapes = False
+    # prune: KV groups and gated-FFN neurons (compress.prune's decoder specs), scored by the LM's next-token loss; the
+    # pruned model runs the same variants (a `pruned-` line). distill: token-level KL from the float model.
+    # QAT is not among them: its learned ranges are matched to the export by each Linear's weight, and the LM export packs
+    # q/k/v and gate/up into one MatMul each (recipe.check says so).
+    torch_stages = frozenset({"prune", "distill"})
     # No check_parity override: the fp32 export is judged by its metrics against PyTorch (next-token agreement, greedy
     # exact match, perplexity), since a logit tolerance that holds for a 2-layer test model does not for a 262k vocabulary.
 
@@ -108,6 +113,34 @@ class CausalLM(Task):
         """config and generation config beside model.onnx: `compress generate` and ExportedModel.from_pretrained(folder) work."""
         model.config.save_pretrained(folder)
         model.generation_config.save_pretrained(folder)
+
+    def prune_batches(self, tokenizer: PreTrainedTokenizerBase, data: Any, recipe: Any) -> list[dict[str, Any]]:
+        """Windows of `lm.context` tokens of the calibration text, `prune.batch_size` per batch (no padding)."""
+        from compress.tasks.causal_lm.calibration import prune_windows
+
+        return prune_windows(tokenizer, data.texts, recipe.lm.context, recipe.prune.batch_size,
+                             recipe.prune.num_calib_batches)
+
+    def package_files(self, ctx: Any, variant: Path, out: Path) -> dict[str, str]:
+        """genai_config.json for the package's ORT-format decoder, so `onnxruntime_genai.Model(package)` generates with
+        the graph this run validated (export.genai); a layout genai cannot feed is warned about, the package stays."""
+        import json
+
+        from export.genai import CONFIG_FILE, GenaiError, write_genai_config
+        from export.onnx_export import MODEL_FILE
+
+        models = sorted(out.glob("*.ort"))
+        if not models:
+            return {}
+        generation = variant / "generation_config.json"
+        try:
+            write_genai_config(variant / MODEL_FILE, json.loads((variant / "config.json").read_text()),
+                               json.loads(generation.read_text()) if generation.exists() else None, folder=out,
+                               filename=models[0].name)
+        except GenaiError as err:
+            warn(f"package/ has no {CONFIG_FILE}, so onnxruntime-genai cannot load it: {err.message} (fix: {err.fix})")
+            return {}
+        return {"onnxruntime-genai": CONFIG_FILE}
 
     def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
         """Perplexity and next-token agreement of the ORT-format file on a plain session (untimed: generation on a device
