@@ -216,13 +216,14 @@ def run(
 
 
 PRUNE_FLAGS = {"prune.head_fraction": "--heads", "prune.ffn_fraction": "--ffn", "prune.flops_budget": "--flops-budget",
-               "prune.params_budget": "--params-budget", "prune.num_calib_batches": "--calib-batches", "distill.epochs": "--distill-epochs"}
+               "prune.params_budget": "--params-budget", "prune.num_calib_batches": "--calib-batches", "distill.epochs": "--distill-epochs",
+               "task": "--task"}
 
 
 @app.command()
 @_command
 def prune(
-    model: str = typer.Argument(..., help="Fine-tuned classifier checkpoint folder."),
+    model: str = typer.Argument(..., help="Fine-tuned classifier (or, with --task causal-lm, decoder LM) checkpoint folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the pruned checkpoint (loadable by `compress run`)."),
     calib_data: str = typer.Option(..., "--calib-data", help="Texts (labels used when present) scoring head/neuron importance and, with --distill-epochs, training the pruned model."),
     heads: float | None = typer.Option(None, help="Fraction of all attention heads to remove, e.g. 0.5."),
@@ -236,6 +237,7 @@ def prune(
     distill_epochs: float | None = typer.Option(None, help="Recover accuracy by distilling the float model for this many epochs."),
     text_column: str | None = typer.Option(None, help="Column holding the text."),
     label_column: str | None = typer.Option(None, help="Column holding the label."),
+    task: TaskName | None = typer.Option(None, show_default=_d("task"), help="What the model does (causal-lm: scored by its next-token loss on --calib-data text)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
 ) -> None:
     """Remove attention heads, FFN neurons (and layers) physically, scored on --calib-data; optionally distill."""
@@ -250,7 +252,7 @@ def prune(
             "prune.head_fraction": heads, "prune.ffn_fraction": ffn, "prune.flops_budget": flops_budget,
             "prune.params_budget": params_budget, "prune.prune_layers": True if prune_layers else None,
             "prune.mask_tuning": False if no_mask_tuning else None, "prune.num_calib_batches": calib_batches,
-            "distill.epochs": distill_epochs}, PRUNE_FLAGS)
+            "distill.epochs": distill_epochs, "task": task.value if task else None}, PRUNE_FLAGS)
         prune_checkpoint(model, out, calib_data, recipe, force, text_column, label_column)
 
 

@@ -174,3 +174,37 @@ def test_gemma4_pruning_is_refused_before_any_work_with_the_reason(tmp_path):
     result = _run(["run", str(checkpoint), "--task", "causal-lm", "--out", str(tmp_path / "o"), "--eval-data",
                    str(LM_TEXT_EVAL), "--recipe", str(recipe)])
     assert result.exit_code == 2 and "global_head_dim" in result.output and not (tmp_path / "o").exists()
+
+
+def test_compress_prune_writes_a_causal_lm_checkpoint_that_reloads_and_exports(tiny_llama, tmp_path):
+    """`compress prune --task causal-lm`: a checkpoint whose per-layer FFN widths the config cannot hold reloads with
+    load_pruned (and so in `compress run`), and its export generates the reloaded model's greedy tokens."""
+    from transformers import AutoTokenizer
+
+    from compress.prune import load_pruned
+    from compress.tasks.causal_lm.export import export_causal_lm
+    from export.ort_lm import load_ort_lm
+
+    out = tmp_path / "pruned"
+    result = _run(["prune", str(tiny_llama), "--task", "causal-lm", "--out", str(out), "--calib-data", str(LM_TEXT_TRAIN),
+                   "--heads", "0.25", "--ffn", "0.3", "--calib-batches", "2"])
+    assert result.exit_code == 0, result.output
+    section = json.loads((out / "prune_report.json").read_text())
+    assert section["heads_per_layer"] == [1, 1] and len(set(section["neurons_per_layer"])) == 2  # widths differ
+    model = load_pruned(out)
+    assert [layer.mlp.down_proj.in_features for layer in model.model.layers] == section["neurons_per_layer"]
+    assert sum(p.numel() for p in model.parameters()) == section["params_after"] < section["params_before"]
+    folder = tmp_path / "onnx"
+    export_causal_lm(model, AutoTokenizer.from_pretrained(out), folder)
+    model.config.save_pretrained(folder)
+    ids = torch.tensor([[5, 9, 17, 3, 40, 11, 7]])
+    with torch.no_grad():
+        expected = model.generate(ids, max_new_tokens=8, min_new_tokens=8, do_sample=False, pad_token_id=0)
+    assert torch.equal(load_ort_lm(folder, 1).generate(ids, max_new_tokens=8, min_new_tokens=8), expected)
+
+
+def test_compress_prune_refuses_a_task_without_pruning(tiny_llama, tmp_path):
+    result = _run(["prune", str(tiny_llama), "--task", "question-answering", "--out", str(tmp_path / "o"),
+                   "--calib-data", str(LM_TEXT_TRAIN), "--ffn", "0.3"])
+    assert result.exit_code == 2 and "not implemented for question-answering" in result.output
+    assert not (tmp_path / "o").exists()

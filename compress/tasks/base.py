@@ -136,7 +136,14 @@ class Task(ABC):
         if not (folder / "config.json").exists():
             model.config.save_pretrained(folder)
 
-    def prune_batches(self, tokenizer: PreTrainedTokenizerBase, data: Any, recipe: Any) -> list[dict[str, Any]]:
+    def training_texts(self, source: str, config: PretrainedConfig, text_column: str | None,
+                       label_column: str | None) -> Any:
+        """`compress prune`'s --calib-data as `compress.data.TextData`: labelled when the file has labels the model knows."""
+        from compress.data import load_training_texts
+
+        return load_training_texts(source, config.label2id, config.num_labels, text_column, label_column)
+
+    def prune_batches(self, ckpt: Any, data: Any, recipe: Any) -> list[dict[str, Any]]:
         """What structured pruning scores head/neuron importance on (`compress.run.prune_stage`): the training texts,
         `prune.batch_size` at a time, padded, with their labels when they have them. A task whose loss is not one per
         text (a causal LM's next-token loss) says its own."""
@@ -144,7 +151,7 @@ class Task(ABC):
 
         size, max_length, batches = recipe.prune.batch_size, recipe.validate_.max_length, []
         for start in range(0, len(data.texts), size):
-            batch = dict(tokenizer(data.texts[start:start + size], padding=True, truncation=True, max_length=max_length,
+            batch = dict(ckpt.tokenizer(data.texts[start:start + size], padding=True, truncation=True, max_length=max_length,
                                    return_tensors="pt"))
             if data.labels is not None:
                 batch["labels"] = torch.tensor(data.labels[start:start + size])

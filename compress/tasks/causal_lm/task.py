@@ -114,12 +114,24 @@ class CausalLM(Task):
         model.config.save_pretrained(folder)
         model.generation_config.save_pretrained(folder)
 
-    def prune_batches(self, tokenizer: PreTrainedTokenizerBase, data: Any, recipe: Any) -> list[dict[str, Any]]:
-        """Windows of `lm.context` tokens of the calibration text, `prune.batch_size` per batch (no padding)."""
+    def training_texts(self, source: str, config: PretrainedConfig, text_column: str | None,
+                       label_column: str | None) -> Any:
+        """Plain text (a .txt file's paragraphs or lines, or rows' text field): the next-token loss needs no labels."""
+        from compress.data import TextData
+        from compress.tasks.causal_lm.data import load_lm_text
+
+        text = load_lm_text(source, text_column)
+        return TextData(text.texts, None, text.source, "text", None)
+
+    def prune_batches(self, ckpt: Any, data: Any, recipe: Any) -> list[dict[str, Any]]:
+        """Windows of `lm.context` tokens (at most the model's positions) of the calibration text, `prune.batch_size`
+        per batch (no padding)."""
         from compress.tasks.causal_lm.calibration import prune_windows
 
-        return prune_windows(tokenizer, data.texts, recipe.lm.context, recipe.prune.batch_size,
-                             recipe.prune.num_calib_batches)
+        config = ckpt.model.config
+        positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        return prune_windows(ckpt.tokenizer, data.texts, min(recipe.lm.context, positions or recipe.lm.context),
+                             recipe.prune.batch_size, recipe.prune.num_calib_batches)
 
     def package_files(self, ctx: Any, variant: Path, out: Path) -> dict[str, str]:
         """genai_config.json for the package's ORT-format decoder, so `onnxruntime_genai.Model(package)` generates with
