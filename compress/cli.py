@@ -170,7 +170,7 @@ def run(
     Text classifiers: accuracy-scored fp32, fused, int8 dynamic and int8 static variants (plus a pruned line when the
     recipe has prune:, and an onnx-int8-qat variant per line when it has qat:).  Causal LMs (--task causal-lm, eval
     data = plain text): KV-cache export, int8 and int4 variants scored by perplexity (the budget is then in perplexity
-    points), token agreement and generation speed.  Translation (--task translation, eval data = source/target
+    points), token agreement and generation speed; prune: adds a pruned line (KV groups, FFN neurons).  Translation (--task translation, eval data = source/target
     pairs; without targets, agreement with the float model only): encoder + decoder-with-cache export, int8 dynamic and
     static of both graphs, scored by BLEU/chrF, exact match with the float model, encoder ms and decode ms/token.
     Exit status 3: the run finished, but no variant qualified.
