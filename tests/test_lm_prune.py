@@ -128,6 +128,7 @@ def test_the_device_package_generates_in_onnxruntime_genai(pruned_run):
     package = out / "package"
     section = report["package"]
     assert section["runtime_files"] == {"onnxruntime-genai": "genai_config.json"}
+    assert section["runtime_checks"]["onnxruntime_genai"] == {"prompts": 2, "new_tokens": SPEC["new_tokens"], "same_greedy_tokens": 2}
     config = json.loads((package / "genai_config.json").read_text())
     ort_model = out / section["ort_model"]
     assert config["model"]["decoder"]["filename"] == ort_model.name and not list(package.glob("*.onnx"))

@@ -162,6 +162,11 @@ class Task(ABC):
         """Extra files a device runtime needs in package/ ({role: file name}); e.g. an on-device LLM runtime's config."""
         return {}
 
+    def check_package_files(self, ctx: Any, out: Path, files: dict[str, str]) -> dict[str, Any]:
+        """Checks of the `package_files` in `out` by the runtime they are for ({check name: result}: the package
+        section's `runtime_checks`)."""
+        return {}
+
     def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
         """Score a packaged (ORT-format) model on this host's CPU: {"metrics": ..., "open": what the evaluation times,
         or None when it is not timed here}."""

@@ -5,6 +5,7 @@ Metrics are computed in `compress.tasks.causal_lm.evaluate`, because they need t
 """
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,6 @@ class CausalLM(Task):
     def package_files(self, ctx: Any, variant: Path, out: Path) -> dict[str, str]:
         """genai_config.json for the package's ORT-format decoder, so `onnxruntime_genai.Model(package)` generates with
         the graph this run validated (export.genai); a layout genai cannot feed is warned about, the package stays."""
-        import json
-
         from export.genai import CONFIG_FILE, GenaiError, write_genai_config
         from export.onnx_export import MODEL_FILE
 
@@ -153,6 +152,37 @@ class CausalLM(Task):
             warn(f"package/ has no {CONFIG_FILE}, so onnxruntime-genai cannot load it: {err.message} (fix: {err.fix})")
             return {}
         return {"onnxruntime-genai": CONFIG_FILE}
+
+    def check_package_files(self, ctx: Any, out: Path, files: dict[str, str]) -> dict[str, Any]:
+        """onnxruntime-genai loads the package and generates, greedily, the same tokens as ONNX Runtime on the packaged
+        file (our loop, `export.ort_lm`) for the first eval prompts; not checked when onnxruntime-genai is not installed."""
+        if "onnxruntime-genai" not in files:
+            return {}
+        try:
+            import onnxruntime_genai as og
+        except ImportError:
+            return {"onnxruntime_genai": {"prompts": 0, "note": "onnxruntime-genai is not installed (pip install -e "
+                                                                "'.[genai]'): not checked"}}
+        import numpy as np
+        import torch
+
+        from export.ort_lm import OnnxCausalLM
+
+        new_tokens, prompts = ctx.recipe.lm.new_tokens, [p.tolist() for p in ctx.evaluation.prompts[:2]]
+        eos = json.loads((out / files["onnxruntime-genai"]).read_text())["model"]["eos_token_id"]
+        ours = OnnxCausalLM(next(out.glob("*.ort")), ctx.threads, eos)
+        model, same = og.Model(str(out)), 0
+        for prompt in prompts:
+            expected = ours.generate(torch.tensor([prompt]), max_new_tokens=new_tokens)[0].tolist()
+            expected = expected[:-1] if expected[-1] in ours.eos else expected  # genai stops at EOS without keeping it
+            params = og.GeneratorParams(model)
+            params.set_search_options(max_length=len(prompt) + new_tokens, do_sample=False)
+            generator = og.Generator(model, params)
+            generator.append_tokens(np.array([prompt], dtype=np.int32))
+            while not generator.is_done():
+                generator.generate_next_token()
+            same += [int(t) for t in generator.get_sequence(0)] == expected
+        return {"onnxruntime_genai": {"prompts": len(prompts), "new_tokens": new_tokens, "same_greedy_tokens": same}}
 
     def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
         """Perplexity and next-token agreement of the ORT-format file on a plain session (untimed: generation on a device
