@@ -209,3 +209,26 @@ def test_compress_prune_refuses_a_task_without_pruning(tiny_llama, tmp_path):
                    "--calib-data", str(LM_TEXT_TRAIN), "--ffn", "0.3"])
     assert result.exit_code == 2 and "not implemented for question-answering" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_pruning_windows_cut_the_stream_with_bos_first_and_no_padding():
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from compress.errors import CompressError
+    from compress.tasks.causal_lm.calibration import prune_windows
+
+    vocab = {"<pad>": 0, "<s>": 1, **{f"w{i}": i for i in range(2, 50)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", pad_token="<pad>")
+    texts = [" ".join(f"w{2 + (7 * i + j) % 48}" for j in range(10)) for i in range(6)]  # 60 text tokens
+    batches = prune_windows(tokenizer, texts, context=9, batch_size=2, limit=3)
+    assert [b["input_ids"].shape for b in batches] == [(2, 9)] * 3  # 6 windows of 8 text tokens; the rest unused
+    stream = [int(t) for b in batches for row in b["input_ids"] for t in row[1:]]
+    assert all(int(row[0]) == 1 for b in batches for row in b["input_ids"])  # BOS first, as in the perplexity windows
+    assert stream == tokenizer(" ".join(texts), add_special_tokens=False)["input_ids"][:48]
+    assert all(bool(b["attention_mask"].all()) for b in batches)
+    with pytest.raises(CompressError, match="fewer than one window"):
+        prune_windows(tokenizer, ["w2 w3"], context=9, batch_size=2, limit=3)

@@ -151,8 +151,8 @@ class Task(ABC):
 
         size, max_length, batches = recipe.prune.batch_size, recipe.validate_.max_length, []
         for start in range(0, len(data.texts), size):
-            batch = dict(ckpt.tokenizer(data.texts[start:start + size], padding=True, truncation=True, max_length=max_length,
-                                   return_tensors="pt"))
+            batch = dict(ckpt.tokenizer(data.texts[start:start + size], padding=True, truncation=True,
+                                        max_length=max_length, return_tensors="pt"))
             if data.labels is not None:
                 batch["labels"] = torch.tensor(data.labels[start:start + size])
             batches.append(batch)

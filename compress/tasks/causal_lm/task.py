@@ -169,12 +169,13 @@ class CausalLM(Task):
         from export.ort_lm import OnnxCausalLM
 
         new_tokens, prompts = ctx.recipe.lm.new_tokens, [p.tolist() for p in ctx.evaluation.prompts[:2]]
-        eos = json.loads((out / files["onnxruntime-genai"]).read_text())["model"]["eos_token_id"]
-        ours = OnnxCausalLM(next(out.glob("*.ort")), ctx.threads, eos)
+        config = json.loads((out / files["onnxruntime-genai"]).read_text())["model"]
+        ours = OnnxCausalLM(out / config["decoder"]["filename"], ctx.threads, config["eos_token_id"])
         model, same = og.Model(str(out)), 0
         for prompt in prompts:
             expected = ours.generate(torch.tensor([prompt]), max_new_tokens=new_tokens)[0].tolist()
-            expected = expected[:-1] if expected[-1] in ours.eos else expected  # genai stops at EOS without keeping it
+            if expected[-1] in ours.eos and len(expected) < len(prompt) + new_tokens:
+                expected = expected[:-1]  # genai stops at an EOS before max_length without keeping it
             params = og.GeneratorParams(model)
             params.set_search_options(max_length=len(prompt) + new_tokens, do_sample=False)
             generator = og.Generator(model, params)
