@@ -178,8 +178,9 @@ def test_gemma4_pruning_is_refused_before_any_work_with_the_reason(tmp_path):
 
 
 def test_compress_prune_writes_a_causal_lm_checkpoint_that_reloads_and_exports(tiny_llama, tmp_path):
-    """`compress prune --task causal-lm`: a checkpoint whose per-layer FFN widths the config cannot hold reloads with
-    load_pruned (and so in `compress run`), and its export generates the reloaded model's greedy tokens."""
+    """`compress prune --task causal-lm` (with distillation): a checkpoint whose per-layer FFN widths the config cannot
+    hold reloads with load_pruned (and so in `compress run`), and its export generates the reloaded model's greedy
+    tokens."""
     from transformers import AutoTokenizer
 
     from compress.prune import load_pruned
@@ -188,10 +189,11 @@ def test_compress_prune_writes_a_causal_lm_checkpoint_that_reloads_and_exports(t
 
     out = tmp_path / "pruned"
     result = _run(["prune", str(tiny_llama), "--task", "causal-lm", "--out", str(out), "--calib-data", str(LM_TEXT_TRAIN),
-                   "--heads", "0.25", "--ffn", "0.3", "--calib-batches", "2"])
+                   "--heads", "0.25", "--ffn", "0.3", "--calib-batches", "2", "--distill-epochs", "0.2"])
     assert result.exit_code == 0, result.output
     section = json.loads((out / "prune_report.json").read_text())
     assert section["heads_per_layer"] == [1, 1] and len(set(section["neurons_per_layer"])) == 2  # widths differ
+    assert section["distilled"]  # token-level KL from the float model ran on the same text
     model = load_pruned(out)
     assert [layer.mlp.down_proj.in_features for layer in model.model.layers] == section["neurons_per_layer"]
     assert sum(p.numel() for p in model.parameters()) == section["params_after"] < section["params_before"]
