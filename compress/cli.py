@@ -187,7 +187,7 @@ def run(
     Text classifiers: accuracy-scored fp32, fused, int8 dynamic and int8 static variants (plus a pruned line when the
     recipe has prune:, and an onnx-int8-qat variant per line when it has qat:).  Causal LMs (--task causal-lm, eval
     data = plain text): KV-cache export, int8 and int4 variants scored by perplexity (the budget is then in perplexity
-    points), token agreement and generation speed.  Translation (--task translation, eval data = source/target
+    points), token agreement and generation speed; prune: adds a pruned line (KV groups, FFN neurons).  Translation (--task translation, eval data = source/target
     pairs; without targets, agreement with the float model only): encoder + decoder-with-cache export, int8 dynamic and
     static of both graphs, scored by BLEU/chrF, exact match with the float model, encoder ms and decode ms/token.
     Exit status 3: the run finished, but no variant qualified.
@@ -235,13 +235,14 @@ def run(
 
 
 PRUNE_FLAGS = {"prune.head_fraction": "--heads", "prune.ffn_fraction": "--ffn", "prune.flops_budget": "--flops-budget",
-               "prune.params_budget": "--params-budget", "prune.num_calib_batches": "--calib-batches", "distill.epochs": "--distill-epochs"}
+               "prune.params_budget": "--params-budget", "prune.num_calib_batches": "--calib-batches", "distill.epochs": "--distill-epochs",
+               "task": "--task"}
 
 
 @app.command()
 @_command
 def prune(
-    model: str = typer.Argument(..., help="Fine-tuned classifier checkpoint folder."),
+    model: str = typer.Argument(..., help="Fine-tuned classifier (or, with --task causal-lm, decoder LM) checkpoint folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the pruned checkpoint (loadable by `compress run`)."),
     calib_data: str = typer.Option(..., "--calib-data", help="Texts (labels used when present) scoring head/neuron importance and, with --distill-epochs, training the pruned model."),
     heads: float | None = typer.Option(None, help="Fraction of all attention heads to remove, e.g. 0.5."),
@@ -255,6 +256,7 @@ def prune(
     distill_epochs: float | None = typer.Option(None, help="Recover accuracy by distilling the float model for this many epochs."),
     text_column: str | None = typer.Option(None, help="Column holding the text."),
     label_column: str | None = typer.Option(None, help="Column holding the label."),
+    task: TaskName | None = typer.Option(None, show_default=_d("task"), help="What the model does (causal-lm: scored by its next-token loss on --calib-data text)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
 ) -> None:
     """Remove attention heads, FFN neurons (and layers) physically, scored on --calib-data; optionally distill."""
@@ -269,7 +271,7 @@ def prune(
             "prune.head_fraction": heads, "prune.ffn_fraction": ffn, "prune.flops_budget": flops_budget,
             "prune.params_budget": params_budget, "prune.prune_layers": True if prune_layers else None,
             "prune.mask_tuning": False if no_mask_tuning else None, "prune.num_calib_batches": calib_batches,
-            "distill.epochs": distill_epochs}, PRUNE_FLAGS)
+            "distill.epochs": distill_epochs, "task": task.value if task else None}, PRUNE_FLAGS)
         prune_checkpoint(model, out, calib_data, recipe, force, text_column, label_column)
 
 

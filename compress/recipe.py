@@ -199,10 +199,12 @@ class Recipe(Strict):
 
     def check(self) -> None:
         """Cross-field checks that pydantic field types cannot express."""
-        if self.task == "causal-lm" and self.prune is not None:
-            raise CompressError("pruning is implemented for text classifiers only", "remove prune:/distill: from a causal-lm recipe")
         if self.task == "causal-lm" and self.qat is not None:
-            raise CompressError("QAT is implemented for text classifiers only", "remove qat: from a causal-lm recipe")
+            raise CompressError("QAT is implemented for text classifiers only: its learned ranges are found in the export "
+                                "by each Linear's weight, and the causal-LM export packs q/k/v and gate/up into one MatMul "
+                                "each, so those ranges have no tensor to land on",
+                                "remove qat: from a causal-lm recipe (the LM's onnx-int8-static variant calibrates "
+                                "prefill and decode ranges instead)")
         if self.search is not None and self.task not in ("text-classification", "causal-lm"):
             raise CompressError(f"search: is implemented for text-classification and causal-lm, not {self.task}",
                                 "remove search: from the recipe")

@@ -170,7 +170,6 @@ def test_entropy_calibration_gives_its_own_ranges_and_a_working_int8_graph(tiny_
 # --- recipe errors --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, words", [
-    ("task: causal-lm\nprune: {head_fraction: 0.5}\n", "pruning is implemented for text classifiers only"),
     ("task: causal-lm\nqat: {epochs: 1}\n", "QAT is implemented for text classifiers only"),
     ("distill: {epochs: 1}\n", "distill stage but no prune stage"),
     ("targets: [cpu, npu]\n", "npu"),

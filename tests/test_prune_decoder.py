@@ -269,10 +269,6 @@ def test_pruning_the_least_important_units_keeps_perplexity_on_learnable_text():
     assert _perplexity(worst, ids) > 2 * after  # the ranking matters: removing the top group hurts
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "transformers 5.24 saves Gemma3ForConditionalGeneration under keys (language_model.model.*) that its own "
-    "registered renamings do not map back (they give model.language_model.model.*); load_pruned applies the same "
-    "table, so the pruned multimodal checkpoint does not reload yet. Pruning itself works (asserted above the reload)."))
 def test_gemma3_multimodal_prunes_its_text_decoder(tmp_path):
     """model_type gemma3 (Gemma3ForConditionalGeneration): the text decoder is pruned, the vision tower kept."""
     from transformers import (

@@ -54,14 +54,26 @@ def _class_from_config(config) -> type[PreTrainedModel]:
 
 
 def _renamed(state: dict, model: PreTrainedModel) -> dict:
-    """Checkpoint keys in the model's own naming. Some classes (Gemma 3 multimodal) save legacy key names, which
-    transformers 5's `from_pretrained` renames with the class's registered table: the same table and the same
-    function here (transformers.core_model_loading), so a pruned checkpoint reloads as an unpruned one does."""
-    from transformers.conversion_mapping import extract_weight_conversions_for_model
-    from transformers.core_model_loading import WeightRenaming, apply_renamings
+    """Checkpoint keys in the model's own naming.
 
+    ``save_pretrained`` writes some classes under other names than their modules have (Gemma 3 multimodal:
+    ``model.language_model.*`` is saved as ``language_model.model.*``) through transformers' reverse conversion, and
+    that class's registered forward renamings do not map all of them back (transformers 5.24). So each of the model's
+    own keys is passed through the same reverse conversion save_pretrained applies, which names it as saved, and the
+    checkpoint is read through that inverse; keys it does not name (checkpoints saved with legacy names by other
+    versions) get the forward renamings `from_pretrained` applies (transformers.core_model_loading).
+    """
+    from transformers.conversion_mapping import extract_weight_conversions_for_model
+    from transformers.core_model_loading import WeightRenaming, apply_renamings, revert_weight_conversion
+
+    as_saved = {}
+    for key, tensor in model.state_dict().items():
+        saved = list(revert_weight_conversion(model, {key: tensor}))
+        if len(saved) == 1 and saved[0] != key:
+            as_saved[saved[0]] = key
     renamings = [t for t in extract_weight_conversions_for_model(model) or [] if isinstance(t, WeightRenaming)]
-    return {apply_renamings(key, renamings): value for key, value in state.items()} if renamings else state
+    return {as_saved[key] if key in as_saved else apply_renamings(key, renamings) if renamings else key: value
+            for key, value in state.items()}
 
 
 def _read_safetensors(folder: Path) -> dict:

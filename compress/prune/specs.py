@@ -116,9 +116,22 @@ SPECS: dict[str, ArchSpec] = {
 }
 
 
+# Architectures whose blocks do not fit one ArchSpec, with why: the same refusal from `compress run` and the library.
+_GEMMA4 = (
+    "Gemma 4's layers are not one shape: full-attention layers use another head size (global_head_dim; with "
+    "attention_k_eq_v also another KV head count and no v_proj), and with num_kv_shared_layers the last layers reuse "
+    "an earlier layer's keys and values (no k_proj/v_proj of their own), so a KV group is not one unit across layers "
+    "and removing one would change the cache other layers read"
+)
+UNSUPPORTED: dict[str, str] = {"gemma4_text": _GEMMA4, "gemma4": _GEMMA4}
+
+
 def spec_for(model: nn.Module) -> ArchSpec:
     """The spec of `model`'s architecture, or a `PruneError` naming the supported ones."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type in UNSUPPORTED:
+        raise PruneError(f"Structured pruning does not support model_type {model_type!r}: {UNSUPPORTED[model_type]}. "
+                         "Remove prune: from the recipe (its int8/int4 variants still build).")
     if model_type not in SPECS:
         heads = sorted(name for name, spec in SPECS.items() if not spec.grouped)
         groups = sorted(name for name, spec in SPECS.items() if spec.grouped)

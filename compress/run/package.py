@@ -6,8 +6,9 @@ ONNX Runtime build is compiled from, and/or (classifiers) a fixed-shape model fo
 NPUs and delegates, plus the tokenizer and config the app needs.  Each artefact is
 loaded and scored on the eval data here, on the host CPU, by the task's
 `package_check`: that proves the files work, not how fast the device is.
-A task adds what its device runtime needs through `Task.package_files` (the hook for
-onnxruntime-genai's genai_config.json beside a causal LM), listed as `runtime_files`.
+A task adds what its device runtime needs through `Task.package_files` (a causal LM:
+onnxruntime-genai's genai_config.json), listed as `runtime_files`, and checks them with that
+runtime through `Task.check_package_files` (genai generates the same greedy tokens as ONNX Runtime).
 """
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ def package_selected(stage: Path, ctx: Any, entry: Entry | None,
         if "mobile" not in ctx.targets.requested:
             mobile = None
     section["runtime_files"] = ctx.task.package_files(ctx, variant, out)
+    section["runtime_checks"] = ctx.task.check_package_files(ctx, out, section["runtime_files"])
     # The ops config is an input to the runtime's build, not something the device ships.
     section["sizes"] = {f.name: f.stat().st_size for f in sorted(out.iterdir()) if f.suffix != ".config"}
     section["ops_config_bytes"] = (stage / section["ops_config"]).stat().st_size if section["ops_config"] else None

@@ -13,27 +13,18 @@ from rich.table import Table
 from compress.checkpoint import Checkpoint
 from compress.console import console, info
 from compress.data import TextData
+from compress.errors import CompressError
 from compress.recipe import Recipe
-
-
-def _batches(data: TextData, tokenizer, batch_size: int, max_length: int) -> list[dict[str, torch.Tensor]]:
-    batches = []
-    for start in range(0, len(data.texts), batch_size):
-        batch = dict(tokenizer(data.texts[start:start + batch_size], padding=True, truncation=True, max_length=max_length,
-                               return_tensors="pt"))
-        if data.labels is not None:
-            batch["labels"] = torch.tensor(data.labels[start:start + batch_size])
-        batches.append(batch)
-    return batches
 
 
 def prune_stage(ckpt: Checkpoint, recipe: Recipe, data: TextData) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Returns the pruned (and distilled) model and a report section: per-layer kept heads/neurons, params, FLOPs."""
     from compress.prune import prune
+    from compress.tasks import get_task
 
     spec, max_length = recipe.prune, recipe.validate_.max_length
     model = copy.deepcopy(ckpt.model)
-    batches = _batches(data, ckpt.tokenizer, spec.batch_size, max_length)
+    batches = get_task(recipe.task).prune_batches(ckpt, data, recipe)
     info(f"pruning on {min(len(batches), spec.num_calib_batches)} calibration batches "
          f"({'with' if data.labels is not None else 'without'} labels) from {data.source}")
     result = prune(model, spec.to_config(), batches)
@@ -60,19 +51,21 @@ def prune_checkpoint(model_source: str, out: Path, data_source: str, recipe: Rec
                      text_column: str | None = None, label_column: str | None = None) -> dict[str, Any]:
     """`compress prune`: write the pruned (and distilled) checkpoint folder plus prune_report.json, atomically."""
     from compress.checkpoint import check_max_length, load_checkpoint
-    from compress.data import load_training_texts
     from compress.outputs import check_target, staged
     from compress.prune import check_prunable
     from compress.tasks import get_task
 
+    task = get_task(recipe.task)
+    if "prune" not in task.torch_stages:
+        raise CompressError(f"pruning is not implemented for {task.name} models", "prune a text-classification or "
+                                                                                 "causal-lm checkpoint")
     check_target(out, force, (model_source, data_source))
-    ckpt = load_checkpoint(model_source, get_task(recipe.task))
+    ckpt = load_checkpoint(model_source, task)
     recipe.validate_.max_length = check_max_length(ckpt.model.config, recipe.validate_.max_length,
                                                    "max_length" in recipe.validate_.model_fields_set)
     ship = copy.deepcopy(ckpt.tokenizer)  # before any encode changes its padding/truncation (what the folder ships)
     check_prunable(ckpt.model, recipe.prune.to_config())
-    config = ckpt.model.config
-    data = load_training_texts(data_source, config.label2id, config.num_labels, text_column, label_column)
+    data = task.training_texts(data_source, ckpt.model.config, text_column, label_column)
     model, section = prune_stage(ckpt, recipe, data)
     with staged(out, force, (model_source, data_source)) as stage:
         model.save_pretrained(stage)  # safetensors: transformers 5's only format

@@ -136,8 +136,35 @@ class Task(ABC):
         if not (folder / "config.json").exists():
             model.config.save_pretrained(folder)
 
+    def training_texts(self, source: str, config: PretrainedConfig, text_column: str | None,
+                       label_column: str | None) -> Any:
+        """`compress prune`'s --calib-data as `compress.data.TextData`: labelled when the file has labels the model knows."""
+        from compress.data import load_training_texts
+
+        return load_training_texts(source, config.label2id, config.num_labels, text_column, label_column)
+
+    def prune_batches(self, ckpt: Any, data: Any, recipe: Any) -> list[dict[str, Any]]:
+        """What structured pruning scores head/neuron importance on (`compress.run.prune_stage`): the training texts,
+        `prune.batch_size` at a time, padded, with their labels when they have them. A task whose loss is not one per
+        text (a causal LM's next-token loss) says its own."""
+        import torch
+
+        size, max_length, batches = recipe.prune.batch_size, recipe.validate_.max_length, []
+        for start in range(0, len(data.texts), size):
+            batch = dict(ckpt.tokenizer(data.texts[start:start + size], padding=True, truncation=True,
+                                        max_length=max_length, return_tensors="pt"))
+            if data.labels is not None:
+                batch["labels"] = torch.tensor(data.labels[start:start + size])
+            batches.append(batch)
+        return batches
+
     def package_files(self, ctx: Any, variant: Path, out: Path) -> dict[str, str]:
         """Extra files a device runtime needs in package/ ({role: file name}); e.g. an on-device LLM runtime's config."""
+        return {}
+
+    def check_package_files(self, ctx: Any, out: Path, files: dict[str, str]) -> dict[str, Any]:
+        """Checks of the `package_files` in `out` by the runtime they are for ({check name: result}: the package
+        section's `runtime_checks`)."""
         return {}
 
     def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from transformers import PreTrainedTokenizerBase
 
 from export.ort_lm import OnnxCausalLM
@@ -34,3 +35,34 @@ def calibration_feeds(model_path: Path, tokenizer: PreTrainedTokenizerBase, text
                 _, cache = lm.step(ids[:, start:end], np.ones((1, end), np.int64), np.arange(start, end)[None], cache)
             start = end
     return feeds
+
+
+def prune_windows(tokenizer: PreTrainedTokenizerBase, texts: list[str], context: int, batch_size: int,
+                  limit: int) -> list[dict[str, torch.Tensor]]:
+    """What decoder pruning scores importance on: the calibration text as one token stream, cut into windows of
+    `context` tokens (BOS first in every window for tokenizers that add it), `batch_size` windows per batch, at most
+    `limit` batches.
+
+    Windows of the stream, not padded texts, because the LM's own next-token loss is the score: every position is a
+    real target with real history, as in the perplexity evaluation (the same window rule), and no left padding shifts
+    the positions of short texts (transformers' decoders number positions from the cache, not from the mask).
+    """
+    from compress.errors import CompressError
+    from compress.tasks.causal_lm.evaluate import leading_bos
+
+    bos = leading_bos(tokenizer)
+    prefix = [bos] if bos is not None else []
+    span = context - len(prefix)
+    needed = span * batch_size * limit
+    ids: list[int] = []
+    for text in texts:  # tokenized text by text (joined by blank lines), up to what the batches use
+        ids += tokenizer(("\n\n" if ids else "") + text, add_special_tokens=False)["input_ids"]
+        if len(ids) >= needed:
+            break
+    windows = [prefix + ids[start:start + span] for start in range(0, len(ids) - span + 1, span)]
+    if not windows:
+        raise CompressError(f"the pruning calibration text holds {len(ids)} tokens, fewer than one window of {span}",
+                            "give more calibration text (--calib-data), or lower lm.context in the recipe")
+    return [{"input_ids": torch.tensor(windows[start:start + batch_size]),
+             "attention_mask": torch.ones(len(windows[start:start + batch_size]), context, dtype=torch.long)}
+            for start in range(0, min(len(windows), batch_size * limit), batch_size)]

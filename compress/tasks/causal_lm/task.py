@@ -5,6 +5,7 @@ Metrics are computed in `compress.tasks.causal_lm.evaluate`, because they need t
 """
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,11 @@ class CausalLM(Task):
     # yet. mobile: the ORT-format package (a KV-cache graph with pinned shapes would not generate, so no fixed shapes).
     targets = frozenset({"cpu", "mobile"})
     fixed_shapes = False
+    # prune: KV groups and gated-FFN neurons (compress.prune's decoder specs), scored by the LM's next-token loss; the
+    # pruned model runs the same variants (a `pruned-` line). distill: token-level KL from the float model.
+    # QAT is not among them: its learned ranges are matched to the export by each Linear's weight, and the LM export packs
+    # q/k/v and gate/up into one MatMul each (recipe.check says so).
+    torch_stages = frozenset({"prune", "distill"})
     # No check_parity override: the fp32 export is judged by its metrics against PyTorch (next-token agreement, greedy
     # exact match, perplexity), since a logit tolerance that holds for a 2-layer test model does not for a 262k vocabulary.
 
@@ -108,6 +114,76 @@ class CausalLM(Task):
         """config and generation config beside model.onnx: `compress generate` and ExportedModel.from_pretrained(folder) work."""
         model.config.save_pretrained(folder)
         model.generation_config.save_pretrained(folder)
+
+    def training_texts(self, source: str, config: PretrainedConfig, text_column: str | None,
+                       label_column: str | None) -> Any:
+        """Plain text (a .txt file's paragraphs or lines, or rows' text field): the next-token loss needs no labels."""
+        from compress.data import TextData
+        from compress.tasks.causal_lm.data import load_lm_text
+
+        text = load_lm_text(source, text_column)
+        return TextData(text.texts, None, text.source, "text", None)
+
+    def prune_batches(self, ckpt: Any, data: Any, recipe: Any) -> list[dict[str, Any]]:
+        """Windows of `lm.context` tokens (at most the model's positions) of the calibration text, `prune.batch_size`
+        per batch (no padding)."""
+        from compress.tasks.causal_lm.calibration import prune_windows
+
+        config = ckpt.model.config
+        positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        return prune_windows(ckpt.tokenizer, data.texts, min(recipe.lm.context, positions or recipe.lm.context),
+                             recipe.prune.batch_size, recipe.prune.num_calib_batches)
+
+    def package_files(self, ctx: Any, variant: Path, out: Path) -> dict[str, str]:
+        """genai_config.json for the package's ORT-format decoder, so `onnxruntime_genai.Model(package)` generates with
+        the graph this run validated (export.genai); a layout genai cannot feed is warned about, the package stays."""
+        from export.genai import CONFIG_FILE, GenaiError, write_genai_config
+        from export.onnx_export import MODEL_FILE
+
+        models = sorted(out.glob("*.ort"))
+        if not models:
+            return {}
+        generation = variant / "generation_config.json"
+        try:
+            write_genai_config(variant / MODEL_FILE, json.loads((variant / "config.json").read_text()),
+                               json.loads(generation.read_text()) if generation.exists() else None, folder=out,
+                               filename=models[0].name)
+        except GenaiError as err:
+            warn(f"package/ has no {CONFIG_FILE}, so onnxruntime-genai cannot load it: {err.message} (fix: {err.fix})")
+            return {}
+        return {"onnxruntime-genai": CONFIG_FILE}
+
+    def check_package_files(self, ctx: Any, out: Path, files: dict[str, str]) -> dict[str, Any]:
+        """onnxruntime-genai loads the package and generates, greedily, the same tokens as ONNX Runtime on the packaged
+        file (our loop, `export.ort_lm`) for the first eval prompts; not checked when onnxruntime-genai is not installed."""
+        if "onnxruntime-genai" not in files:
+            return {}
+        try:
+            import onnxruntime_genai as og
+        except ImportError:
+            return {"onnxruntime_genai": {"prompts": 0, "note": "onnxruntime-genai is not installed (pip install -e "
+                                                                "'.[genai]'): not checked"}}
+        import numpy as np
+        import torch
+
+        from export.ort_lm import OnnxCausalLM
+
+        new_tokens, prompts = ctx.recipe.lm.new_tokens, [p.tolist() for p in ctx.evaluation.prompts[:2]]
+        config = json.loads((out / files["onnxruntime-genai"]).read_text())["model"]
+        ours = OnnxCausalLM(out / config["decoder"]["filename"], ctx.threads, config["eos_token_id"])
+        model, same = og.Model(str(out)), 0
+        for prompt in prompts:
+            expected = ours.generate(torch.tensor([prompt]), max_new_tokens=new_tokens)[0].tolist()
+            if expected[-1] in ours.eos and len(expected) < len(prompt) + new_tokens:
+                expected = expected[:-1]  # genai stops at an EOS before max_length without keeping it
+            params = og.GeneratorParams(model)
+            params.set_search_options(max_length=len(prompt) + new_tokens, do_sample=False)
+            generator = og.Generator(model, params)
+            generator.append_tokens(np.array([prompt], dtype=np.int32))
+            while not generator.is_done():
+                generator.generate_next_token()
+            same += [int(t) for t in generator.get_sequence(0)] == expected
+        return {"onnxruntime_genai": {"prompts": len(prompts), "new_tokens": new_tokens, "same_greedy_tokens": same}}
 
     def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
         """Perplexity and next-token agreement of the ORT-format file on a plain session (untimed: generation on a device
