@@ -395,6 +395,41 @@ def test_generate_refuses_beams_for_a_causal_lm(tmp_path):
         generate(tmp_path, "hello", num_beams=3)
 
 
+def test_mobile_package_holds_both_graphs_in_ort_format_and_translates_as_scored(marian, eval_data, tokenizer, sentences,
+                                                                                tmp_path):
+    """--target mobile: encoder.ort + decoder.ort + one ops config for both, scored by the run's loop and timed on this
+    host, and the package's two graphs translate what the selected variant translates."""
+    import onnxruntime as ort
+
+    from compress.tasks.translation.generate import decoding_from_config, translate_ids
+    from compress.tasks.translation.runner import OnnxSeq2Seq
+
+    recipe = RECIPE + "  int8_static: false\n  int4_decoder: false\n"
+    result = _run(marian[1], tmp_path / "out", eval_data / "eval.tsv", recipe, tmp_path, "--target", "mobile")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    report = json.loads((out / "report.json").read_text())
+    package = report["package"]
+    assert package["variant"] == report["selected"]
+    assert package["ort_models"] == ["package/encoder.ort", "package/decoder.ort"]
+    assert {"encoder.ort", "decoder.ort", "tokenizer.json", "config.json"} <= set(package["sizes"])
+    assert not [n for n in package["sizes"] if n.endswith((".onnx", ".data"))]  # the .ort replace the graphs
+    ops = (out / package["ops_config"]).read_text()
+    assert "com.microsoft" in ops or "ai.onnx" in ops
+    check = package["checks"]["ort_model"]
+    assert check["error"] is None and check["metrics"]["exact_match_vs_float"] >= 0 and "bleu" in check["metrics"]
+    assert check["latency_ms"]["p50"] > 0
+    selected = next(v for v in report["variants"] if v["name"] == report["selected"])
+    assert check["metrics"]["bleu"] == selected["metrics"]["bleu"]  # the same graphs, another file format
+    for graph in ("encoder.ort", "decoder.ort"):
+        ort.InferenceSession(str(out / "package" / graph), providers=["CPUExecutionProvider"])
+    decoding = decoding_from_config(marian[0].config, marian[0].generation_config, 24, 1)
+    batch = tokenizer([sentences[0]], return_tensors="np")
+    ids, mask = batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
+    assert translate_ids(OnnxSeq2Seq(out / "package", 1, ort_format=True), ids, mask, decoding) == \
+        translate_ids(OnnxSeq2Seq(out / selected["path"], 1), ids, mask, decoding)
+
+
 # --------------------------------------------------------------------------- bad input
 
 
