@@ -97,6 +97,20 @@ def fine_tune_qa(out: Path, epochs: int, lr: float, batch_size: int, seed: int, 
     return out
 
 
+def _usable_cache(model_dir: Path, reuse: bool) -> bool:
+    """A cached fine-tune is reused only if it ran all its steps (a run cut by --train-seconds on a loaded machine is
+    trained again), or with --reuse, where the run being reused was made from it."""
+    trained = model_dir / "trained.json"
+    if not trained.exists():
+        return False
+    done = json.loads(trained.read_text())
+    if reuse or done["steps_done"] >= done["steps_planned"]:
+        return True
+    console.print(f"[yellow]the cached fine-tune in {model_dir} stopped at its wall-time cap after {done['steps_done']} of "
+                  f"{done['steps_planned']} steps: training again[/]")
+    return False
+
+
 def anchor_quantize_dynamic(model_dir: Path, work: Path) -> tuple[Path, Path]:
     """What a user writes from the torch.onnx and onnxruntime docs: export, then `quantize_dynamic` as it comes."""
     import torch
@@ -151,7 +165,7 @@ def main() -> None:
                                     "validate": {"threads": args.threads, "latency_samples": args.samples}})
     spec = recipe.qa
     model_dir = args.cache / f"minilm-qa-calib-{args.epochs}-{args.lr:g}-{args.batch_size}-{args.seed}"
-    if not (model_dir / "config.json").exists():
+    if not _usable_cache(model_dir, args.reuse):
         torch.set_num_threads(args.threads)
         console.print(f"fine-tuning MiniLM for extractive QA on {DATA / 'train.json'} ({args.epochs} epochs)")
         fine_tune_qa(model_dir, args.epochs, args.lr, args.batch_size, args.seed, spec.max_length, spec.doc_stride,
