@@ -3,7 +3,12 @@
 
   model  a local checkpoint folder (e.g. an opus-mt-en-de Marian saved with save_pretrained): no pretrained
          translation model installs offline from PyPI here (searched the package lists for opus-mt / marian /
-         t5-small / translation: only packages that download weights at run time), so the model is the caller's;
+         t5-small / translation / argos / nllb / m2m100 / helsinki: only packages that download weights at run
+         time), and no real parallel corpus does either (searched for parallel corpus / europarl / tatoeba /
+         wmt / iwslt / flores / multi30k / tmx / comtrans: parallel-corpus-mnbvc 1.0.8 ships sentence-alignment
+         code and a UN-corpus downloader, no corpus; nltkdata 0.0.1 is an empty placeholder; pymmep 0.2.0 is
+         reader code only (15 KB wheel); tatoebatools and kabyle-corpus-toolkit say they download from Tatoeba),
+         so the model is the caller's;
          without one, --tiny trains the test suite's tiny Marian for --train-seconds on calib_data/translation
          (a smoke run of the protocol, not a figure)
   data   calib_data/translation/eval.tsv (138 project-written EN-DE pairs), calibration on train.tsv (556 pairs)

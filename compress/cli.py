@@ -319,11 +319,12 @@ def generate(
     threads: int | None = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads."),
     sample: bool = typer.Option(False, "--sample", help="Sample instead of greedy decoding."),
     temperature: float = typer.Option(0.8, help="Sampling temperature (with --sample), > 0."),
+    beams: int | None = typer.Option(None, show_default="as the run scored", help="Translation: beam search with N beams (1: greedy)."),
 ) -> None:
     """Run a compressed causal LM on PROMPT, streaming tokens as they are generated; a translation model translates PROMPT."""
     from compress.commands.generate import generate as generate_text
 
-    generate_text(path, prompt, max_new_tokens, threads, greedy=not sample, temperature=temperature)
+    generate_text(path, prompt, max_new_tokens, threads, greedy=not sample, temperature=temperature, num_beams=beams)
 
 
 @app.command()

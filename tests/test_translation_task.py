@@ -349,6 +349,87 @@ def test_generate_translates_with_the_selected_variant(mt_run, marian, tokenizer
     assert result.output.strip() == tokenizer.decode(expected[0], skip_special_tokens=True).strip()
 
 
+def test_generate_beams_decodes_by_beam_search_as_model_generate_does(mt_run, marian, tokenizer, sentences, monkeypatch):
+    """--beams N runs the ORT loop's beam search: the same text as model.generate(num_beams=N), and the run's own
+    decoding (greedy here) when the flag is left out. The loop is watched too: a tiny model's greedy and beam texts
+    can coincide, so text equality alone would not show the beams were used."""
+    from typer.testing import CliRunner
+
+    from compress.cli import app
+    from compress.tasks.translation import generate as loop
+
+    used, real = [], loop.translate_ids
+    monkeypatch.setattr(loop, "translate_ids", lambda runner, ids, mask, decoding: used.append(decoding.num_beams)
+                        or real(runner, ids, mask, decoding))
+    runner = CliRunner()
+    outputs = {}
+    for beams in (1, 3):
+        with torch.inference_mode():
+            expected = marian[0].generate(**tokenizer([sentences[2]], return_tensors="pt"), max_new_tokens=64,
+                                          num_beams=beams)
+        outputs[beams] = tokenizer.decode(expected[0], skip_special_tokens=True).strip()
+        result = runner.invoke(app, ["generate", str(mt_run), sentences[2], "--threads", "1", "--beams", str(beams)])
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == outputs[beams]
+    default = runner.invoke(app, ["generate", str(mt_run), sentences[2], "--threads", "1"])
+    assert default.exit_code == 0 and default.output.strip() == outputs[1]  # the run decoded greedy (num_beams 1)
+    assert used == [1, 3, 1]
+
+
+@pytest.mark.parametrize("args, message", [(["--beams", "0"], "at least 1"), (["--sample"], "--sample is for causal LMs")])
+def test_generate_refuses_bad_decoding_flags_for_translation(mt_run, sentences, args, message):
+    from typer.testing import CliRunner
+
+    from compress.cli import app
+
+    result = CliRunner().invoke(app, ["generate", str(mt_run), sentences[0], *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "fix:" in result.output
+
+
+def test_generate_refuses_beams_for_a_causal_lm(tmp_path):
+    """Checked before any model is loaded: a folder that is no translation run gets --beams refused with a fix."""
+    from compress.commands.generate import generate
+
+    with pytest.raises(CompressError, match="for translation models"):
+        generate(tmp_path, "hello", num_beams=3)
+
+
+def test_mobile_package_holds_both_graphs_in_ort_format_and_translates_as_scored(marian, eval_data, tokenizer, sentences,
+                                                                                tmp_path):
+    """--target mobile: encoder.ort + decoder.ort + one ops config for both, scored by the run's loop and timed on this
+    host, and the package's two graphs translate what the selected variant translates."""
+    import onnxruntime as ort
+
+    from compress.tasks.translation.generate import decoding_from_config, translate_ids
+    from compress.tasks.translation.runner import OnnxSeq2Seq
+
+    recipe = RECIPE + "  int8_static: false\n  int4_decoder: false\n"
+    result = _run(marian[1], tmp_path / "out", eval_data / "eval.tsv", recipe, tmp_path, "--target", "mobile")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    report = json.loads((out / "report.json").read_text())
+    package = report["package"]
+    assert package["variant"] == report["selected"]
+    assert package["ort_models"] == ["package/encoder.ort", "package/decoder.ort"]
+    assert {"encoder.ort", "decoder.ort", "tokenizer.json", "config.json"} <= set(package["sizes"])
+    assert not [n for n in package["sizes"] if n.endswith((".onnx", ".data"))]  # the .ort replace the graphs
+    ops = (out / package["ops_config"]).read_text()
+    assert "com.microsoft" in ops or "ai.onnx" in ops
+    check = package["checks"]["ort_model"]
+    assert check["error"] is None and check["metrics"]["exact_match_vs_float"] >= 0 and "bleu" in check["metrics"]
+    assert check["latency_ms"]["p50"] > 0
+    selected = next(v for v in report["variants"] if v["name"] == report["selected"])
+    assert check["metrics"]["bleu"] == selected["metrics"]["bleu"]  # the same graphs, another file format
+    for graph in ("encoder.ort", "decoder.ort"):
+        ort.InferenceSession(str(out / "package" / graph), providers=["CPUExecutionProvider"])
+    decoding = decoding_from_config(marian[0].config, marian[0].generation_config, 24, 1)
+    batch = tokenizer([sentences[0]], return_tensors="np")
+    ids, mask = batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
+    assert translate_ids(OnnxSeq2Seq(out / "package", 1, ort_format=True), ids, mask, decoding) == \
+        translate_ids(OnnxSeq2Seq(out / selected["path"], 1), ids, mask, decoding)
+
+
 # --------------------------------------------------------------------------- bad input
 
 

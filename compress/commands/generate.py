@@ -47,16 +47,26 @@ def _check_settings(max_new_tokens: int, threads: int | None, temperature: float
 
 
 def generate(path: Path | str, prompt: str, max_new_tokens: int = 64, threads: int | None = None,
-             greedy: bool = True, stream: bool = True, temperature: float = 0.8) -> str:
-    """Generate from `prompt` with a variant (or an OUT folder's selected one); prints tokens as they come when `stream`."""
+             greedy: bool = True, stream: bool = True, temperature: float = 0.8, num_beams: int | None = None) -> str:
+    """Generate from `prompt` with a variant (or an OUT folder's selected one); prints tokens as they come when `stream`.
+    `num_beams` is for translation (None: as the run decoded); a causal LM decodes greedy or sampled only."""
     _check_settings(max_new_tokens, threads, temperature)
     from compress.tasks.translation.translate import is_translation, translate
 
-    if is_translation(Path(path)):  # a translation run or variant: the prompt is the source sentence (greedy)
-        text = translate(path, prompt, max_new_tokens, threads)
+    if num_beams is not None and num_beams < 1:
+        raise CompressError(f"--beams {num_beams}: must be at least 1", "pass 1 for greedy decoding, or e.g. --beams 4")
+    if is_translation(Path(path)):  # a translation run or variant: the prompt is the source sentence
+        if not greedy:
+            raise CompressError("--sample is for causal LMs: translation decodes greedy or by beam search",
+                                "drop --sample; pass --beams N for beam search")
+        text = translate(path, prompt, max_new_tokens, threads, num_beams)
         if stream:
             print(text)
         return text
+    if num_beams not in (None, 1):
+        # The causal-LM ORT loop keeps one cache per sequence and does not reorder it between beams.
+        raise CompressError(f"--beams {num_beams} is for translation models: a causal LM decodes greedy or with --sample",
+                            "drop --beams, or pass a `compress run --task translation` OUT or variant folder")
     folder = resolve_variant(Path(path))
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = load_ort_lm(folder, threads or min(4, os.cpu_count() or 1))

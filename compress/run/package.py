@@ -45,14 +45,16 @@ def package_selected(stage: Path, ctx: Any, entry: Entry | None,
     variant, out = Path(entry.path), stage / "package"
     out.mkdir()
     info(f"packaging {entry.name} for the device in package/")
-    # tokenizer and config: what the app needs besides the model (export.json describes model.onnx, which model.ort replaces)
+    # Every graph of the variant (model.onnx; a seq2seq folder's encoder.onnx and decoder.onnx) becomes an .ort file.
+    graphs = ctx.task.graph_paths(variant / MODEL_FILE)
+    # tokenizer and config: what the app needs besides the model (export.json describes the .onnx graphs the .ort replace)
     for file in variant.iterdir():
-        if file.is_file() and not file.name.startswith(MODEL_FILE) and file.name not in ("manifest.json", MANIFEST_FILE):
+        if file.is_file() and not any(file.name.startswith(g.name) for g in graphs) and file.name not in ("manifest.json", MANIFEST_FILE):
             shutil.copy(file, out / file.name)
     section: dict[str, Any] = {"variant": entry.name, "int8_preset": entry.settings.get("preset"),
                                "ort_model": None, "ops_config": None, "fixed_shape_model": None, "fixed_shape": None,
                                "checks": {}}
-    onnx_models = [variant / MODEL_FILE]
+    onnx_models = list(graphs)
     fixed = recipe.package.fixed_shape
     if fixed is not None:
         fixed_path = fix_shapes(variant / MODEL_FILE, out / FIXED_FILE, fixed.batch, fixed.sequence)
@@ -62,7 +64,8 @@ def package_selected(stage: Path, ctx: Any, entry: Entry | None,
     mobile = None
     if recipe.package.ort_format or "mobile" in recipe.targets:
         ort_models, config = convert_to_ort(onnx_models, out)
-        section.update(ort_model=f"package/{ort_models[0].name}", ops_config=f"package/{config.name}")
+        section.update(ort_model=f"package/{ort_models[0].name}", ops_config=f"package/{config.name}",
+                       ort_models=[f"package/{m.name}" for m in ort_models])
         mobile = _check_ort(ctx, ort_models[0], baseline)
         section["checks"]["ort_model"] = mobile.to_dict()
         if "mobile" not in ctx.targets.requested:

@@ -66,15 +66,17 @@ class TorchSeq2Seq:
 
 
 class OnnxSeq2Seq:
-    """encoder.onnx + decoder.onnx of a variant folder on plain ONNX Runtime sessions."""
+    """encoder.onnx + decoder.onnx of a variant folder on plain ONNX Runtime sessions; `ort_format`: the
+    encoder.ort + decoder.ort of a device package (OUT/package/), which ONNX Runtime opens the same way."""
 
-    def __init__(self, folder: Path, threads: int, provider: str = "cpu") -> None:
+    def __init__(self, folder: Path, threads: int, provider: str = "cpu", ort_format: bool = False) -> None:
         from export.runtime import create_session
         from export.seq2seq import DECODER_FILE, ENCODER_FILE
 
+        suffix = ".ort" if ort_format else ".onnx"
         self.folder = folder
-        self.encoder = create_session(folder / ENCODER_FILE, threads, provider)
-        self.decoder = create_session(folder / DECODER_FILE, threads, provider)
+        self.encoder = create_session(folder / Path(ENCODER_FILE).with_suffix(suffix), threads, provider)
+        self.decoder = create_session(folder / Path(DECODER_FILE).with_suffix(suffix), threads, provider)
         self.cross_names = [o.name for o in self.encoder.get_outputs()][1:]
         self.past_names = [i.name for i in self.decoder.get_inputs() if i.name.startswith("past.")]
 

@@ -23,7 +23,9 @@ def is_translation(path: Path) -> bool:
 
 
 def translate(path: Path | str, source: str, max_new_tokens: int = 128, threads: int | None = None,
-              num_beams: int = 1) -> str:
+              num_beams: int | None = None) -> str:
+    """`source` translated by the variant; `num_beams` None decodes as the run scored (its translation.num_beams and
+    length_penalty, from the manifest), 1 is greedy, more is beam search in the same ORT loop."""
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
     from compress.commands.generate import resolve_variant
@@ -35,13 +37,15 @@ def translate(path: Path | str, source: str, max_new_tokens: int = 128, threads:
         folder = resolve_variant(folder, "translation")
     if not source.strip():
         raise CompressError("the source sentence is empty", "give a sentence to translate")
-    if max_new_tokens < 1 or num_beams < 1 or (threads is not None and threads < 1):
-        raise CompressError("--max-new-tokens, --num-beams and --threads must be at least 1", "pass positive numbers")
+    if max_new_tokens < 1 or (num_beams is not None and num_beams < 1) or (threads is not None and threads < 1):
+        raise CompressError("--max-new-tokens, --beams and --threads must be at least 1", "pass positive numbers")
+    run = _run_translation_settings(folder)
     config = AutoConfig.from_pretrained(folder)
     generation = GenerationConfig.from_pretrained(folder) if (folder / "generation_config.json").exists() else None
-    decoding = decoding_from_config(config, generation, max_new_tokens, num_beams)
+    decoding = decoding_from_config(config, generation, max_new_tokens, num_beams or run.get("num_beams") or 1,
+                                    run.get("length_penalty"))
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    source = _source_prefix(folder) + source
+    source = (run.get("source_prefix") or "") + source
     limit = getattr(config, "max_position_embeddings", None)
     encoded = tokenizer([source], truncation=bool(limit), max_length=limit, return_tensors="np")
     runner = OnnxSeq2Seq(folder, threads or min(4, os.cpu_count() or 1))
@@ -49,10 +53,11 @@ def translate(path: Path | str, source: str, max_new_tokens: int = 128, threads:
     return tokenizer.decode(ids[0], skip_special_tokens=True).strip()
 
 
-def _source_prefix(folder: Path) -> str:
-    """The run's `translation.source_prefix` (T5's task prefix), from the variant's manifest.json; "" without one."""
+def _run_translation_settings(folder: Path) -> dict:
+    """The run's `translation:` settings (source_prefix: T5's task prefix; num_beams, length_penalty: how the report
+    decoded), from the variant's manifest.json; {} without one."""
     manifest = folder / "manifest.json"
     if not manifest.exists():
-        return ""
+        return {}
     recipe = json.loads(manifest.read_text()).get("recipe") or {}
-    return (recipe.get("translation") or {}).get("source_prefix") or ""
+    return recipe.get("translation") or {}
