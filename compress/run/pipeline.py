@@ -39,7 +39,7 @@ from compress.run.measure import Subject, Timing, measure
 from compress.run.package import package_selected, wants_package
 from compress.run.stages import check_stages, torch_stages
 from compress.run.targets import TargetRun
-from compress.run.variants import plan
+from compress.run.variants import for_line, plan
 from compress.tasks import get_task
 
 __all__ = ["RunOptions", "options_from_recipe", "run"]
@@ -85,7 +85,7 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
             results: list[Built | Entry] = []
             for line in lines:
                 try:
-                    results += [builder.build(variant, line) for variant in records]
+                    results += [builder.build(variant, line) for variant in for_line(records, line is lines[-1])]
                 finally:
                     line.close()
         with steps("measure"):

@@ -54,4 +54,8 @@ def torch_stages(ctx: Any) -> tuple[list[Line], dict[str, Any]]:
 
 
 def _trims(ctx: Any) -> bool:
-    return ctx.recipe.trim is not None and ctx.recipe.trim.enabled
+    """trim: on, or search: on a classifier with no trim: section (the searched line starts from the trimmed model)."""
+    recipe = ctx.recipe
+    if recipe.trim is not None:
+        return recipe.trim.enabled
+    return recipe.search is not None and recipe.search.trim and ctx.task.name in TRIM_TASKS

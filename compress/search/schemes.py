@@ -43,9 +43,17 @@ class Scheme(Protocol):
 
 @dataclass(frozen=True)
 class Int8Dynamic:
-    """Classifiers: int8 dynamic (weights int8, activations per call) against float, node by node."""
+    """Classifiers: int8 dynamic (weights int8, activations per call) against float, node by node.
+
+    `embedding_bits=4` puts the embedding tables in the search space one step lower: a Gather from a constant table
+    is then int4 GatherBlockQuantized when low and int8 (quantize_dynamic's Gather) otherwise, since int8 tables
+    cost no measurable accuracy while float ones hold most of a trimmed encoder's bytes. With 8 (the default) a
+    Gather is int8 or float like every other unit. The Gathers must be unfused: a graph whose embeddings ORT's
+    optimizer fused into EmbedLayerNormalization has none (compress.search.variants re-optimizes without that fusion).
+    """
     preset: Int8Preset
     name: str = "int8-dynamic"
+    embedding_bits: int = 8
 
     def units(self, model: onnx.ModelProto) -> list[str]:
         inits = {t.name for t in model.graph.initializer}
@@ -56,10 +64,22 @@ class Int8Dynamic:
         from compress.quantize.ptq import quantize_int8_dynamic
 
         with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".source-") as tmp:
-            return quantize_int8_dynamic(private_view(src, Path(tmp)), dst, self.preset, nodes=sorted(low))
+            view = private_view(src, Path(tmp))
+            if self.embedding_bits == 8:
+                return quantize_int8_dynamic(view, dst, self.preset, nodes=sorted(low))
+            from compress.quantize.embedding import constant_gathers, quantize_gathers_int4
+            from export.onnx_io import load_model, save_model
+
+            model = load_model(view)
+            tables = set(constant_gathers(model))
+            int4 = sorted(tables & set(low))
+            int8 = sorted((set(low) - tables) | (tables - set(low)))
+            staged = save_model(quantize_gathers_int4(model, int4), Path(tmp) / "int4.onnx")
+            return quantize_int8_dynamic(staged, dst, self.preset, nodes=int8)
 
     def settings(self) -> dict[str, Any]:
-        return {"scheme": self.name, "preset": self.preset.as_dict()}
+        extra = {} if self.embedding_bits == 8 else {"embedding_bits": self.embedding_bits}  # cache keys of 8-bit runs unchanged
+        return {"scheme": self.name, "preset": self.preset.as_dict(), **extra}
 
 
 @dataclass(frozen=True)
