@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,10 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
     from compress.search.sensitivity import sensitivity
 
     ctx, spec, work = inp.ctx, inp.ctx.recipe.search, inp.folder / SEARCH_DIR
+    started = time.perf_counter()
     with make_executor(spec.executor, spec.workers) as executor:
         sens = sensitivity(inp.source, scheme, feeds, direction=spec.direction, cache=_cache(ctx), executor=executor)
+    sensitivity_s = time.perf_counter() - started
     work.mkdir(parents=True, exist_ok=True)
     (work / "sensitivity.json").write_text(json.dumps(sens.as_dict(), indent=1))
     baseline = measure(Candidate(-1, None, (), inp.source))["metric"]
@@ -67,7 +70,10 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
     return inp.folder / MODEL_FILE, {"search": {"low": best["low"], "fallback": fallback, "trials": len(result.trials),
                                                 "stopped": result.stopped,
                                                 "reason": result.reason, "search_metric": best["metric"],
-                                                "search_baseline": baseline, "files": f"{SEARCH_DIR}/"}}
+                                                "search_baseline": baseline, "files": f"{SEARCH_DIR}/",
+                                                "units": len(sens.rows),
+                                                "seconds": {"sensitivity": round(sensitivity_s, 1),  # 0 when cached
+                                                            "total": round(time.perf_counter() - started, 1)}}}
 
 
 def _int8_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
