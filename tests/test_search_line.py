@@ -12,7 +12,7 @@ import torch
 import yaml
 from conftest import FAST_RECIPE
 
-from compress.quantize.embedding import constant_gathers, quantize_gathers_int4
+from compress.quantize.int4 import constant_gathers, quantize_int4, weight_matmuls
 from compress.quantize.presets import PRESETS
 from compress.recipe import Recipe
 from compress.run.pipeline import RunOptions, run
@@ -52,7 +52,7 @@ def test_int4_gather_runs_on_ort_and_reproduces_the_table_within_a_block_step(be
     gathers = constant_gathers(model)
     word = [g for g in gathers if any("word_embeddings" in i for n in model.graph.node if n.name == g for i in n.input)]
     assert len(gathers) == 3 and len(word) == 1  # word, position, token type
-    quantized = quantize_gathers_int4(model, word)
+    quantized = quantize_int4(model, gathers=word)
     ops = [n.op_type for n in quantized.graph.node]
     assert ops.count("GatherBlockQuantized") == 1 and ops.count("Gather") >= 2  # the other tables untouched
     q = next(t for t in quantized.graph.initializer if t.name.endswith("word_embeddings.weight_Q4"))
@@ -68,7 +68,7 @@ def test_int4_gather_runs_on_ort_and_reproduces_the_table_within_a_block_step(be
     err = np.abs(rows.reshape(blocks.shape) - blocks)
     assert (err <= step / 2 + 1e-6).all() and err.max() > 0  # quantized, and no further off than rounding
     with pytest.raises(ValueError, match="constant table"):
-        quantize_gathers_int4(model, ["/bert/encoder/layer.0/attention/self/query/MatMul"])
+        quantize_int4(model, gathers=["/bert/encoder/layer.0/attention/self/query/MatMul"])
 
 
 def test_scheme_with_4bit_embeddings_keeps_non_low_tables_int8(bert_onnx, tmp_path):
@@ -91,6 +91,24 @@ def test_scheme_with_4bit_embeddings_keeps_non_low_tables_int8(bert_onnx, tmp_pa
         sizes[name] = built.stat().st_size
     assert sizes["all"] < sizes["tables"] < sizes["none"]
     assert scheme.settings()["embedding_bits"] == 4 and "embedding_bits" not in Int8Dynamic(PRESETS["vnni"]).settings()
+
+
+def test_scheme_with_4bit_matmuls_has_int8_as_its_floor(bert_onnx, tmp_path):
+    path, _ = bert_onnx
+    model = onnx.load(str(path))
+    scheme = Int8Dynamic(PRESETS["vnni"], embedding_bits=4, matmul_bits=4)
+    units, matmuls = scheme.units(model), weight_matmuls(model)
+    assert set(units) == set(matmuls) | set(constant_gathers(model)) and matmuls
+    feed = {"input_ids": np.arange(8, dtype=np.int64)[None], "attention_mask": np.ones((1, 8), np.int64)}
+    half = matmuls[: len(matmuls) // 2]
+    built = scheme.build(path, tmp_path / "half.onnx", half)
+    nodes = onnx.load(str(built)).graph.node
+    four = [n for n in nodes if n.op_type == "MatMulNBits"]
+    assert len(four) == len(half) and all(next(a.i for a in n.attribute if a.name == "bits") == 4 for n in four)
+    assert sum(n.op_type == "MatMulInteger" for n in nodes) == len(matmuls) - len(half)  # the others int8, none float
+    assert not [n.name for n in nodes if n.op_type == "MatMul" and n.name in set(matmuls)]
+    float_logits = ort.InferenceSession(str(path)).run(None, feed)[0]
+    np.testing.assert_allclose(ort.InferenceSession(str(built)).run(None, feed)[0], float_logits, atol=0.05)
 
 
 def test_searched_records_build_on_the_last_line_only():

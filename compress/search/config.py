@@ -29,6 +29,9 @@ class SearchSpec(BaseModel):
         "classifiers: int4 = each embedding table is int8 or, where the search finds it within budget, 4-bit "
         "GatherBlockQuantized (the graph is optimized without the EmbedLayerNormalization fusion); int8 = tables are "
         "units like the MatMuls, int8 or float"))
+    matmuls: Literal["int8", "int4"] = Field("int8", description=(
+        "classifiers: int8 = each Linear is int8 or float; int4 = each is int8 or, where the search finds it within "
+        "budget, 4-bit MatMulNBits (ORT's fused attention stays int8)"))
     trim: bool = Field(True, description=(
         "classifiers: search from the vocabulary-trimmed model (trim: with its defaults) when the recipe has no trim: "
         "section; false = search the untrimmed model"))

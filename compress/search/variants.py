@@ -96,9 +96,9 @@ def _int8_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
     calib = ctx.task.calibration_feeds(ctx)[:spec.calib_samples]
     with tempfile.TemporaryDirectory(dir=inp.folder, prefix=".unfused-") as tmp:
         source, bits = _embedding_source(inp, Path(tmp)) if spec.embeddings == "int4" else (inp.source, 8)
-        path, learned = _run(BuildInput(ctx, inp.line, inp.folder, source, inp.settings), Int8Dynamic(ctx.preset, embedding_bits=bits),
-                             calib, measure)
-    learned["search"]["embeddings"] = f"int{bits}"
+        scheme = Int8Dynamic(ctx.preset, embedding_bits=bits, matmul_bits=4 if spec.matmuls == "int4" else 8)
+        path, learned = _run(BuildInput(ctx, inp.line, inp.folder, source, inp.settings), scheme, calib, measure)
+    learned["search"].update(embeddings=f"int{bits}", matmuls=spec.matmuls)
     return path, learned
 
 
@@ -110,7 +110,7 @@ def _embedding_source(inp: BuildInput, tmp: Path) -> tuple[Path, int]:
     the same level without that one fusion (Attention, SkipLayerNorm, BiasGelu stay) and checked against the model,
     as the optimized variant is. Without a constant-table Gather either way, the tables stay at 8 bits."""
     from compress.console import warn
-    from compress.quantize.embedding import constant_gathers
+    from compress.quantize.int4 import constant_gathers
     from export.optimize import optimize_graph
 
     ctx = inp.ctx
