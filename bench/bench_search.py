@@ -10,7 +10,7 @@ scored on the same Evaluation; PyTorch fp32, the anchor and our models are then 
 one process (bench_classifier.interleaved_p50), so a noisy neighbour hurts all of them alike. Prints the table with
 every ratio, the issue's targets as PASS/FAIL, the search's wall time and trials, and where the bytes remain.
 
-    python bench/bench_search.py [--threads 2] [--budget 1.0] [--prune-flops 0.7 [--distill-epochs 1]] [--max-trials 16]
+    python bench/bench_search.py [--threads 2] [--budget 1.0] [--prune-flops 0.7 [--distill-epochs 1]] [--max-trials 16] [--matmuls int4]
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def recipe_for(args) -> Recipe:
     recipe.validate_.threads = args.threads
     recipe.max_accuracy_drop = args.budget
     recipe.quantize.static.enabled = False  # static QDQ is slower than dynamic on ORT's CPU provider here (RESULTS.md)
-    recipe.search = SearchSpec(max_trials=args.max_trials, executor=args.executor, workers=args.workers)
+    recipe.search = SearchSpec(max_trials=args.max_trials, executor=args.executor, workers=args.workers, matmuls=args.matmuls)
     return recipe
 
 
@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--max-trials", type=int, default=16)
     parser.add_argument("--prune-flops", type=float, default=None, help="add prune: {flops_budget: F} to the searched line")
     parser.add_argument("--distill-epochs", type=float, default=0, help="with --prune-flops: distill the float model in")
+    parser.add_argument("--matmuls", default="int8", choices=["int8", "int4"],
+                        help="search.matmuls: int4 lets the search put Linear layers at 4 bits (int8 the floor)")
     parser.add_argument("--executor", default="process", choices=["process", "inline", "ray"])
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
@@ -128,7 +130,8 @@ def print_search(variant: dict) -> None:
     found = variant["settings"]["search"]
     seconds = found.get("seconds", {})
     console.print(f"[bold]{variant['name']}[/]: {found['trials']} trials ({found['stopped']}), {found.get('units', '?')} units "
-                  f"({len(found['low'])} low), embeddings {found.get('embeddings', 'int8')}; search wall time "
+                  f"({len(found['low'])} low), embeddings {found.get('embeddings', 'int8')}, Linear layers "
+                  f"{found.get('matmuls', 'int8')}; search wall time "
                   f"{seconds.get('total', float('nan')):.0f} s (sensitivity {seconds.get('sensitivity', float('nan')):.0f} s); "
                   f"search data {found['search_baseline']:.2f} -> {found['search_metric']:.2f}. {found['reason']}")
     trimming = variant["settings"].get("trimming")
