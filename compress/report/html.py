@@ -280,12 +280,15 @@ def _trials_table(ident: str, data: dict) -> str:
 def _sensitivity_rows(ident: str, sensitivity: dict) -> str:
     from compress.search.report import sensitivity_table
 
+    ranked = sensitivity_table(sensitivity)[:SENSITIVITY_ROWS]
+    with_metric = any(r["metric"] is not None for r in ranked)  # only when the pass also measured the task metric
     rows = []
-    for r in sensitivity_table(sensitivity)[:SENSITIVITY_ROWS]:
+    for r in ranked:
         bar = f'<span class="bar" style="width:{max(1, round(r["share"] * 120))}px"></span>'
         rows.append([str(r["rank"]), f"<code>{escape(r['unit'])}</code>", f"{bar}{r['score']:.3g}", f"{100 * r['share']:.1f} %",
-                     f"{r['kl']:.3g}", "" if r["metric"] is None else f"{r['metric']:.4g}"])
-    table = _table(ident, ["#", "unit", "sensitivity (KL, nats)", "share", "KL of that candidate", "metric"], rows, left=2)
+                     f"{r['kl']:.3g}", *([] if not with_metric else ["" if r["metric"] is None else f"{r['metric']:.4g}"])])
+    headers = ["#", "unit", "sensitivity (KL, nats)", "share", "KL of that candidate", *(["metric"] if with_metric else [])]
+    table = _table(ident, headers, rows, left=2)
     check = sensitivity.get("proxy_check")
     if check is not None:
         table += (f'<p class="muted">Proxy check: Spearman rank correlation {check:.2f} between the KL scores and each '
