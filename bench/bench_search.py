@@ -48,7 +48,9 @@ def recipe_for(args) -> Recipe:
     recipe.validate_.threads = args.threads
     recipe.max_accuracy_drop = args.budget
     recipe.quantize.static.enabled = False  # static QDQ is slower than dynamic on ORT's CPU provider here (RESULTS.md)
-    recipe.search = SearchSpec(max_trials=args.max_trials, executor=args.executor, workers=args.workers, matmuls=args.matmuls)
+    recipe.validate_.latency_samples = args.latency_samples
+    recipe.search = SearchSpec(max_trials=args.max_trials, executor=args.executor, workers=args.workers, matmuls=args.matmuls,
+                               search_samples=args.search_samples)
     return recipe
 
 
@@ -61,6 +63,8 @@ def main() -> None:
     parser.add_argument("--distill-epochs", type=float, default=0, help="with --prune-flops: distill the float model in")
     parser.add_argument("--matmuls", default="int8", choices=["int8", "int4"],
                         help="search.matmuls: int4 lets the search put Linear layers at 4 bits (int8 the floor)")
+    parser.add_argument("--search-samples", type=int, default=500, help="labelled train texts each trial is scored on")
+    parser.add_argument("--latency-samples", type=int, default=200, help="eval texts timed at batch 1 per round")
     parser.add_argument("--executor", default="process", choices=["process", "inline", "ray"])
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
@@ -74,7 +78,8 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    ev = ClassifierEvaluation([t for t, _ in evaluation], AutoTokenizer.from_pretrained(model_dir), 128, 32, 200, 10)
+    ev = ClassifierEvaluation([t for t, _ in evaluation], AutoTokenizer.from_pretrained(model_dir), 128, 32,
+                              args.latency_samples, 10)
     labels = np.array([report_label(model_dir, label) for _, label in evaluation])
     anchor = anchor_o2_quantize_dynamic(model_dir, work)
     anchor_acc = float(np.mean(ev.score(onnx_runner(anchor, args.threads), ANCHOR).outputs.argmax(-1) == labels) * 100)
