@@ -7,7 +7,7 @@ Steps: `compress run` with a `search:` section (what `--search` adds: the one se
 to the training texts, pruned when --prune-flops is given, then int8 MatMuls and int4/int8 embedding tables chosen per
 unit within --budget points), then the anchor (ORT O2 + quantize_dynamic, bench_classifier.anchor_o2_quantize_dynamic)
 scored on the same Evaluation; PyTorch fp32, the anchor and our models are then timed interleaved round-robin in this
-one process (bench_classifier.interleaved_p50), so a noisy neighbour hurts all of them alike. Prints the table with
+one process (bench_classifier's protocol, each model fed its own tokenizer's ids), so a noisy neighbour hurts all of them alike. Prints the table with
 every ratio, the issue's targets as PASS/FAIL, the search's wall time and trials, and where the bytes remain.
 
     python bench/bench_search.py [--threads 2] [--budget 1.0] [--prune-flops 0.7 [--distill-epochs 1]] [--max-trials 16] [--matmuls int4]
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_classifier import anchor_o2_quantize_dynamic, bench_parser, interleaved_p50, prepare, report_label
+from bench_classifier import anchor_o2_quantize_dynamic, bench_parser, prepare, report_label
 
 from compress.console import console
 from compress.recipe import Recipe
@@ -29,6 +29,7 @@ from compress.run.pipeline import RunOptions, run
 from compress.search.config import SearchSpec
 from compress.tasks.text_classification.evaluate import ClassifierEvaluation
 from export.hardware import cpu_info
+from export.timing import round_robin, summarize, time_calls
 
 ANCHOR = "anchor: ORT O2 + quantize_dynamic"
 # Issue 15, item 6 (classifier): against PyTorch fp32 and against the anchor at equal or better accuracy.
@@ -65,6 +66,7 @@ def main() -> None:
                         help="search.matmuls: int4 lets the search put Linear layers at 4 bits (int8 the floor)")
     parser.add_argument("--search-samples", type=int, default=500, help="labelled train texts each trial is scored on")
     parser.add_argument("--latency-samples", type=int, default=200, help="eval texts timed at batch 1 per round")
+    parser.add_argument("--reuse", action="store_true", help="OUT/report.json exists: skip the run, time its folders again")
     parser.add_argument("--executor", default="process", choices=["process", "inline", "ray"])
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
@@ -72,8 +74,11 @@ def main() -> None:
     console.width = max(console.width, 190)
 
     _, evaluation, model_dir, work = prepare(args, "bench-search-")
-    report = run(RunOptions(str(model_dir), args.out, str(work / "eval.csv"), calib_data=str(work / "train.csv"), force=True),
-                 recipe_for(args))
+    if args.reuse and (args.out / "report.json").exists():  # time an earlier run's folders again (same split and model)
+        report = json.loads((args.out / "report.json").read_text())
+    else:
+        report = run(RunOptions(str(model_dir), args.out, str(work / "eval.csv"), calib_data=str(work / "train.csv"),
+                                force=True), recipe_for(args))
     run_s = time.time() - started
 
     from transformers import AutoTokenizer
@@ -91,10 +96,14 @@ def main() -> None:
     ours = {v["name"]: v for v in report["variants"] if v.get("error") is None}
     searched = [n for n in ours if n.endswith("-searched")]
     timed = [n for n in ours if n in TIMED or n == report["selected"] or n in searched]
+    texts = [t for t, _ in evaluation]
     runners = {"pytorch-fp32": torch_runner(AutoModelForSequenceClassification.from_pretrained(model_dir).eval())}
     runners.update({n: onnx_runner(args.out / ours[n]["path"] / "model.onnx", args.threads) for n in timed})
     runners[ANCHOR] = onnx_runner(anchor, args.threads)
-    p50 = interleaved_p50(runners, ev.singles, args.rounds)
+    # Each folder ships its own tokenizer (a trimmed one has other ids): every model is fed its own encoding of the texts.
+    inputs = {n: ClassifierEvaluation(texts, AutoTokenizer.from_pretrained(args.out / ours[n]["path"]), 128, 32,
+                                      args.latency_samples, 10).singles for n in timed}
+    p50 = interleaved_p50_own_inputs(runners, inputs, ev.singles, args.rounds)
 
     base = report["baseline"]
     rows = [("pytorch-fp32", base["metrics"]["accuracy"], base["size_bytes"])]
@@ -112,6 +121,16 @@ def main() -> None:
                   f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores; report: {args.out / 'report.md'}")
     (args.out / "bench_search.json").write_text(json.dumps({"rows": rows, "p50_ms": p50, "selected": report["selected"],
                                                             "anchor_accuracy": anchor_acc, "run_s": run_s}, indent=1))
+
+
+def interleaved_p50_own_inputs(runners: dict, inputs: dict, default: list, rounds: int) -> dict[str, float]:
+    """bench_classifier.interleaved_p50 with per-model inputs (`default` for models not in `inputs`)."""
+    def block(run, feed):
+        return lambda: {"single": time_calls(run, feed, 10)}
+
+    blocks = {name: block(run, inputs.get(name, default)) for name, run in runners.items()}
+    samples = round_robin(blocks, rounds)
+    return {name: summarize([s["single"] for s in per_round], 1, 0.0).p50 for name, per_round in samples.items()}
 
 
 def print_table(rows, p50, selected, threads, seq_len) -> None:
