@@ -125,8 +125,8 @@ def main() -> None:
 
 def interleaved_p50_own_inputs(runners: dict, inputs: dict, default: list, rounds: int) -> dict[str, float]:
     """bench_classifier.interleaved_p50 with per-model inputs (`default` for models not in `inputs`)."""
-    def block(run, feed):
-        return lambda: {"single": time_calls(run, feed, 10)}
+    def block(run, feed):  # round_robin opens a subject (here: nothing to open) and times the block it returns
+        return lambda: lambda: {"single": time_calls(run, feed, 10)}
 
     blocks = {name: block(run, inputs.get(name, default)) for name, run in runners.items()}
     samples = round_robin(blocks, rounds)
