@@ -90,9 +90,10 @@ def test_cli_search_flag_builds_the_searched_variant(tiny_bert, data_dir, tmp_pa
                                       "--recipe", str(recipe), "--precision", "int8", "--search", "--executor", "inline"])
     assert result.exit_code in (0, 3), result.output
     report = json.loads((out / "report.json").read_text())
-    searched = next(v for v in report["variants"] if v["name"] == "onnx-int8-searched")
+    assert "onnx-int8-searched" not in [v["name"] for v in report["variants"]]  # one searched line: the last
+    searched = next(v for v in report["variants"] if v["name"] == "trimmed-onnx-int8-searched")  # --search trims
     assert searched["error"] is None, searched["error"]
     written = __import__("yaml").safe_load((out / "recipe.yaml").read_text())
     assert written["search"]["executor"] == "inline" and written["search"]["max_trials"] == 3  # the recipe's section kept
     md = (out / "report.md").read_text()
-    assert "## Search: `onnx-int8-searched`" in md and (out / "onnx-int8-searched-sensitivity.png").stat().st_size > 1000
+    assert "## Search: `trimmed-onnx-int8-searched`" in md and (out / "trimmed-onnx-int8-searched-sensitivity.png").stat().st_size > 1000

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import base64
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compress.report.gate import gate_notes
 from compress.report.noise import describe, noise_from_dict
 from compress.report.plot import numbered, png, size_figure
+
+if TYPE_CHECKING:
+    from compress.search.report import SearchView
+
+SENSITIVITY_ROWS = 15  # as report.md: the most sensitive units; the chart shows up to 40
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -254,6 +259,80 @@ def errors_section(report: dict) -> str:
     return '<section id="errors"><h2>What it got wrong</h2>' + "".join(blocks) + "</section>"
 
 
+def _trials_table(ident: str, data: dict) -> str:
+    """Every trial of a search: what was low, its metric and costs, whether it was within budget / on the front / chosen."""
+    rows, classes = [], []
+    for t in data["trials"]:
+        if t.get("error"):
+            rows.append([str(t["trial"]), escape(t.get("phase", "")), "" if t["cut"] is None else str(t["cut"]),
+                         str(len(t["low"])), f"failed: {escape(t['error'])}", "", "", "", "", ""])
+            classes.append("failed")
+            continue
+        rows.append([str(t["trial"]), escape(t.get("phase", "")), "seed" if t["cut"] is None else str(t["cut"]),
+                     str(len(t["low"])), f"{t['metric']:.4g}", f"{t['drop']:+.3g}", _mb(t["size_bytes"]),
+                     "" if t.get("latency_ms") is None else f"{t['latency_ms']:.2f}", "yes" if t["within"] else "over",
+                     ("chosen" if t["selected"] else "front") if t["on_front"] or t["selected"] else ""])
+        classes.append("selected" if t["selected"] else "")
+    headers = ["trial", "phase", "cut", "units low", "metric", "drop", "MB", "ms b=1", "budget", "Pareto"]
+    return _table(ident, headers, rows, classes, left=2)
+
+
+def _sensitivity_rows(ident: str, sensitivity: dict) -> str:
+    from compress.search.report import sensitivity_table
+
+    ranked = sensitivity_table(sensitivity)[:SENSITIVITY_ROWS]
+    with_metric = any(r["metric"] is not None for r in ranked)  # only when the pass also measured the task metric
+    rows = []
+    for r in ranked:
+        bar = f'<span class="bar" style="width:{max(1, round(r["share"] * 120))}px"></span>'
+        rows.append([str(r["rank"]), f"<code>{escape(r['unit'])}</code>", f"{bar}{r['score']:.3g}", f"{100 * r['share']:.1f} %",
+                     f"{r['kl']:.3g}", *([] if not with_metric else ["" if r["metric"] is None else f"{r['metric']:.4g}"])])
+    headers = ["#", "unit", "sensitivity (KL, nats)", "share", "KL of that candidate", *(["metric"] if with_metric else [])]
+    table = _table(ident, headers, rows, left=2)
+    check = sensitivity.get("proxy_check")
+    if check is not None:
+        table += (f'<p class="muted">Proxy check: Spearman rank correlation {check:.2f} between the KL scores and each '
+                  "unit's change of the task metric.</p>")
+    return table
+
+
+def search_section(searches: list[SearchView]) -> str:
+    """Per searched variant, what report.md says: why it won, every trial with the Pareto front and its chart,
+    the most sensitive units as a table and a chart (the search/ files in the variant folder hold all of it)."""
+    from compress.search.report import front_data
+
+    if not searches:
+        return ""
+    blocks = []
+    for view in searches:
+        ident, found = view.name.replace(" ", "-"), view.found
+        title = f"<h3>Search: <code>{escape(view.name)}</code></h3>"
+        if view.error is not None:
+            blocks.append(f'<div id="search-{ident}">{title}<p>Its files could not be read ({escape(view.error)}).</p></div>')
+            continue
+        data = front_data(view.trials)
+        scheme = escape(str(view.sensitivity.get("scheme", {}).get("scheme", "")))
+        why = (f'<p id="search-why-{ident}"><b>Why it won:</b> {escape(found["reason"])}. {found["trials"]} trials '
+               f'({escape(found["stopped"])}), objective {escape(data["objective"])}; {len(found["low"])} units at the low '
+               f"precision, {len(found['fallback'])} kept higher ({scheme}). Pareto front: trials "
+               f"{', '.join(map(str, data['front'])) or 'none'}. The search scored candidates on the calibration data "
+               "(baseline "
+               f"{found['search_baseline']:.4g}, winner {found['search_metric']:.4g}); the tables above score the winner "
+               "on the eval set.</p>")
+        blocks.append(f'<div id="search-{ident}">{title}{why}'
+                      + _img(view.trials_png, "metric of every trial against size, the front and the budget",
+                             f"search-trials-chart-{ident}")
+                      + _trials_table(f"search-trials-{ident}", data)
+                      + f"<h3>Most sensitive units (top {SENSITIVITY_ROWS} of {len(view.sensitivity['rows'])})</h3>"
+                      + _sensitivity_rows(f"sensitivity-{ident}", view.sensitivity)
+                      + _img(view.sensitivity_png, "per-unit sensitivity, most sensitive first", f"sensitivity-chart-{ident}")
+                      + "</div>")
+    return ('<section id="search"><h2>Search</h2><p class="muted">Each unit (a weight MatMul or embedding Gather) was '
+            "scored by the KL divergence of the output from the float model with only that unit at the low precision; "
+            "the search then took the most tolerant units first, measuring every cut for real.</p>"
+            + "".join(blocks) + "</section>")
+
+
 def environment_section(report: dict) -> str:
     env, lat = report["environment"], report["baseline"]["latency_ms"]
     items = [(f"CPU: {escape(env['cpu']['model'])} ({escape(env['cpu']['arch'])}, {env['cpu']['logical_cores']} logical cores), "
@@ -268,12 +347,14 @@ def environment_section(report: dict) -> str:
     return f'<section id="environment"><h2>How it was measured</h2><ul>{listed}</ul></section>'
 
 
-def render(report: dict[str, Any], pareto_png: bytes | None) -> str:
-    """The page for `report` (Report.to_dict()); `pareto_png`: report.png's bytes, embedded."""
+def render(report: dict[str, Any], pareto_png: bytes | None, searches: list[SearchView] = ()) -> str:
+    """The page for `report` (Report.to_dict()); `pareto_png`: report.png's bytes, embedded; `searches`: the searched
+    variants' files (compress.search.report.searched_variants), one section each."""
     figure = size_figure(report)
     chart = png(figure) if figure is not None else None
-    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in [("pareto", "plots"), ("variants", "all models"), ("size", "size"),
-                                                         ("errors", "errors"), ("environment", "how measured")])
+    links = [("pareto", "plots"), ("variants", "all models"), ("size", "size"), ("errors", "errors"),
+             *([("search", "search")] if searches else []), ("environment", "how measured")]
+    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in links)
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>edge-compress report: {escape(report['task'])}</title><style>{CSS}</style></head><body><main>"
@@ -285,5 +366,6 @@ def render(report: dict[str, Any], pareto_png: bytes | None) -> str:
             + '<section id="variants"><h2>All models</h2>' + variants_table(report)
             + '<p class="muted">Δ: against the float baseline; "within noise" when the paired bootstrap\'s 95 % interval '
               "holds 0.</p></section>"
-            + size_section(report, chart) + errors_section(report) + environment_section(report)
+            + size_section(report, chart) + errors_section(report) + search_section(list(searches))
+            + environment_section(report)
             + "</main></body></html>")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
@@ -17,6 +17,9 @@ from compress.report.noise import describe, noise_from_dict
 from compress.report.plot import pareto as _pareto  # noqa: F401  (kept importable: tests and benches use it)
 from compress.report.plot import pareto_figure, png
 from compress.report.targets import environment_lines, package_lines, targets_lines
+
+if TYPE_CHECKING:
+    from compress.search.report import SearchView
 
 
 def write_json(out: Path, report: dict[str, Any]) -> None:
@@ -27,8 +30,11 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     """`report`: `Report.to_dict()` (compress.report.schema), paths already relative to `out`."""
     write_json(out, report)
     plot_path = plot(out, report)
-    (out / "report.md").write_text(markdown(report, plot_path.name if plot_path else None) + "\n".join(search_lines(out, report)))
-    (out / "report.html").write_text(render_html(report, plot_path.read_bytes() if plot_path else None))
+    from compress.search.report import searched_variants
+
+    searches = searched_variants(out, report)
+    (out / "report.md").write_text(markdown(report, plot_path.name if plot_path else None) + "\n".join(search_lines(out, searches)))
+    (out / "report.html").write_text(render_html(report, plot_path.read_bytes() if plot_path else None, searches))
 
 
 def _rows(report: dict) -> list[dict]:
@@ -112,33 +118,27 @@ def markdown(report: dict, plot_name: str | None) -> str:
     return "\n".join(lines)
 
 
-def search_lines(out: Path, report: dict) -> list[str]:
-    """report.md's section per searched variant: why it won, the trials' front and the sensitivity table, with their
-    charts written beside report.md (drawn from the variant's search/ files, so they can be redrawn from them alone)."""
-    from compress.search.report import front_data, search_figure, sensitivity_figure, sensitivity_markdown
+def search_lines(out: Path, searches: list[SearchView]) -> list[str]:
+    """report.md's section per searched variant (`compress.search.report.searched_variants`): why it won, the trials'
+    front and the sensitivity table, with their charts written beside report.md."""
+    from compress.search.report import front_data, sensitivity_markdown
 
     lines: list[str] = []
-    for v in report["variants"]:
-        found = (v.get("settings") or {}).get("search")
-        if not isinstance(found, dict) or "trials" not in found or v.get("error") or not v.get("path"):
+    for view in searches:
+        name, found = view.name, view.found
+        if view.error is not None:
+            lines += ["", f"Search of `{name}`: its files could not be read ({view.error})."]
             continue
-        folder = out / v["path"] / found.get("files", "search/")
-        try:
-            trials = json.loads((folder / "search.json").read_text())
-            sensitivity = json.loads((folder / "sensitivity.json").read_text())
-            (out / f"{v['name']}-trials.png").write_bytes(png(search_figure(trials)))
-            (out / f"{v['name']}-sensitivity.png").write_bytes(png(sensitivity_figure(sensitivity)))
-        except (OSError, ValueError, KeyError) as err:
-            lines += ["", f"Search of `{v['name']}`: its files could not be read ({type(err).__name__}: {err})."]
-            continue
-        front = front_data(trials)
-        lines += ["", f"## Search: `{v['name']}`", "",
+        (out / f"{name}-trials.png").write_bytes(view.trials_png)
+        (out / f"{name}-sensitivity.png").write_bytes(view.sensitivity_png)
+        front = front_data(view.trials)
+        lines += ["", f"## Search: `{name}`", "",
                   (f"{found['trials']} trials ({found['stopped']}); {found['reason']} "
                    f"{len(found['low'])} units at the low precision, {len(found['fallback'])} kept higher. "
                    f"Pareto front: trials {', '.join(map(str, front['front']))}. The search scored candidates on the "
                    "calibration data; the table above scores the winner on the eval set."), "",
-                  f"![trials]({v['name']}-trials.png)", "", "Most sensitive units (top 15):", "",
-                  sensitivity_markdown(sensitivity, top=15), "", f"![sensitivity]({v['name']}-sensitivity.png)", ""]
+                  f"![trials]({name}-trials.png)", "", "Most sensitive units (top 15):", "",
+                  sensitivity_markdown(view.sensitivity, top=15), "", f"![sensitivity]({name}-sensitivity.png)", ""]
     return lines
 
 

@@ -44,7 +44,7 @@ from compress.run.resume import ResumeStore
 from compress.run.resume import wanted as resume_wanted
 from compress.run.stages import check_stages, torch_stages
 from compress.run.targets import TargetRun
-from compress.run.variants import plan
+from compress.run.variants import for_line, plan
 from compress.tasks import get_task
 
 __all__ = ["RunOptions", "options_from_recipe", "run"]
@@ -92,7 +92,7 @@ def run(options: RunOptions, recipe: Recipe) -> dict[str, Any]:
             results: list[Built | Entry] = []
             for line in lines:
                 try:
-                    results += [builder.build(variant, line) for variant in records]
+                    results += [builder.build(variant, line) for variant in for_line(records, line is lines[-1])]
                 finally:
                     line.close()
         store.drop_unbuilt(stage / "variants", {r.entry.name for r in results if isinstance(r, Built)})

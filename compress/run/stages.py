@@ -3,8 +3,7 @@
 Today: structured pruning, optionally followed by distillation (compress.run.prune_stage), which adds the
 `pruned-` line; then vocabulary trimming of the last line's model (compress.run.trim_stage), which adds a
 `trimmed-` line (`pruned-trimmed-` after pruning) with its own tokenizer.  QAT is a variant of every line (compress.qat.build registers it), since what it yields is
-one int8 graph per model.  Hook for decoder pruning (causal LMs): a task whose checkpoint `check_prunable`
-accepts gets the same line; until then recipe.check refuses `prune:` for it.
+one int8 graph per model.  Causal LMs get the same `pruned-` line (KV groups and FFN neurons, compress.prune.specs).
 """
 from __future__ import annotations
 
@@ -60,7 +59,11 @@ def torch_stages(ctx: Any, store: Any = None) -> tuple[list[Line], dict[str, Any
 
 
 def _trims(ctx: Any) -> bool:
-    return ctx.recipe.trim is not None and ctx.recipe.trim.enabled
+    """trim: on, or search: on a classifier with no trim: section (the searched line starts from the trimmed model)."""
+    recipe = ctx.recipe
+    if recipe.trim is not None:
+        return recipe.trim.enabled
+    return recipe.search is not None and recipe.search.trim and ctx.task.name in TRIM_TASKS
 
 
 def _save_pruned(result: tuple[Any, dict[str, Any]], folder: Path) -> None:

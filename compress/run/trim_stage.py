@@ -17,9 +17,10 @@ from compress.run.variants import Line
 
 def trim_stage(ctx: Any, line: Line) -> tuple[Line, dict[str, Any]]:
     """The trimmed line built from ``line`` and the report section ("trimming")."""
+    from compress.recipe import TrimSpec
     from compress.trim import trim
 
-    spec = ctx.recipe.trim
+    spec = ctx.recipe.trim or TrimSpec()  # no trim: section, but search: asked for the trimmed line (stages._trims)
     texts = ctx.data.train.texts if spec.corpus == "train" else ctx.data.calib_texts
     model = copy.deepcopy(line.model)
     # The shipped tokenizer, never encoded with: what the trimmed folders ship keeps its saved settings.

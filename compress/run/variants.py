@@ -73,6 +73,7 @@ class Variant:
     built_for: tuple[str, ...] = ()                 # built only when one of these targets is available
     parity: bool = False                            # check the graph against the line's PyTorch model after building
     fatal: bool = False                             # the run cannot go on without it (the fp32 export)
+    last_line_only: bool = False                    # built on the run's last line only (the searched variants: one line)
 
 
 _REGISTRY: list[Variant] = []
@@ -98,6 +99,14 @@ def plan(ctx: Any) -> list[Variant]:
     wanted = ctx.recipe.precisions
     return [v for v in catalogue() if ctx.task.name in v.tasks and (not v.built_for or available & set(v.built_for))
             and (wanted is None or v.precision == "fp32" or v.precision in wanted) and v.enabled(ctx)]
+
+
+def for_line(records: list[Variant], last: bool) -> list[Variant]:
+    """The records of `plan` that a line builds: every record on the last line, the others leave out `last_line_only` ones.
+
+    Why: a searched variant costs a sensitivity pass and a dozen measured trials, and the lines before the last one
+    (untrimmed, unpruned) are its dominated starting points; one searched line starts from the most compressed model."""
+    return [v for v in records if last or not v.last_line_only]
 
 
 def measured_on(variant: Variant, target: str) -> bool:

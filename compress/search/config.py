@@ -25,4 +25,14 @@ class SearchSpec(BaseModel):
         "labelled calibration texts each trial is scored on (classifiers; the eval set when calibration has no labels)"))
     executor: Literal["process", "inline", "ray"] = Field("process", description="where candidates run")
     workers: int | None = Field(None, ge=1, description="parallel candidates (default: cores, at most 4)")
+    embeddings: Literal["int4", "int8"] = Field("int4", description=(
+        "classifiers: int4 = each embedding table is int8 or, where the search finds it within budget, 4-bit "
+        "GatherBlockQuantized (the graph is optimized without the EmbedLayerNormalization fusion); int8 = tables are "
+        "units like the MatMuls, int8 or float"))
+    matmuls: Literal["int8", "int4"] = Field("int8", description=(
+        "classifiers: int8 = each Linear is int8 or float; int4 = each is int8 or, where the search finds it within "
+        "budget, 4-bit MatMulNBits (ORT's fused attention stays int8)"))
+    trim: bool = Field(True, description=(
+        "classifiers: search from the vocabulary-trimmed model (trim: with its defaults) when the recipe has no trim: "
+        "section; false = search the untrimmed model"))
     cache: str | None = Field(None, description="sensitivity cache file (default ~/.cache/edge-compress/sensitivity.json)")

@@ -6,9 +6,12 @@ dicts that search.json / `Sensitivity.as_dict()` hold, so a report can be redraw
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from compress.report.plot import _plt, png  # noqa: F401 -- png re-exported: figure -> bytes for the report writer
+from compress.report.plot import _plt, png
 from compress.search import pareto
 
 
@@ -89,3 +92,34 @@ def search_figure(search: dict[str, Any]):
     fig.suptitle(f"search trials (objective {data['objective']}): green = selected, orange = over budget", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+@dataclass(frozen=True)
+class SearchView:
+    """One searched variant's search, read back from its `search/` files, with both charts drawn once
+    (report.md writes them beside itself, report.html embeds the same bytes)."""
+    name: str
+    found: dict[str, Any]                   # the variant's settings["search"] (trials, reason, low, fallback, ...)
+    trials: dict[str, Any] | None = None    # search.json
+    sensitivity: dict[str, Any] | None = None  # sensitivity.json
+    trials_png: bytes | None = None
+    sensitivity_png: bytes | None = None
+    error: str | None = None                # why the files could not be read
+
+
+def searched_variants(out: Path, report: dict[str, Any]) -> list[SearchView]:
+    """Every variant of `report` (paths relative to `out`) that a search built, in report order."""
+    views = []
+    for v in report["variants"]:
+        found = (v.get("settings") or {}).get("search")
+        if not isinstance(found, dict) or "trials" not in found or v.get("error") or not v.get("path"):
+            continue
+        folder = out / v["path"] / found.get("files", "search/")
+        try:
+            trials = json.loads((folder / "search.json").read_text())
+            sensitivity = json.loads((folder / "sensitivity.json").read_text())
+            views.append(SearchView(v["name"], found, trials, sensitivity, png(search_figure(trials)),
+                                    png(sensitivity_figure(sensitivity))))
+        except (OSError, ValueError, KeyError) as err:
+            views.append(SearchView(v["name"], found, error=f"{type(err).__name__}: {err}"))
+    return views

@@ -43,23 +43,65 @@ class Scheme(Protocol):
 
 @dataclass(frozen=True)
 class Int8Dynamic:
-    """Classifiers: int8 dynamic (weights int8, activations per call) against float, node by node."""
+    """Classifiers: int8 dynamic (weights int8, activations per call) against float, node by node.
+
+    `embedding_bits=4` puts the embedding tables in the search space one step lower: a Gather from a constant table
+    is then int4 GatherBlockQuantized when low and int8 (quantize_dynamic's Gather) otherwise, since int8 tables
+    cost no measurable accuracy while float ones hold most of a trimmed encoder's bytes. With 8 (the default) a
+    Gather is int8 or float like every other unit. The Gathers must be unfused: a graph whose embeddings ORT's
+    optimizer fused into EmbedLayerNormalization has none (compress.search.variants re-optimizes without that fusion).
+
+    `matmul_bits=4` does the same one step down for the Linear layers: a weight MatMul is 4-bit MatMulNBits when low
+    and int8 otherwise; ORT's fused Attention (its QKV weights) has no 4-bit form, so it is int8 and not a unit.
+    """
     preset: Int8Preset
     name: str = "int8-dynamic"
+    embedding_bits: int = 8
+    matmul_bits: int = 8
+
+    def _four_bit(self, model: onnx.ModelProto) -> set[str]:
+        """Units whose low precision is 4 bits (their fallback int8)."""
+        from compress.quantize.int4 import constant_gathers, weight_matmuls
+
+        return ({*constant_gathers(model)} if self.embedding_bits == 4 else set()) | \
+            ({*weight_matmuls(model)} if self.matmul_bits == 4 else set())
 
     def units(self, model: onnx.ModelProto) -> list[str]:
         inits = {t.name for t in model.graph.initializer}
-        return [n.name for n in model.graph.node if n.op_type in INT8_DYNAMIC_WEIGHT_INPUT
-                and len(n.input) > INT8_DYNAMIC_WEIGHT_INPUT[n.op_type] and n.input[INT8_DYNAMIC_WEIGHT_INPUT[n.op_type]] in inits]
+        candidates = [n for n in model.graph.node if n.op_type in INT8_DYNAMIC_WEIGHT_INPUT
+                      and len(n.input) > INT8_DYNAMIC_WEIGHT_INPUT[n.op_type]
+                      and n.input[INT8_DYNAMIC_WEIGHT_INPUT[n.op_type]] in inits]
+        if self.matmul_bits == 4:  # int8 is then the floor: only the nodes with a 4-bit form choose
+            four = self._four_bit(model)
+            return [n.name for n in candidates if n.name in four]
+        return [n.name for n in candidates]
 
     def build(self, src: Path, dst: Path, low: Collection[str]) -> Path:
         from compress.quantize.ptq import quantize_int8_dynamic
 
         with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".source-") as tmp:
-            return quantize_int8_dynamic(private_view(src, Path(tmp)), dst, self.preset, nodes=sorted(low))
+            view = private_view(src, Path(tmp))
+            if self.embedding_bits == 8 and self.matmul_bits == 8:
+                return quantize_int8_dynamic(view, dst, self.preset, nodes=sorted(low))
+            from compress.quantize.int4 import constant_gathers, quantize_int4
+            from export.onnx_io import load_model, save_model
+
+            model = load_model(view)
+            four, low = self._four_bit(model), set(low)
+            int4 = four & low
+            if self.matmul_bits == 4:  # every int8-able node not at 4 bits is int8
+                int8 = set(Int8Dynamic(self.preset).units(model)) - int4
+            else:
+                int8 = (low - four) | (four - low)
+            gathers = set(constant_gathers(model))
+            model = quantize_int4(model, sorted(int4 & gathers), sorted(int4 - gathers))
+            staged = save_model(model, Path(tmp) / "int4.onnx")
+            return quantize_int8_dynamic(staged, dst, self.preset, nodes=sorted(int8))
 
     def settings(self) -> dict[str, Any]:
-        return {"scheme": self.name, "preset": self.preset.as_dict()}
+        extra = {k: v for k, v in {"embedding_bits": self.embedding_bits, "matmul_bits": self.matmul_bits}.items()
+                 if v != 8}  # cache keys of all-8-bit runs unchanged
+        return {"scheme": self.name, "preset": self.preset.as_dict(), **extra}
 
 
 @dataclass(frozen=True)
