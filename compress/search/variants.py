@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,10 @@ def _budget(ctx: Any, baseline: float):
     from compress.search.search import Budget
 
     spec = ctx.recipe.search
-    return Budget(baseline, spec.budget if spec.budget is not None else ctx.recipe.max_accuracy_drop, ctx.task.higher_is_better)
+    points = spec.budget if spec.budget is not None else ctx.recipe.max_accuracy_drop
+    if spec.budget_pct is not None:
+        points = abs(baseline) * spec.budget_pct / 100.0
+    return Budget(baseline, points, ctx.task.higher_is_better)
 
 
 def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, seeds=()) -> tuple[Path, dict[str, Any]]:
@@ -46,8 +51,10 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
     from compress.search.sensitivity import sensitivity
 
     ctx, spec, work = inp.ctx, inp.ctx.recipe.search, inp.folder / SEARCH_DIR
+    started = time.monotonic()
     with make_executor(spec.executor, spec.workers) as executor:
         sens = sensitivity(inp.source, scheme, feeds, direction=spec.direction, cache=_cache(ctx), executor=executor)
+    sensitivity_s = time.monotonic() - started
     work.mkdir(parents=True, exist_ok=True)
     (work / "sensitivity.json").write_text(json.dumps(sens.as_dict(), indent=1))
     baseline = measure(Candidate(-1, None, (), inp.source))["metric"]
@@ -55,6 +62,7 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
     with make_executor("inline" if spec.objective != "size" else spec.executor, spec.workers) as executor:
         result = search(inp.source, scheme, sens.tolerant_first(), measure, _budget(ctx, baseline), work, spec.objective,
                         spec.max_trials, spec.max_seconds, spec.steps, executor, None, seeds)  # parallel: the executor's
+    seconds = {"sensitivity": round(sensitivity_s, 1), "search": round(time.monotonic() - started - sensitivity_s, 1)}
     if result.path is None:
         raise CompressError(f"the search found no candidate within the budget: {result.reason}",
                             "raise search.budget (or --max-accuracy-drop), or give more search.max_trials")
@@ -65,7 +73,8 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
     best = result.best
     fallback = [u for u in sens.tolerant_first() if u not in set(best["low"])]  # int4: the found keep-8-bit list
     return inp.folder / MODEL_FILE, {"search": {"low": best["low"], "fallback": fallback, "trials": len(result.trials),
-                                                "stopped": result.stopped,
+                                                "stopped": result.stopped, "seconds": seconds,
+                                                "budget": _budget(ctx, baseline).max_drop,
                                                 "reason": result.reason, "search_metric": best["metric"],
                                                 "search_baseline": baseline, "files": f"{SEARCH_DIR}/"}}
 
@@ -112,7 +121,11 @@ def _int4_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
     scheme = Int4WeightOnly(lm.block_size, lm.head_bits, lm.accuracy_level or None, lm.symmetric, tuple(lm.exclude))
     units = scheme.units(onnx.load(str(inp.source), load_external_data=False))
     hand_tuned = [u for u in units if not matches(u, lm.int4_keep_8bit)]
-    return _run(inp, scheme, feeds, measure, seeds=[hand_tuned] if hand_tuned else [])
+    parts = inp.folder / ".int4-parts"  # every body MatMul quantized once at 4 and at 8 bits; candidates pick from them
+    try:
+        return _run(inp, scheme.prepare(inp.source, parts), feeds, measure, seeds=[hand_tuned] if hand_tuned else [])
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
 
 
 def _settings(ctx: Any) -> dict[str, Any]:
