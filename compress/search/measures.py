@@ -42,9 +42,9 @@ class Perplexity:
     windows: tuple[tuple[np.ndarray, int], ...]
 
     def __call__(self, candidate) -> dict[str, float]:
-        from export.ort_lm import PAST_PREFIX, OnnxCausalLM, positions_from_mask
-
         import onnx
+
+        from export.ort_lm import PAST_PREFIX, OnnxCausalLM, positions_from_mask
 
         # The graph's inputs from its header only: a second session of a 300 MB LM costs seconds and its memory again.
         names = {i.name for i in onnx.load(str(candidate.path), load_external_data=False).graph.input}
