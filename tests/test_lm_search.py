@@ -98,3 +98,31 @@ def test_relative_budget_is_a_share_of_the_baseline():
     assert _budget(ctx(), 45.0).max_drop == 1.0  # neither: the run's max_accuracy_drop
     with pytest.raises(ValueError):
         SearchSpec(budget_pct=0)
+
+
+def _initializer_bytes(path: Path) -> int:
+    from compress.search.schemes import _nbytes
+
+    return sum(_nbytes(t) for t in onnx.load(str(path), load_external_data=False).graph.initializer)
+
+
+def test_saved_bytes_are_what_a_unit_at_4_bits_saves(tmp_path):
+    src = packed_graph(tmp_path / "fp32.onnx")
+    prepared = Int4WeightOnly(block_size=32).prepare(src, tmp_path / "parts")
+    saved = prepared.saved_bytes()
+    assert set(saved) == set(prepared.units(onnx.load(str(src))))
+    all8 = _initializer_bytes(prepared.build(src, tmp_path / "all8.onnx", ()))
+    for unit, nbytes in saved.items():
+        assert nbytes > 0
+        assert all8 - _initializer_bytes(prepared.build(src, tmp_path / "one.onnx", [unit])) == nbytes
+    with pytest.raises(ValueError, match="prepare"):
+        Int4WeightOnly().saved_bytes()
+
+
+def test_per_byte_order_puts_the_big_tolerant_unit_first():
+    from compress.search.sensitivity import UnitScore
+    from compress.search.variants import per_byte_order
+
+    rows = [UnitScore("big", 0.02, 0.02), UnitScore("small", 0.01, 0.01), UnitScore("free", -0.001, -0.001)]
+    sens = SimpleNamespace(rows=rows)
+    assert per_byte_order(sens, {"big": 8000, "small": 1000, "free": 1000}) == ["free", "big", "small"]

@@ -44,8 +44,9 @@ def _budget(ctx: Any, baseline: float):
     return Budget(baseline, points, ctx.task.higher_is_better)
 
 
-def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, seeds=()) -> tuple[Path, dict[str, Any]]:
-    """Sensitivity, then search; the winner copied to the variant's model.onnx (CompressError when none is within budget)."""
+def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, seeds=(), order=None) -> tuple[Path, dict[str, Any]]:
+    """Sensitivity, then search; the winner copied to the variant's model.onnx (CompressError when none is within budget).
+    `order(sensitivity) -> units`: the order the search cuts (default: most tolerant first)."""
     from compress.search.executors import make_executor
     from compress.search.search import BEST, Candidate, search
     from compress.search.sensitivity import sensitivity
@@ -60,7 +61,7 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
     baseline = measure(Candidate(-1, None, (), inp.source))["metric"]
     # A timed objective measures one candidate at a time: latencies taken beside busy workers are noise.
     with make_executor("inline" if spec.objective != "size" else spec.executor, spec.workers) as executor:
-        result = search(inp.source, scheme, sens.tolerant_first(), measure, _budget(ctx, baseline), work, spec.objective,
+        result = search(inp.source, scheme, order(sens) if order else sens.tolerant_first(), measure, _budget(ctx, baseline), work, spec.objective,
                         spec.max_trials, spec.max_seconds, spec.steps, executor, None, seeds)  # parallel: the executor's
     seconds = {"sensitivity": round(sensitivity_s, 1), "search": round(time.monotonic() - started - sensitivity_s, 1)}
     if result.path is None:
@@ -123,9 +124,17 @@ def _int4_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
     hand_tuned = [u for u in units if not matches(u, lm.int4_keep_8bit)]
     parts = inp.folder / ".int4-parts"  # every body MatMul quantized once at 4 and at 8 bits; candidates pick from them
     try:
-        return _run(inp, scheme.prepare(inp.source, parts), feeds, measure, seeds=[hand_tuned] if hand_tuned else [])
+        scheme = scheme.prepare(inp.source, parts)
+        return _run(inp, scheme, feeds, measure, seeds=[hand_tuned] if hand_tuned else [],
+                    order=lambda sens: per_byte_order(sens, scheme.saved_bytes()))
     finally:
         shutil.rmtree(parts, ignore_errors=True)
+
+
+def per_byte_order(sens, saved: dict[str, int]) -> list[str]:
+    """Units by sensitivity per byte the low precision saves, least first: the order that buys the most size for the
+    least metric (a greedy knapsack), where most tolerant first would spend the budget on small units."""
+    return [r.unit for r in sorted(sens.rows, key=lambda r: (r.score / max(saved.get(r.unit, 1), 1), r.unit))]
 
 
 def _settings(ctx: Any) -> dict[str, Any]:
