@@ -126,3 +126,45 @@ def test_per_byte_order_puts_the_big_tolerant_unit_first():
     rows = [UnitScore("big", 0.02, 0.02), UnitScore("small", 0.01, 0.01), UnitScore("free", -0.001, -0.001)]
     sens = SimpleNamespace(rows=rows)
     assert per_byte_order(sens, {"big": 8000, "small": 1000, "free": 1000}) == ["free", "big", "small"]
+
+
+def test_dequantized_weights_are_the_quantized_weights(tmp_path):
+    from compress.search.lm_sensitivity import dequantized
+    from compress.search.schemes import PARTS_FALLBACK, PARTS_LOW
+
+    src = packed_graph(tmp_path / "fp32.onnx")
+    prepared = Int4WeightOnly(block_size=32).prepare(src, tmp_path / "parts")
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(src)).graph.initializer}
+    exact = {"/layers.0/q_proj/MatMul": weights["qk_w"][:, :HIDDEN], "/layers.0/k_proj/MatMul": weights["qk_w"][:, HIDDEN:],
+             SINGLE: weights["o_w"]}
+    for copy, levels in ((PARTS_FALLBACK, 255), (PARTS_LOW, 15)):
+        got = dequantized(Path(prepared.parts) / copy)
+        assert set(got) == set(exact)
+        for unit, w in exact.items():
+            step = np.ptp(w.reshape(2, 32, HIDDEN), axis=1).max() / levels  # block 32 along K: the widest block's step
+            assert got[unit].shape == w.shape and np.abs(got[unit] - w).max() <= step / 2 + 1e-6
+            assert not np.array_equal(got[unit], w)
+
+
+def test_pytorch_sensitivity_on_a_tiny_llama(tmp_path):
+    import torch
+    from test_search import _export, _token_feeds
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from compress.search.lm_sensitivity import torch_sensitivity
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    src = _export(model, tmp_path / "llama.onnx", 96, seq_out=True)
+    prepared = Int4WeightOnly(block_size=32).prepare(src, tmp_path / "parts")
+    ids = [f["input_ids"][0] for f in _token_feeds(96, 2, 16, seed=0)]
+    sens = torch_sensitivity(model, prepared, src, ids, cache=tmp_path / "cache.json")
+    assert {r.unit for r in sens.rows} == set(prepared.units(onnx.load(str(src)))) and len(sens.rows) == 14
+    assert sens.base_kl > 0 and all(r.kl >= 0 for r in sens.rows)
+    assert sum(r.score > 0 for r in sens.rows) >= 10  # 4 bits of one unit on top of 8 bits everywhere hurts
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the float model is given back
+    again = torch_sensitivity(torch.nn.Module(), prepared, src, ids, cache=tmp_path / "cache.json")  # cached: no model needed
+    assert again == sens

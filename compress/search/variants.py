@@ -44,17 +44,22 @@ def _budget(ctx: Any, baseline: float):
     return Budget(baseline, points, ctx.task.higher_is_better)
 
 
-def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, seeds=(), order=None) -> tuple[Path, dict[str, Any]]:
+def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, seeds=(), order=None,
+         measure_sensitivity=None) -> tuple[Path, dict[str, Any]]:
     """Sensitivity, then search; the winner copied to the variant's model.onnx (CompressError when none is within budget).
-    `order(sensitivity) -> units`: the order the search cuts (default: most tolerant first)."""
+    `order(sensitivity) -> units`: the order the search cuts (default: most tolerant first);
+    `measure_sensitivity() -> Sensitivity`: a task's own pass instead of the generic one on `feeds`."""
     from compress.search.executors import make_executor
     from compress.search.search import BEST, Candidate, search
     from compress.search.sensitivity import sensitivity
 
     ctx, spec, work = inp.ctx, inp.ctx.recipe.search, inp.folder / SEARCH_DIR
     started = time.monotonic()
-    with make_executor(spec.executor, spec.workers) as executor:
-        sens = sensitivity(inp.source, scheme, feeds, direction=spec.direction, cache=_cache(ctx), executor=executor)
+    if measure_sensitivity is not None:
+        sens = measure_sensitivity()
+    else:
+        with make_executor(spec.executor, spec.workers) as executor:
+            sens = sensitivity(inp.source, scheme, feeds, direction=spec.direction, cache=_cache(ctx), executor=executor)
     sensitivity_s = time.monotonic() - started
     work.mkdir(parents=True, exist_ok=True)
     (work / "sensitivity.json").write_text(json.dumps(sens.as_dict(), indent=1))
@@ -105,7 +110,6 @@ def _int4_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
     from compress.quantize.lm import matches
     from compress.search.measures import Perplexity
     from compress.search.schemes import Int4WeightOnly
-    from compress.tasks.causal_lm.calibration import calibration_feeds
     from compress.tasks.causal_lm.evaluate import LMEvaluation
 
     ctx, spec, lm = inp.ctx, inp.ctx.recipe.search, inp.ctx.recipe.lm
@@ -117,18 +121,38 @@ def _int4_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
     windows = LMEvaluation(ctx.data.calib_texts, ctx.tokenizer, lm, positions)
     measure = Perplexity(tuple((torch.cat([windows.prefix, windows.ids[b:e]])[None].numpy().astype(np.int64), new)
                                for b, e, new in windows.windows))
-    feeds = calibration_feeds(inp.source, ctx.tokenizer, ctx.data.calib_texts[:spec.calib_samples], lm.calib_max_length,
-                              lm.calib_decode_steps, ctx.threads)
+    texts = ctx.data.calib_texts[:spec.calib_samples]
     scheme = Int4WeightOnly(lm.block_size, lm.head_bits, lm.accuracy_level or None, lm.symmetric, tuple(lm.exclude))
     units = scheme.units(onnx.load(str(inp.source), load_external_data=False))
     hand_tuned = [u for u in units if not matches(u, lm.int4_keep_8bit)]
     parts = inp.folder / ".int4-parts"  # every body MatMul quantized once at 4 and at 8 bits; candidates pick from them
     try:
         scheme = scheme.prepare(inp.source, parts)
-        return _run(inp, scheme, feeds, measure, seeds=[hand_tuned] if hand_tuned else [],
-                    order=lambda sens: per_byte_order(sens, scheme.saved_bytes()))
+        return _run(inp, scheme, [], measure, seeds=[hand_tuned] if hand_tuned else [],
+                    order=lambda sens: per_byte_order(sens, scheme.saved_bytes()),
+                    measure_sensitivity=lambda: _lm_sensitivity(inp, scheme, texts))
     finally:
         shutil.rmtree(parts, ignore_errors=True)
+
+
+def _lm_sensitivity(inp: BuildInput, scheme, texts: list[str]):
+    """The PyTorch pass (compress.search.lm_sensitivity) on the run's float model; the generic ONNX pass on the
+    calibration feeds when the units cannot be matched to its Linear modules."""
+    from compress.console import warn
+    from compress.search.executors import make_executor
+    from compress.search.lm_sensitivity import tokenized, torch_sensitivity
+    from compress.search.sensitivity import sensitivity
+    from compress.tasks.causal_lm.calibration import calibration_feeds
+
+    ctx, spec, lm = inp.ctx, inp.ctx.recipe.search, inp.ctx.recipe.lm
+    try:
+        return torch_sensitivity(ctx.ckpt.model, scheme, inp.source, tokenized(ctx.tokenizer, texts, lm.calib_max_length),
+                                 _cache(ctx))
+    except ValueError as err:
+        warn(f"int4 sensitivity: {err}; measuring each unit on its own ONNX candidate instead (slower)")
+    feeds = calibration_feeds(inp.source, ctx.tokenizer, texts, lm.calib_max_length, lm.calib_decode_steps, ctx.threads)
+    with make_executor(spec.executor, spec.workers) as executor:
+        return sensitivity(inp.source, scheme, feeds, direction=spec.direction, cache=_cache(ctx), executor=executor)
 
 
 def per_byte_order(sens, saved: dict[str, int]) -> list[str]:

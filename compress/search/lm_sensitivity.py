@@ -1,0 +1,137 @@
+"""Int4 sensitivity of a causal LM's units, computed in PyTorch with the exact quantized weights ONNX Runtime runs.
+
+Why not the generic pass (compress.search.sensitivity): for an LM it builds, saves and opens one ONNX candidate per
+unit -- 127 candidates of 300 MB for Gemma 3 270M, each with a new ONNX Runtime session -- which on two shared cores
+takes hours. Here the float PyTorch model the run already holds is the candidate: every Linear gets the weights the
+8-bit copy stores (dequantized by ONNX Runtime itself, so rounding and blocks are exactly MatMulNBits'), one unit at a
+time gets its 4-bit weights, and the KL divergence of the output distribution from the float model's is measured on
+the calibration texts: the same proxy and the same `only` direction (the score is the step from 8 to 4 bits of that
+unit), at the cost of one forward pass per unit. Two things differ from the ONNX candidate, both the same for every
+unit: activations are not quantized (MatMulNBits' accuracy_level 4 does so per block) and the tied head stays float.
+The proxy still only orders: every search step is measured on the real ONNX candidate.
+
+Units are matched to Linear modules by their weights (nearest float weight of the same shape), not by names, which
+differ between exporters; a unit without a one-to-one match is an error, and the caller falls back to the generic pass.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from compress.search.cache import Cache, fingerprint
+from compress.search.schemes import PARTS_FALLBACK, PARTS_LOW, Int4WeightOnly, _unit_of
+from compress.search.sensitivity import BASE, Sensitivity, UnitScore
+
+SAMPLE = 4096  # weight entries compared per pair when matching units to Linear modules
+
+
+def dequantized(path: Path) -> dict[str, np.ndarray]:
+    """unit -> its weight [K, N] as the MatMulNBits node at `path` computes with it.
+
+    ONNX Runtime dequantizes: each node is run alone, in fp32 compute, on the K x K identity."""
+    import onnxruntime as ort
+
+    model = onnx.load(str(path), load_external_data=True)
+    inits = {t.name: t for t in model.graph.initializer}
+    weights = {}
+    for node in model.graph.node:
+        unit = _unit_of(node)
+        if unit is None:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name != "accuracy_level"}
+        k = attrs["K"]
+        single = helper.make_node("MatMulNBits", ["x", *node.input[1:]], ["y"], domain=node.domain, **attrs)
+        graph = helper.make_graph([single], "dequantize", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [k, k])],
+                                  [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [k, attrs["N"]])],
+                                  [inits[name] for name in node.input[1:] if name in inits])
+        tiny = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(node.domain, 1)])
+        tiny.ir_version = model.ir_version
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(tiny.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        weights[unit] = session.run(["y"], {"x": np.eye(k, dtype=np.float32)})[0]
+    return weights
+
+
+def match_linears(model: Any, weights: dict[str, np.ndarray]) -> dict[str, Any]:
+    """unit -> the torch Linear whose float weight is nearest to the unit's (quantized) weight, among equal shapes."""
+    import torch
+
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    rng = np.random.default_rng(0)
+    matched: dict[str, Any] = {}
+    for shape in {w.shape for w in weights.values()}:
+        units = sorted(u for u, w in weights.items() if w.shape == shape)
+        pool = [m for m in linears if tuple(m.weight.shape) == (shape[1], shape[0])]
+        index = rng.integers(0, shape[0] * shape[1], SAMPLE)
+        cand = np.stack([m.weight.detach().T.reshape(-1).numpy()[index] for m in pool]) if pool else np.zeros((0, SAMPLE))
+        for unit in units:
+            if not pool:
+                raise ValueError(f"no Linear of shape {shape[::-1]} for {unit}")
+            distance = np.abs(cand - weights[unit].reshape(-1)[index]).mean(axis=1)
+            matched[unit] = pool[int(distance.argmin())]
+    if len({id(m) for m in matched.values()}) != len(matched):
+        raise ValueError("two units matched one Linear: the weights do not identify the modules")
+    return matched
+
+
+def torch_sensitivity(model: Any, scheme: Int4WeightOnly, src: Path, texts_ids: Sequence[np.ndarray],
+                      cache: Path | None = None) -> Sensitivity:
+    """`only`-direction KL sensitivity of every unit of the prepared `scheme`, measured on `model` (module docstring)."""
+    import torch
+
+    parts = Path(scheme.parts)
+    units = scheme.units(onnx.load(str(src), load_external_data=False))
+    feeds = [{"input_ids": np.asarray(ids, dtype=np.int64)} for ids in texts_ids]
+    setting = {**scheme.settings(), "direction": "only", "proxy": "kl-pytorch", "units": units}
+    key = fingerprint(src, feeds, setting)
+    store = Cache(cache) if cache is not None else None
+    rows = store.rows(key) if store is not None else {}
+    if any(u not in rows for u in [BASE, *units]):
+        eight, four = dequantized(parts / PARTS_FALLBACK), dequantized(parts / PARTS_LOW)
+        linears = match_linears(model, eight)
+        original = {u: m.weight.detach().clone() for u, m in linears.items()}
+        inputs = [torch.from_numpy(f["input_ids"]).reshape(1, -1) for f in feeds]
+
+        def logprobs() -> list[torch.Tensor]:
+            with torch.inference_mode():
+                return [torch.log_softmax(model(input_ids=x, attention_mask=torch.ones_like(x)).logits[0].double(), -1)
+                        for x in inputs]
+
+        def set_weight(unit: str, w: np.ndarray) -> None:
+            with torch.no_grad():
+                linears[unit].weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
+
+        try:
+            reference = logprobs()
+            for unit in units:
+                set_weight(unit, eight[unit])
+            for unit in [BASE, *units]:
+                if unit in rows:
+                    continue
+                if unit != BASE:
+                    set_weight(unit, four[unit])
+                kl = float(np.mean([(ref.exp() * (ref - got)).sum(-1).mean().item() for ref, got in zip(reference, logprobs())]))
+                rows[unit] = {"kl": max(kl, 0.0), "metric": None}
+                if store is not None:
+                    store.put(key, unit, rows[unit])
+                if unit != BASE:
+                    set_weight(unit, eight[unit])
+        finally:  # the run's float model is the baseline of everything after this: its weights go back
+            with torch.no_grad():
+                for unit, weight in original.items():
+                    linears[unit].weight.copy_(weight)
+    base = rows[BASE]["kl"]
+    scored = sorted((UnitScore(u, rows[u]["kl"], rows[u]["kl"] - base) for u in units), key=lambda r: (-r.score, r.unit))
+    return Sensitivity({**scheme.settings(), "proxy": "kl-pytorch"}, "only", base, None, scored)
+
+
+def tokenized(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[np.ndarray]:
+    """Calibration texts as the model reads them (BOS included), cut to `max_length` tokens."""
+    return [np.asarray(tokenizer(t, truncation=True, max_length=max_length)["input_ids"], dtype=np.int64) for t in texts]
+
