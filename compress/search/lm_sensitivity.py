@@ -15,6 +15,7 @@ differ between exporters; a unit without a one-to-one match is an error, and the
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ from compress.search.schemes import PARTS_FALLBACK, PARTS_LOW, Int4WeightOnly, _
 from compress.search.sensitivity import BASE, Sensitivity, UnitScore
 
 SAMPLE = 4096  # weight entries compared per pair when matching units to Linear modules
+# Positions whose next-token distributions are compared (the last ones of each text: the most context). With a
+# 262k vocabulary the head costs more than the body per position, so scoring every position would double the pass.
+SCORED_POSITIONS = 32
 
 
 def dequantized(path: Path) -> dict[str, np.ndarray]:
@@ -98,10 +102,12 @@ def torch_sensitivity(model: Any, scheme: Int4WeightOnly, src: Path, texts_ids: 
         original = {u: m.weight.detach().clone() for u, m in linears.items()}
         inputs = [torch.from_numpy(f["input_ids"]).reshape(1, -1) for f in feeds]
 
+        keep = {"logits_to_keep": SCORED_POSITIONS} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+
         def logprobs() -> list[torch.Tensor]:
             with torch.inference_mode():
-                return [torch.log_softmax(model(input_ids=x, attention_mask=torch.ones_like(x)).logits[0].double(), -1)
-                        for x in inputs]
+                return [torch.log_softmax(model(input_ids=x, attention_mask=torch.ones_like(x), **keep).logits[0, -SCORED_POSITIONS:]
+                                          .double(), -1) for x in inputs]
 
         def set_weight(unit: str, w: np.ndarray) -> None:
             with torch.no_grad():
