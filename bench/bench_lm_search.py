@@ -82,9 +82,7 @@ def one_domain(name: str, checkpoint: Path, work: Path, args: argparse.Namespace
     folder = work / name
     folder.mkdir(parents=True, exist_ok=True)
     eval_file, calib_file = DOMAINS[name](folder, 400, 200)
-    lm = LMSpec(context=256, stride=128, max_eval_tokens=args.max_eval_tokens, prompts=args.prompts, prompt_tokens=16,
-                new_tokens=args.new_tokens, batch_size=2, calib_samples=args.calib_samples, calib_max_length=64,
-                calib_decode_steps=2, int8_dynamic=False, int8_static=False, int8_weight_only=False)
+    lm = _lm_spec(args)
     search = SearchSpec(budget_pct=args.budget_pct, max_trials=args.max_trials, steps=args.steps,
                         calib_samples=args.calib_samples, workers=args.workers, cache=str(args.cache / "lm-sensitivity.json"))
     recipe = Recipe(task="causal-lm", lm=lm, search=search, max_accuracy_drop=1e6)  # selection is not what is measured
@@ -102,6 +100,114 @@ def one_domain(name: str, checkpoint: Path, work: Path, args: argparse.Namespace
     entries = {e["name"]: e for e in [report["baseline"], *report["variants"]]}
     return {"domain": name, "eval": report["eval"], "entries": entries, "search": saved.get("search.json"),
             "sensitivity": saved.get("sensitivity.json"), "run_wall_s": wall}
+
+
+def api_domains(names: list[str], checkpoint: Path, fp32: Path, work: Path, args: argparse.Namespace) -> list[dict]:
+    """The searched variant's own build (compress.search.variants, what `compress run` calls) on an existing fp32
+    export, one domain after another, and every model scored with the search's perplexity measure on the eval text.
+
+    For a loaded machine: the pipeline mode re-exports the model, validates PyTorch and times every variant per
+    domain; this mode exports nothing (`--onnx`: the onnx-fp32 folder of an earlier run), builds the hand-tuned and
+    the all-4-bit references once, and measures perplexity and size only -- the figures the target is about."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from compress.quantize.lm import HeadSpec, quantize_weight_only
+    from compress.run.variants import BuildInput, catalogue
+    from compress.search.executors import make_executor
+    from compress.search.files import model_files
+    from compress.search.measures import Perplexity
+    from compress.search.search import Candidate
+    from compress.tasks import get_task
+    from compress.tasks.causal_lm.evaluate import LMEvaluation
+
+    torch.set_num_threads(args.threads)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    lm = _lm_spec(args)
+    reference = {}
+    for label, keep in (("hand-tuned", lm.int4_keep_8bit), ("all-4-bit", [])):
+        reference[label] = work / label / "model.onnx"
+        reference[label].parent.mkdir(parents=True, exist_ok=True)
+        start = time.monotonic()
+        quantize_weight_only(fp32, reference[label], 4, lm.block_size, HeadSpec(lm.head_bits, lm.block_size, lm.accuracy_level),
+                             lm.accuracy_level, lm.symmetric, lm.exclude, keep)
+        console.print(f"built {label} in {time.monotonic() - start:.0f} s")
+    record = next(v for v in catalogue() if v.name == SEARCHED)
+    fp32_bytes = sum(f.stat().st_size for f in checkpoint.glob("*.safetensors"))
+
+    def measure(texts: list[str]) -> Perplexity:
+        windows = LMEvaluation(texts, tokenizer, lm, model.config.max_position_embeddings)
+        return Perplexity(tuple((torch.cat([windows.prefix, windows.ids[b:e]])[None].numpy().astype(np.int64), new)
+                                for b, e, new in windows.windows))
+
+    rows = []
+    for name in names:
+        folder = work / name
+        folder.mkdir(parents=True, exist_ok=True)
+        eval_file, calib_file = DOMAINS[name](folder, 400, 200)
+        calib = [t for t in calib_file.read_text().splitlines() if t.strip()]
+        texts = [t for t in eval_file.read_text().splitlines() if t.strip()]
+        search = SearchSpec(budget_pct=args.budget_pct, max_trials=args.max_trials, steps=args.steps,
+                            calib_samples=args.calib_samples, workers=args.workers, cache=str(args.cache / "lm-sensitivity.json"))
+        recipe = Recipe(task="causal-lm", lm=lm, search=search, max_accuracy_drop=1e6)
+        ctx = SimpleNamespace(recipe=recipe, task=get_task("causal-lm"), tokenizer=tokenizer, ckpt=SimpleNamespace(model=model),
+                              data=SimpleNamespace(calib_texts=calib), threads=args.threads)
+        out = folder / SEARCHED
+        out.mkdir()
+        start = time.monotonic()
+        path, extra = record.build(BuildInput(ctx, None, out, fp32, {}))
+        wall = time.monotonic() - start
+        models = {"fp32": fp32, "searched": path, **reference}
+        scorer = measure(texts)
+        with make_executor("process", args.workers) as pool:  # one thread each: the four scored side by side
+            jobs = {label: pool.submit(scorer, Candidate(-1, None, (), p)) for label, p in models.items()}
+            ppl = {label: job.result()["metric"] for label, job in jobs.items()}
+        sizes = {label: sum(f.stat().st_size for f in model_files(p)) for label, p in models.items()}
+        files = out / "search"
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for f in files.glob("*.json"):
+                shutil.copyfile(f, args.keep / f"{name}-{f.name}")
+        row = {"domain": name, "eval_tokens": len(scorer.windows), "ppl": ppl, "size_bytes": sizes, "fp32_checkpoint_bytes": fp32_bytes,
+               "search": extra["search"], "build_wall_s": wall,
+               "search_json": json.loads((files / "search.json").read_text())}
+        rows.append(row)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1, default=str))
+        _print_api(row)
+        shutil.rmtree(out, ignore_errors=True)
+    return rows
+
+
+def _print_api(row: dict) -> None:
+    ppl, sizes, base = row["ppl"], row["size_bytes"], row["fp32_checkpoint_bytes"]
+    t = Table(title=f"{row['domain']}: Gemma 3 270M int4, eval-text perplexity; size vs the fp32 checkpoint ({base / 1e6:.0f} MB)")
+    for h in ("model", "ppl", "Δ %", "size MB", "smaller", "target (<= 6 %, >= 3.5x)"):
+        t.add_column(h, justify="left" if h == "model" else "right")
+    for label in ("fp32", "searched", "hand-tuned", "all-4-bit"):
+        delta = 100 * (ppl[label] - ppl["fp32"]) / ppl["fp32"]
+        ok = delta <= 6 and base / sizes[label] >= 3.5
+        t.add_row(label, f"{ppl[label]:.2f}", f"{delta:+.2f}", f"{sizes[label] / 1e6:.0f}", f"{base / sizes[label]:.2f}x",
+                  "" if label == "fp32" else ("PASS" if ok else "MISS"))
+    console.print(t)
+    s = row["search"]
+    console.print(f"search: {s['trials']} trials, {s['stopped']}, sensitivity {s['seconds']['sensitivity']:.0f} s + trials "
+                  f"{s['seconds']['search']:.0f} s (build wall {row['build_wall_s']:.0f} s incl. the 4/8-bit copies); "
+                  f"search data ppl {s['search_baseline']:.3f} -> {s['search_metric']:.3f} (budget {s['budget']:.3f})")
+    console.print(f"  8-bit ({len(s['fallback'])} of {len(s['fallback']) + len(s['low'])}): {compact(s['fallback'])}")
+    for t_ in row["search_json"]["trials"]:
+        console.print(f"  trial {t_['trial']} {t_['phase']} cut {t_['cut']}: ppl {t_['metric']}, {(t_['size_bytes'] or 0) / 1e6:.1f} MB, "
+                      f"within {t_['within']}, {t_['seconds']} s")
+
+
+def _lm_spec(args: argparse.Namespace) -> LMSpec:
+    return LMSpec(context=256, stride=128, max_eval_tokens=args.max_eval_tokens, prompts=args.prompts, prompt_tokens=16,
+                  new_tokens=args.new_tokens, batch_size=2, calib_samples=args.calib_samples, calib_max_length=64,
+                  calib_decode_steps=2, int8_dynamic=False, int8_static=False, int8_weight_only=False)
 
 
 def summary(result: dict) -> dict:
@@ -183,9 +289,16 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--keep", type=Path, help="copy each domain's search.json / sensitivity.json here")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--onnx", type=Path, help=(
+        "API mode: the fp32 KV-cache graph (an onnx-fp32 variant's model.onnx) to search on, instead of one compress run "
+        "per domain"))
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     checkpoint = gemma_checkpoint(args.cache)
+    if args.onnx:
+        with tempfile.TemporaryDirectory(dir=args.cache) as tmp:
+            api_domains(args.domains, checkpoint, args.onnx, Path(tmp), args)
+        return
     rows = []
     with tempfile.TemporaryDirectory(dir=args.cache) as tmp:
         for name in args.domains:
