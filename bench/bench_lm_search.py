@@ -112,14 +112,16 @@ def api_domains(names: list[str], checkpoint: Path, fp32: Path, work: Path, args
     from types import SimpleNamespace
 
     import numpy as np
+    import onnx
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from compress.quantize.lm import HeadSpec, quantize_weight_only
+    from compress.quantize.lm import matches
     from compress.run.variants import BuildInput, catalogue
     from compress.search.executors import make_executor
     from compress.search.files import model_files
     from compress.search.measures import Perplexity
+    from compress.search.schemes import Int4WeightOnly
     from compress.search.search import Candidate
     from compress.tasks import get_task
     from compress.tasks.causal_lm.evaluate import LMEvaluation
@@ -128,14 +130,17 @@ def api_domains(names: list[str], checkpoint: Path, fp32: Path, work: Path, args
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     lm = _lm_spec(args)
-    reference = {}
-    for label, keep in (("hand-tuned", lm.int4_keep_8bit), ("all-4-bit", [])):
-        reference[label] = work / label / "model.onnx"
-        reference[label].parent.mkdir(parents=True, exist_ok=True)
-        start = time.monotonic()
-        quantize_weight_only(fp32, reference[label], 4, lm.block_size, HeadSpec(lm.head_bits, lm.block_size, lm.accuracy_level),
-                             lm.accuracy_level, lm.symmetric, lm.exclude, keep)
-        console.print(f"built {label} in {time.monotonic() - start:.0f} s")
+    # The 4-/8-bit copies depend on the model only: built once, shared by every domain's search.
+    start = time.monotonic()
+    scheme = Int4WeightOnly(lm.block_size, lm.head_bits, lm.accuracy_level or None, lm.symmetric, tuple(lm.exclude))
+    shared = scheme.prepare(fp32, work / "parts")
+    Int4WeightOnly.prepare = lambda self, src, folder: shared  # what the variant's build calls per domain
+    console.print(f"4-bit and 8-bit copies built in {time.monotonic() - start:.0f} s")
+    # References assembled from the same copies: the hand-tuned list is what onnx-int4-weight-only builds (RTN blocks
+    # along K are per column, so packing does not change a weight), the all-4-bit body the fixed int4 without a list.
+    units = scheme.units(onnx.load(str(fp32), load_external_data=False))
+    reference = {"hand-tuned": [u for u in units if not matches(u, lm.int4_keep_8bit)], "all-4-bit": units}
+    reference = {label: shared.build(fp32, _fresh(work / label) / "model.onnx", low) for label, low in reference.items()}
     record = next(v for v in catalogue() if v.name == SEARCHED)
     fp32_bytes = sum(f.stat().st_size for f in checkpoint.glob("*.safetensors"))
 
@@ -183,6 +188,11 @@ def api_domains(names: list[str], checkpoint: Path, fp32: Path, work: Path, args
     return rows
 
 
+def _fresh(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _print_api(row: dict) -> None:
     ppl, sizes, base = row["ppl"], row["size_bytes"], row["fp32_checkpoint_bytes"]
     t = Table(title=f"{row['domain']}: Gemma 3 270M int4, eval-text perplexity; size vs the fp32 checkpoint ({base / 1e6:.0f} MB)")
@@ -206,7 +216,7 @@ def _print_api(row: dict) -> None:
 
 def _lm_spec(args: argparse.Namespace) -> LMSpec:
     return LMSpec(context=256, stride=128, max_eval_tokens=args.max_eval_tokens, prompts=args.prompts, prompt_tokens=16,
-                  new_tokens=args.new_tokens, batch_size=2, calib_samples=args.calib_samples, calib_max_length=64,
+                  new_tokens=args.new_tokens, batch_size=2, calib_samples=args.calib_samples, calib_max_length=args.calib_max_length,
                   calib_decode_steps=2, int8_dynamic=False, int8_static=False, int8_weight_only=False)
 
 
@@ -283,6 +293,7 @@ def main() -> None:
     parser.add_argument("--max-trials", type=int, default=14)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--calib-samples", type=int, default=4, help="calibration texts of the KL proxy")
+    parser.add_argument("--calib-max-length", type=int, default=64, help="tokens per calibration text of the proxy")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-eval-tokens", type=int, default=1024, help="eval tokens, and the search data's tokens")
     parser.add_argument("--prompts", type=int, default=4)
