@@ -146,7 +146,8 @@ def test_dequantized_weights_are_the_quantized_weights(tmp_path):
             assert not np.array_equal(got[unit], w)
 
 
-def test_pytorch_sensitivity_on_a_tiny_llama(tmp_path):
+@pytest.mark.parametrize("factorized", [False, True], ids=["per-unit", "factorized"])
+def test_pytorch_sensitivity_on_a_tiny_llama(tmp_path, factorized):
     import torch
     from test_search import _export, _token_feeds
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -161,10 +162,22 @@ def test_pytorch_sensitivity_on_a_tiny_llama(tmp_path):
     src = _export(model, tmp_path / "llama.onnx", 96, seq_out=True)
     prepared = Int4WeightOnly(block_size=32).prepare(src, tmp_path / "parts")
     ids = [f["input_ids"][0] for f in _token_feeds(96, 2, 16, seed=0)]
-    sens = torch_sensitivity(model, prepared, src, ids, cache=tmp_path / "cache.json")
+    sens = torch_sensitivity(model, prepared, src, ids, cache=tmp_path / "cache.json", factorized=factorized)
     assert {r.unit for r in sens.rows} == set(prepared.units(onnx.load(str(src)))) and len(sens.rows) == 14
+    assert len(sens.scheme["passes"]) == (7 + 2 if factorized else 14)  # 7 projection types + 2 layers, or one per unit
     assert sens.base_kl > 0 and all(r.kl >= 0 for r in sens.rows)
     assert sum(r.score > 0 for r in sens.rows) >= 10  # 4 bits of one unit on top of 8 bits everywhere hurts
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the float model is given back
-    again = torch_sensitivity(torch.nn.Module(), prepared, src, ids, cache=tmp_path / "cache.json")  # cached: no model needed
+    again = torch_sensitivity(torch.nn.Module(), prepared, src, ids, cache=tmp_path / "cache.json",  # cached: no model needed
+                              factorized=factorized)
     assert again == sens
+
+
+def test_factor_groups_need_a_layer_and_a_type_for_every_unit():
+    from compress.search.lm_sensitivity import _factor_groups
+
+    units = [f"/model/layers.{i}/mlp/{t}/MatMul" for i in range(3) for t in ("gate_proj", "up_proj", "down_proj")]
+    groups = _factor_groups(units)
+    assert set(groups) == {"type:gate_proj", "type:up_proj", "type:down_proj", "layer:layers.0", "layer:layers.1", "layer:layers.2"}
+    assert groups["layer:layers.1"] == units[3:6]
+    assert _factor_groups([*units, "node_MatMul_12"]) is None  # a unit without a layer: one pass per unit
