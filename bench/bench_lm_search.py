@@ -177,7 +177,7 @@ def api_domains(names: list[str], checkpoint: Path, fp32: Path, work: Path, args
             args.keep.mkdir(parents=True, exist_ok=True)
             for f in files.glob("*.json"):
                 shutil.copyfile(f, args.keep / f"{name}-{f.name}")
-        row = {"domain": name, "eval_tokens": len(scorer.windows), "ppl": ppl, "size_bytes": sizes, "fp32_checkpoint_bytes": fp32_bytes,
+        row = {"domain": name, "eval_windows": len(scorer.windows), "ppl": ppl, "size_bytes": sizes, "fp32_checkpoint_bytes": fp32_bytes,
                "search": extra["search"], "build_wall_s": wall,
                "search_json": json.loads((files / "search.json").read_text())}
         rows.append(row)
