@@ -6,7 +6,8 @@ takes hours. Here the float PyTorch model the run already holds is the candidate
 8-bit copy stores (dequantized by ONNX Runtime itself, so rounding and blocks are exactly MatMulNBits'), one unit at a
 time gets its 4-bit weights, and the KL divergence of the output distribution from the float model's is measured on
 the calibration texts: the same proxy and the same `only` direction (the score is the step from 8 to 4 bits of that
-unit), at the cost of one forward pass per unit. Two things differ from the ONNX candidate, both the same for every
+unit), at the cost of one forward pass per unit -- or, factorized (the default), one per projection type and one
+per layer (`torch_sensitivity`). Two things differ from the ONNX candidate, both the same for every
 unit: activations are not quantized (MatMulNBits' accuracy_level 4 does so per block) and the tied head stays float.
 The proxy still only orders: every search step is measured on the real ONNX candidate.
 
