@@ -125,12 +125,16 @@ def quantize_static_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec,
 
 
 def quantize_weight_only(src: Path, dst: Path, bits: int, block_size: int, head: HeadSpec, accuracy_level: int | None = None,
-                         symmetric: bool = False, exclude: Iterable[str] = (), keep_8bit: Iterable[str] = ()) -> Path:
+                         symmetric: bool = False, exclude: Iterable[str] = (), keep_8bit: Iterable[str] = (),
+                         unpack_all: bool = False) -> Path:
     """RTN blockwise weight-only MatMulNBits (ORT's quantizer) for the body, `keep_8bit` MatMuls (names or patterns;
-    ones that match nothing are ignored: names differ per architecture) at 8 bits; the tied head per `head`."""
+    ones that match nothing are ignored: names differ per architecture) at 8 bits; the tied head per `head`.
+    `unpack_all`: every packed MatMul becomes its parts, whatever their bits (the search's per-projection copies)."""
     model = load_model(src)
     keep_8bit = list(keep_8bit)
-    if bits < 8 and keep_8bit:  # packed q/k/v, gate/up whose parts get different bits: unpacked first
+    if unpack_all:
+        unpack_matmuls(model, lambda parts: True)
+    elif bits < 8 and keep_8bit:  # packed q/k/v, gate/up whose parts get different bits: unpacked first
         unpack_matmuls(model, lambda parts: len({matches(p, keep_8bit) for p in parts}) > 1)
     body = weight_matmuls(model, exclude)
     eight = [n for n in body if bits < 8 and matches(n, keep_8bit)]

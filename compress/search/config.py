@@ -12,6 +12,9 @@ class SearchSpec(BaseModel):
     budget: float | None = Field(None, ge=0, description=(
         "points of the primary metric the searched variant may lose, measured on the search data (default: "
         "max_accuracy_drop); perplexity points for causal LMs"))
+    budget_pct: float | None = Field(None, gt=0, description=(
+        "the budget as a percentage of the float model's metric on the search data (e.g. 6: perplexity may rise 6 %); "
+        "overrides budget"))
     objective: Literal["size", "latency", "both"] = Field("size", description=(
         "what the winner minimises among the trials within budget; latency/both time each trial in the search's "
         "own process (inline executor), since timings next to busy workers are noise"))

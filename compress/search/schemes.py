@@ -106,26 +106,111 @@ class Int8Dynamic:
 
 @dataclass(frozen=True)
 class Int4WeightOnly:
-    """Causal LMs: body MatMuls at 4 bits (low) or 8 bits (fallback), MatMulNBits; the tied head per `head_bits`."""
+    """Causal LMs: body MatMuls at 4 bits (low) or 8 bits (fallback), MatMulNBits; the tied head per `head_bits`.
+
+    Units are single projections: a MatMul ORT's fusions packed from several (q/k/v, gate/up) counts as its parts,
+    since the hand-tuned list (and any list worth finding) splits them (v at 8 bits, q/k at 4).
+
+    `prepare` quantizes the whole body once at 4 and once at 8 bits (`parts`); every candidate is then assembled by
+    taking its low units' nodes from the 4-bit copy and the rest from the 8-bit one -- the same bytes a fresh build
+    writes, without re-quantizing a 270M-parameter model (and its 262k x 640 tied table) per candidate."""
     block_size: int = 32
     head_bits: int = 8
     accuracy_level: int | None = 4
     symmetric: bool = False
     exclude: tuple[str, ...] = field(default_factory=tuple)  # kept float in every candidate (LMSpec.exclude)
     name: str = "int4-weight-only"
+    parts: str | None = None  # folder with all-4-bit / all-8-bit copies of the source (`prepare`); not a setting
 
     def units(self, model: onnx.ModelProto) -> list[str]:
         from compress.quantize.lm import weight_matmuls
+        from export.lm_export import PACKED_SEPARATOR
 
-        return weight_matmuls(model, self.exclude)
+        return [part for name in weight_matmuls(model, self.exclude) for part in name.split(PACKED_SEPARATOR)]
 
     def build(self, src: Path, dst: Path, low: Collection[str]) -> Path:
+        if self.parts is not None:
+            return assemble_int4(Path(self.parts), dst, low)
+        return self._quantize(src, dst, set(low))
+
+    def prepare(self, src: Path, folder: Path) -> Int4WeightOnly:
+        """This scheme with `parts` built in `folder` (the caller removes it): every body MatMul at 4 bits, then at 8."""
+        import dataclasses
+
+        folder.mkdir(parents=True, exist_ok=True)
+        units = self.units(onnx.load(str(src), load_external_data=False))
+        self._quantize(src, folder / PARTS_LOW, set(units))
+        self._quantize(src, folder / PARTS_FALLBACK, set())
+        return dataclasses.replace(self, parts=str(folder))
+
+    def saved_bytes(self) -> dict[str, int]:
+        """Bytes each unit saves at 4 bits instead of 8 (weights, scales, zero points), read from the prepared copies:
+        k/v are an eighth of gate/up/down on Gemma, so the size objective wants sensitivity per byte, not per unit."""
+        if self.parts is None:
+            raise ValueError("saved_bytes needs the prepared copies: call prepare() first")
+        sizes = []
+        for name in (PARTS_FALLBACK, PARTS_LOW):
+            model = onnx.load(str(Path(self.parts) / name), load_external_data=False)
+            nbytes = {t.name: _nbytes(t) for t in model.graph.initializer}
+            sizes.append({_unit_of(n): sum(nbytes.get(i, 0) for i in n.input) for n in model.graph.node if _unit_of(n)})
+        return {unit: eight - sizes[1].get(unit, eight) for unit, eight in sizes[0].items()}
+
+    def _quantize(self, src: Path, dst: Path, low: set[str]) -> Path:
         from compress.quantize.lm import HeadSpec, quantize_weight_only
 
-        low = set(low)
         keep_8bit = [u for u in self.units(onnx.load(str(src), load_external_data=False)) if u not in low]
         return quantize_weight_only(src, dst, 4, self.block_size, HeadSpec(self.head_bits, self.block_size, self.accuracy_level),
-                                    self.accuracy_level, self.symmetric, self.exclude, keep_8bit)
+                                    self.accuracy_level, self.symmetric, self.exclude, keep_8bit, unpack_all=True)
 
     def settings(self) -> dict[str, Any]:
-        return {**asdict(self), "exclude": list(self.exclude), "scheme": self.name}
+        settings = {**asdict(self), "exclude": list(self.exclude), "scheme": self.name}
+        settings.pop("parts")  # where the copies live does not change what a candidate is (nor the cache key)
+        return settings
+
+
+PARTS_LOW, PARTS_FALLBACK = "all-low.onnx", "all-fallback.onnx"
+
+
+def assemble_int4(parts: Path, dst: Path, low: Collection[str]) -> Path:
+    """The all-8-bit copy with each unit in `low` (a MatMul's name before quantization) swapped for its 4-bit node.
+
+    Nodes are matched by the tensor they write (quantizers keep a node's output, not its name); the swapped-out
+    node's initializers go, the swapped-in one's come from the 4-bit copy."""
+    from export.onnx_io import load_model, save_model
+
+    model = load_model(parts / PARTS_FALLBACK)
+    low = set(low)
+    if low:
+        four = load_model(parts / PARTS_LOW)
+        four_by_output = {n.output[0]: n for n in four.graph.node}
+        four_inits = {t.name: t for t in four.graph.initializer}
+        graph = model.graph
+        swap = {i: four_by_output[n.output[0]] for i, n in enumerate(graph.node) if _unit_of(n) in low}
+        missing = low - {_unit_of(graph.node[i]) for i in swap}
+        if missing:
+            raise ValueError(f"units not in the quantized copies (not weight MatMuls of this graph?): {sorted(missing)[:5]}")
+        dropped = {name for i in swap for name in graph.node[i].input}
+        for i, node in swap.items():
+            graph.node[i].CopyFrom(node)
+        # 4-bit and 8-bit copies name a weight's scales alike: every initializer a swapped-in node reads is the 4-bit one
+        needed = {name for node in swap.values() for name in node.input if name in four_inits}
+        read = {name for node in graph.node for name in node.input}
+        kept = [t for t in graph.initializer if t.name not in needed and (t.name not in dropped or t.name in read)]
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+        graph.initializer.extend(four_inits[name] for name in sorted(needed))
+    return save_model(model, dst)
+
+
+def _nbytes(tensor: onnx.TensorProto) -> int:
+    count = 1
+    for dim in tensor.dims:
+        count *= dim
+    return count * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+
+
+def _unit_of(node: onnx.NodeProto) -> str | None:
+    """The MatMul a MatMulNBits node was made from: ORT names it `<matmul>_Q<bits>`."""
+    if node.op_type != "MatMulNBits" or "_Q" not in node.name:
+        return None
+    return node.name.rsplit("_Q", 1)[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -37,27 +38,38 @@ def _budget(ctx: Any, baseline: float):
     from compress.search.search import Budget
 
     spec = ctx.recipe.search
-    return Budget(baseline, spec.budget if spec.budget is not None else ctx.recipe.max_accuracy_drop, ctx.task.higher_is_better)
+    points = spec.budget if spec.budget is not None else ctx.recipe.max_accuracy_drop
+    if spec.budget_pct is not None:
+        points = abs(baseline) * spec.budget_pct / 100.0
+    return Budget(baseline, points, ctx.task.higher_is_better)
 
 
-def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, seeds=()) -> tuple[Path, dict[str, Any]]:
-    """Sensitivity, then search; the winner copied to the variant's model.onnx (CompressError when none is within budget)."""
+def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, seeds=(), order=None,
+         measure_sensitivity=None) -> tuple[Path, dict[str, Any]]:
+    """Sensitivity, then search; the winner copied to the variant's model.onnx (CompressError when none is within budget).
+    `order(sensitivity) -> units`: the order the search cuts (default: most tolerant first);
+    `measure_sensitivity() -> Sensitivity`: a task's own pass instead of the generic one on `feeds`."""
     from compress.search.executors import make_executor
     from compress.search.search import BEST, Candidate, search
     from compress.search.sensitivity import sensitivity
 
     ctx, spec, work = inp.ctx, inp.ctx.recipe.search, inp.folder / SEARCH_DIR
-    started = time.perf_counter()
-    with make_executor(spec.executor, spec.workers) as executor:
-        sens = sensitivity(inp.source, scheme, feeds, direction=spec.direction, cache=_cache(ctx), executor=executor)
-    sensitivity_s = time.perf_counter() - started
+    started = time.monotonic()
+    if measure_sensitivity is not None:
+        sens = measure_sensitivity()
+    else:
+        with make_executor(spec.executor, spec.workers) as executor:
+            sens = sensitivity(inp.source, scheme, feeds, direction=spec.direction, cache=_cache(ctx), executor=executor)
+    sensitivity_s = time.monotonic() - started
     work.mkdir(parents=True, exist_ok=True)
     (work / "sensitivity.json").write_text(json.dumps(sens.as_dict(), indent=1))
     baseline = measure(Candidate(-1, None, (), inp.source))["metric"]
     # A timed objective measures one candidate at a time: latencies taken beside busy workers are noise.
     with make_executor("inline" if spec.objective != "size" else spec.executor, spec.workers) as executor:
-        result = search(inp.source, scheme, sens.tolerant_first(), measure, _budget(ctx, baseline), work, spec.objective,
+        result = search(inp.source, scheme, order(sens) if order else sens.tolerant_first(), measure, _budget(ctx, baseline), work, spec.objective,
                         spec.max_trials, spec.max_seconds, spec.steps, executor, None, seeds)  # parallel: the executor's
+    total = time.monotonic() - started
+    seconds = {"sensitivity": round(sensitivity_s, 1), "search": round(total - sensitivity_s, 1), "total": round(total, 1)}  # sensitivity 0 when cached
     if result.path is None:
         raise CompressError(f"the search found no candidate within the budget: {result.reason}",
                             "raise search.budget (or --max-accuracy-drop), or give more search.max_trials")
@@ -68,12 +80,11 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
     best = result.best
     fallback = [u for u in sens.tolerant_first() if u not in set(best["low"])]  # int4: the found keep-8-bit list
     return inp.folder / MODEL_FILE, {"search": {"low": best["low"], "fallback": fallback, "trials": len(result.trials),
-                                                "stopped": result.stopped,
+                                                "stopped": result.stopped, "seconds": seconds,
+                                                "budget": _budget(ctx, baseline).max_drop,
                                                 "reason": result.reason, "search_metric": best["metric"],
                                                 "search_baseline": baseline, "files": f"{SEARCH_DIR}/",
-                                                "units": len(sens.rows),
-                                                "seconds": {"sensitivity": round(sensitivity_s, 1),  # 0 when cached
-                                                            "total": round(time.perf_counter() - started, 1)}}}
+                                                "units": len(sens.rows)}}
 
 
 def _int8_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
@@ -132,7 +143,6 @@ def _int4_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
     from compress.quantize.lm import matches
     from compress.search.measures import Perplexity
     from compress.search.schemes import Int4WeightOnly
-    from compress.tasks.causal_lm.calibration import calibration_feeds
     from compress.tasks.causal_lm.evaluate import LMEvaluation
 
     ctx, spec, lm = inp.ctx, inp.ctx.recipe.search, inp.ctx.recipe.lm
@@ -144,12 +154,44 @@ def _int4_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
     windows = LMEvaluation(ctx.data.calib_texts, ctx.tokenizer, lm, positions)
     measure = Perplexity(tuple((torch.cat([windows.prefix, windows.ids[b:e]])[None].numpy().astype(np.int64), new)
                                for b, e, new in windows.windows))
-    feeds = calibration_feeds(inp.source, ctx.tokenizer, ctx.data.calib_texts[:spec.calib_samples], lm.calib_max_length,
-                              lm.calib_decode_steps, ctx.threads)
+    texts = ctx.data.calib_texts[:spec.calib_samples]
     scheme = Int4WeightOnly(lm.block_size, lm.head_bits, lm.accuracy_level or None, lm.symmetric, tuple(lm.exclude))
     units = scheme.units(onnx.load(str(inp.source), load_external_data=False))
     hand_tuned = [u for u in units if not matches(u, lm.int4_keep_8bit)]
-    return _run(inp, scheme, feeds, measure, seeds=[hand_tuned] if hand_tuned else [])
+    parts = inp.folder / ".int4-parts"  # every body MatMul quantized once at 4 and at 8 bits; candidates pick from them
+    try:
+        scheme = scheme.prepare(inp.source, parts)
+        return _run(inp, scheme, [], measure, seeds=[hand_tuned] if hand_tuned else [],
+                    order=lambda sens: per_byte_order(sens, scheme.saved_bytes()),
+                    measure_sensitivity=lambda: _lm_sensitivity(inp, scheme, texts))
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
+
+
+def _lm_sensitivity(inp: BuildInput, scheme, texts: list[str]):
+    """The PyTorch pass (compress.search.lm_sensitivity) on the run's float model; the generic ONNX pass on the
+    calibration feeds when the units cannot be matched to its Linear modules."""
+    from compress.console import warn
+    from compress.search.executors import make_executor
+    from compress.search.lm_sensitivity import tokenized, torch_sensitivity
+    from compress.search.sensitivity import sensitivity
+    from compress.tasks.causal_lm.calibration import calibration_feeds
+
+    ctx, spec, lm = inp.ctx, inp.ctx.recipe.search, inp.ctx.recipe.lm
+    try:
+        return torch_sensitivity(ctx.ckpt.model, scheme, inp.source, tokenized(ctx.tokenizer, texts, lm.calib_max_length),
+                                 _cache(ctx))
+    except ValueError as err:
+        warn(f"int4 sensitivity: {err}; measuring each unit on its own ONNX candidate instead (slower)")
+    feeds = calibration_feeds(inp.source, ctx.tokenizer, texts, lm.calib_max_length, lm.calib_decode_steps, ctx.threads)
+    with make_executor(spec.executor, spec.workers) as executor:
+        return sensitivity(inp.source, scheme, feeds, direction=spec.direction, cache=_cache(ctx), executor=executor)
+
+
+def per_byte_order(sens, saved: dict[str, int]) -> list[str]:
+    """Units by sensitivity per byte the low precision saves, least first: the order that buys the most size for the
+    least metric (a greedy knapsack), where most tolerant first would spend the budget on small units."""
+    return [r.unit for r in sorted(sens.rows, key=lambda r: (r.score / max(saved.get(r.unit, 1), 1), r.unit))]
 
 
 def _settings(ctx: Any) -> dict[str, Any]:
