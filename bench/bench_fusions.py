@@ -211,7 +211,7 @@ def perplexity(path: Path, tokenizer, texts: list[str], args: argparse.Namespace
     from compress.tasks.causal_lm.spec import LMSpec
     from export.ort_lm import OnnxCausalLM
 
-    spec = LMSpec(context=256, stride=128, max_eval_tokens=args.eval_tokens, prompts=1, prompt_tokens=16, new_tokens=1)
+    spec = LMSpec(context=256, stride=128, max_eval_tokens=args.eval_tokens, prompts=1, prompt_tokens=16, new_tokens=2)
     outputs = LMEvaluation(texts, tokenizer, spec, None).score(OnnxCausalLM(path, args.threads), path.parent.name,
                                                               generate=False).outputs
     return math.exp(outputs.nll / outputs.scored)
