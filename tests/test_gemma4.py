@@ -84,10 +84,6 @@ def test_gemma4_fp32_folder_generates_like_pytorch_in_both_runtimes(gemma4_run):
     assert torch.equal(tokens, expected)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap (bench/RESULTS.md, issue 13): on a graph with onnxscript's ORT fusions, ORT's static quantizer puts "
-    "activation Q/DQ only on the MatMuls that read plain ops; the ones reading SkipSimplifiedLayerNormalization / "
-    "GroupQueryAttention outputs get weight DQ only and run as 8-bit MatMulNBits (Gemma 3 270M: 18 of 73 static)"))
 def test_static_int8_runs_every_weight_matmul_in_int8_on_a_fused_graph(gemma4_run, tmp_path):
     from compress.quantize.lm import HeadSpec, quantize_static_lm, weight_matmuls
     from compress.quantize.presets import preset_for

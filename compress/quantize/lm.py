@@ -76,6 +76,29 @@ def matches(name: str, patterns: Iterable[str]) -> bool:
     return any(part == p or fnmatch.fnmatchcase(part, p) for part in name.split(PACKED_SEPARATOR) for p in patterns)
 
 
+def type_activations(model: onnx.ModelProto, nodes: Iterable[str]) -> int:
+    """Give each of `nodes`' (weight MatMuls) activation input a value_info with its element type, where it has none.
+
+    ORT's static QDQ quantizer and its calibrator skip a tensor they find no type for (`DefaultTensorType` is read by
+    the dynamic quantizer only), and ONNX shape inference types nothing behind ORT's fused ops
+    (SkipSimplifiedLayerNormalization, RotaryEmbedding, GroupQueryAttention): on a fused graph most MatMuls then got
+    weight Q/DQ only and ran as weight-only MatMulNBits.  MatMul's inputs share one type (its `T` constraint), so the
+    constant weight's type is the activation's: exact, without inferring through ops ONNX does not know.  Returns how
+    many were typed (the exact type of a tensor ONNX could infer as well does no harm: inference keeps it)."""
+    graph = model.graph
+    typed = {v.name for v in [*graph.value_info, *graph.input, *graph.output]
+             if v.type.tensor_type.elem_type != onnx.TensorProto.UNDEFINED}
+    weights = {t.name: t.data_type for t in graph.initializer}
+    wanted = set(nodes)
+    added = 0
+    for node in graph.node:
+        if node.name in wanted and node.input[0] not in typed:
+            graph.value_info.append(onnx.helper.make_tensor_value_info(node.input[0], weights[node.input[1]], None))
+            typed.add(node.input[0])
+            added += 1
+    return added
+
+
 def _finish(dst: Path, head: HeadSpec) -> Path:
     """Store the tied head/embedding weight-only (once) in the quantized graph at `dst`."""
     model = load_model(dst)
@@ -108,18 +131,27 @@ def quantize_dynamic_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec
 
 def quantize_static_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec, feeds: Iterable[dict],
                        exclude: Iterable[str] = ()) -> Path:
-    """QDQ int8 with activation ranges calibrated on prefill *and* decode steps (see `compress.tasks.causal_lm.calibration`)."""
-    nodes = weight_matmuls(load_model(src), exclude)
+    """QDQ int8 with activation ranges calibrated on prefill *and* decode steps (see `compress.tasks.causal_lm.calibration`).
+
+    Only the weight MatMuls' inputs are quantized; their outputs stay float, so ORT runs MatMulIntegerToFloat (the
+    classifier's layout, `compress.quantize.ptq`).  Quantizing the outputs as well (QLinearMatMul) puts a per-tensor
+    scale on what down_proj / o_proj add to the residual stream, where a decoder's massive activations are: on Gemma 3
+    270M (fused graph, minmax, 1,024 eval tokens) perplexity +133 % with outputs quantized, +27 % without
+    (bench/RESULTS.md)."""
+    model = load_model(src)
+    nodes = weight_matmuls(model, exclude)
     if not nodes:  # ORT reads an empty list as "every MatMul"
         shutil.copyfile(src, dst)
         return _finish(dst, head)
+    type_activations(model, nodes)
     with _quiet():
-        quantize_static(src, dst, _Reader(feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
+        quantize_static(model, dst, _Reader(feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
                         nodes_to_quantize=nodes, per_channel=preset.per_channel, reduce_range=preset.reduce_range,
                         activation_type=QUANT_TYPES[preset.activation_type], weight_type=QUANT_TYPES[preset.weight_type],
                         calibrate_method=CalibrationMethod.MinMax, use_external_data_format=_large(src),
                         extra_options={"WeightSymmetric": preset.weight_symmetric, "ActivationSymmetric": False,
-                                       "MatMulConstBOnly": True, "CalibTensorRangeSymmetric": False, **_FLOAT_DEFAULT},
+                                       "MatMulConstBOnly": True, "CalibTensorRangeSymmetric": False,
+                                       "OpTypesToExcludeOutputQuantization": ["MatMul"], **_FLOAT_DEFAULT},
                         calibration_providers=["CPUExecutionProvider"])
     return _finish(dst, head)
 
