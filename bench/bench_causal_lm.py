@@ -27,13 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge_compress.calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
+from edge_compress.compress.console import console
+from edge_compress.compress.recipe import Recipe
+from edge_compress.compress.run.pipeline import RunOptions, run
+from edge_compress.compress.tasks.causal_lm.spec import LMSpec
 from rich.table import Table
-
-from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
-from compress.console import console
-from compress.recipe import Recipe
-from compress.run.pipeline import RunOptions, run
-from compress.tasks.causal_lm.spec import LMSpec
 
 
 def gemma_checkpoint(cache: Path) -> Path:

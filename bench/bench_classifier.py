@@ -25,15 +25,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from compress.commands.demo import fine_tune_classifier, minilm_path
-from compress.console import console
-from compress.recipe import Recipe
-from compress.run.measure import onnx_runner, onnx_size, torch_runner
-from compress.run.pipeline import RunOptions, run
-from compress.tasks.text_classification.evaluate import ClassifierEvaluation
-from export.hardware import cpu_info
-from export.timing import round_robin, summarize, time_calls
+from edge_compress.compress.commands.demo import fine_tune_classifier, minilm_path
+from edge_compress.compress.console import console
+from edge_compress.compress.recipe import Recipe
+from edge_compress.compress.run.measure import onnx_runner, onnx_size, torch_runner
+from edge_compress.compress.run.pipeline import RunOptions, run
+from edge_compress.compress.tasks.text_classification.evaluate import ClassifierEvaluation
+from edge_compress.export.hardware import cpu_info
+from edge_compress.export.timing import round_robin, summarize, time_calls
 
 TARGETS = {"speedup": 3.9, "compression": 3.9, "max_drop": 0.5}
 

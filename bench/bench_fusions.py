@@ -44,7 +44,7 @@ FUSED_OPS = ("Attention", "MultiHeadAttention", "GroupQueryAttention", "EmbedLay
 
 def runtime_ops(path: Path) -> dict[str, int]:
     """The fused ops of the graph ONNX Runtime runs after its own session optimizations."""
-    from export.runtime import create_session
+    from edge_compress.export.runtime import create_session
 
     with tempfile.TemporaryDirectory() as tmp:
         runtime = Path(tmp) / "runtime.onnx"
@@ -55,7 +55,7 @@ def runtime_ops(path: Path) -> dict[str, int]:
 
 def interleaved(models: dict[str, Path], block, args: argparse.Namespace) -> dict:
     """Batch-1 latency of every model, `args.rounds` interleaved rounds; `block(path)` opens one and returns its timer."""
-    from export.timing import round_robin, summarize
+    from edge_compress.export.timing import round_robin, summarize
 
     samples = round_robin({name: (lambda p=path: block(p)) for name, path in models.items()}, args.rounds,
                           on_round=lambda r: print(f"round {r + 1}/{args.rounds} done", flush=True))
@@ -76,8 +76,8 @@ def minilm_classifier(args: argparse.Namespace):
 
 
 def torchscript_path(model, tokenizer, work: Path) -> dict[str, Path]:
-    from compress.tasks.text_classification.task import TextClassification
-    from export.optimize import optimize_graph
+    from edge_compress.compress.tasks.text_classification.task import TextClassification
+    from edge_compress.export.optimize import optimize_graph
 
     fp32 = TextClassification().export(model, tokenizer, work / "ts-fp32", None)
     optimized = optimize_graph(fp32.parent, work / "ts-optimized", 2, fuse_embeddings=True, config=model.config)
@@ -105,9 +105,9 @@ def without_value_info(path: Path, work: Path) -> Path:
 
 
 def int8(path: Path, name: str, work: Path) -> Path:
-    from compress.quantize.presets import preset_for
-    from compress.quantize.ptq import quantize_int8_dynamic
-    from export.hardware import cpu_info
+    from edge_compress.compress.quantize.presets import preset_for
+    from edge_compress.compress.quantize.ptq import quantize_int8_dynamic
+    from edge_compress.export.hardware import cpu_info
 
     out = work / name
     out.mkdir()
@@ -115,8 +115,8 @@ def int8(path: Path, name: str, work: Path) -> Path:
 
 
 def bench_minilm(args: argparse.Namespace) -> None:
-    from export.runtime import create_session
-    from export.timing import time_calls
+    from edge_compress.export.runtime import create_session
+    from edge_compress.export.timing import time_calls
 
     model, tokenizer, evaluation = minilm_classifier(args)
     label_ids = {name: index for index, name in model.config.id2label.items()}
@@ -170,14 +170,13 @@ def bench_minilm(args: argparse.Namespace) -> None:
 def gemma_paths(args: argparse.Namespace, work: Path) -> tuple[dict[str, Path], object, list[str]]:
     """fp32 exports (unfused and fused) and their int8 dynamic / static variants; the tokenizer; the eval texts."""
     from bench_causal_lm import gemma_checkpoint, rotten_tomatoes
+    from edge_compress.compress.quantize.lm import HeadSpec, quantize_dynamic_lm, quantize_static_lm
+    from edge_compress.compress.quantize.presets import preset_for
+    from edge_compress.compress.tasks.causal_lm.calibration import calibration_feeds
+    from edge_compress.compress.tasks.causal_lm.export import export_causal_lm
+    from edge_compress.export import lm_export
+    from edge_compress.export.hardware import cpu_info
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from compress.quantize.lm import HeadSpec, quantize_dynamic_lm, quantize_static_lm
-    from compress.quantize.presets import preset_for
-    from compress.tasks.causal_lm.calibration import calibration_feeds
-    from compress.tasks.causal_lm.export import export_causal_lm
-    from export import lm_export
-    from export.hardware import cpu_info
 
     checkpoint = gemma_checkpoint(args.cache)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
@@ -207,9 +206,9 @@ def gemma_paths(args: argparse.Namespace, work: Path) -> tuple[dict[str, Path], 
 
 
 def perplexity(path: Path, tokenizer, texts: list[str], args: argparse.Namespace) -> float:
-    from compress.tasks.causal_lm.evaluate import LMEvaluation
-    from compress.tasks.causal_lm.spec import LMSpec
-    from export.ort_lm import OnnxCausalLM
+    from edge_compress.compress.tasks.causal_lm.evaluate import LMEvaluation
+    from edge_compress.compress.tasks.causal_lm.spec import LMSpec
+    from edge_compress.export.ort_lm import OnnxCausalLM
 
     spec = LMSpec(context=256, stride=128, max_eval_tokens=args.eval_tokens, prompts=1, prompt_tokens=16, new_tokens=2)
     outputs = LMEvaluation(texts, tokenizer, spec, None).score(OnnxCausalLM(path, args.threads), path.parent.name,
@@ -218,7 +217,7 @@ def perplexity(path: Path, tokenizer, texts: list[str], args: argparse.Namespace
 
 
 def bench_gemma(args: argparse.Namespace) -> None:
-    from export.ort_lm import OnnxCausalLM
+    from edge_compress.export.ort_lm import OnnxCausalLM
 
     with tempfile.TemporaryDirectory(dir=args.cache) as tmp:
         models, tokenizer, texts = gemma_paths(args, Path(tmp))
@@ -231,7 +230,7 @@ def bench_gemma(args: argparse.Namespace) -> None:
             _, cache = lm.step(prompt, mask, np.arange(prompt.shape[1])[None], lm.empty_cache(1))
             feeds = [lm.feed(np.array([[t]]), np.ones((1, prompt.shape[1] + 1), np.int64),
                              np.array([[prompt.shape[1]]]), cache) for t in steps]
-            from export.timing import time_calls
+            from edge_compress.export.timing import time_calls
 
             return lambda: {"single": time_calls(lambda feed: lm.session.run(lm.outputs, feed), feeds, args.warmup)}
 

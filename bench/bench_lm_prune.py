@@ -27,15 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 from bench_causal_lm import gemma_checkpoint
+from edge_compress.calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
+from edge_compress.compress.console import console
+from edge_compress.compress.prune import PruneConfig, PrunePlan, apply_plan, prune
+from edge_compress.compress.tasks.causal_lm.calibration import prune_windows
+from edge_compress.compress.tasks.causal_lm.data import load_lm_text
+from edge_compress.compress.tasks.causal_lm.evaluate import LMEvaluation
+from edge_compress.compress.tasks.causal_lm.spec import LMSpec
 from rich.table import Table
-
-from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
-from compress.console import console
-from compress.prune import PruneConfig, PrunePlan, apply_plan, prune
-from compress.tasks.causal_lm.calibration import prune_windows
-from compress.tasks.causal_lm.data import load_lm_text
-from compress.tasks.causal_lm.evaluate import LMEvaluation
-from compress.tasks.causal_lm.spec import LMSpec
 
 
 def perplexity(evaluation: LMEvaluation, model: torch.nn.Module, label: str) -> tuple[float, object]:
@@ -45,8 +44,8 @@ def perplexity(evaluation: LMEvaluation, model: torch.nn.Module, label: str) -> 
 
 def random_plan(model: torch.nn.Module, result, seed: int) -> PrunePlan:
     """Remove as many neurons per layer from `model` (unpruned) as `result` did, chosen at random (the control)."""
-    from compress.prune.specs import spec_for
-    from compress.prune.structure import read_structure
+    from edge_compress.compress.prune.specs import spec_for
+    from edge_compress.compress.prune.structure import read_structure
 
     g = torch.Generator().manual_seed(seed)
     widths = read_structure(model, spec_for(model)).neurons
@@ -55,7 +54,7 @@ def random_plan(model: torch.nn.Module, result, seed: int) -> PrunePlan:
 
 
 def onnx_bytes(model, tokenizer, folder: Path) -> int:
-    from compress.tasks.causal_lm.export import export_causal_lm
+    from edge_compress.compress.tasks.causal_lm.export import export_causal_lm
 
     export_causal_lm(model, tokenizer, folder)
     return sum(f.stat().st_size for f in folder.glob("model.onnx*"))

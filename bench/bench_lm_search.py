@@ -33,14 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_causal_lm import gemma_checkpoint, rotten_tomatoes
+from edge_compress.calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
+from edge_compress.compress.console import console
+from edge_compress.compress.recipe import Recipe
+from edge_compress.compress.run.pipeline import RunOptions, run
+from edge_compress.compress.search.config import SearchSpec
+from edge_compress.compress.tasks.causal_lm.spec import LMSpec
 from rich.table import Table
-
-from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
-from compress.console import console
-from compress.recipe import Recipe
-from compress.run.pipeline import RunOptions, run
-from compress.search.config import SearchSpec
-from compress.tasks.causal_lm.spec import LMSpec
 
 SEARCHED, HAND_TUNED, BASELINE = "onnx-int4-searched", "onnx-int4-weight-only", "pytorch-fp32"
 
@@ -114,17 +113,16 @@ def api_domains(names: list[str], checkpoint: Path, fp32: Path, work: Path, args
     import numpy as np
     import onnx
     import torch
+    from edge_compress.compress.quantize.lm import matches
+    from edge_compress.compress.run.variants import BuildInput, catalogue
+    from edge_compress.compress.search.executors import make_executor
+    from edge_compress.compress.search.files import model_files
+    from edge_compress.compress.search.measures import Perplexity
+    from edge_compress.compress.search.schemes import Int4WeightOnly
+    from edge_compress.compress.search.search import Candidate
+    from edge_compress.compress.tasks import get_task
+    from edge_compress.compress.tasks.causal_lm.evaluate import LMEvaluation
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from compress.quantize.lm import matches
-    from compress.run.variants import BuildInput, catalogue
-    from compress.search.executors import make_executor
-    from compress.search.files import model_files
-    from compress.search.measures import Perplexity
-    from compress.search.schemes import Int4WeightOnly
-    from compress.search.search import Candidate
-    from compress.tasks import get_task
-    from compress.tasks.causal_lm.evaluate import LMEvaluation
 
     torch.set_num_threads(args.threads)
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()

@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 from bench_classifier import bench_parser, interleaved_p50, prepare
-
-from compress.console import console
-from compress.recipe import DistillSpec, PruneSpec, Recipe
-from compress.run.measure import onnx_runner, torch_runner
-from compress.run.pipeline import RunOptions, run
-from compress.tasks.text_classification.evaluate import ClassifierEvaluation
+from edge_compress.compress.console import console
+from edge_compress.compress.recipe import DistillSpec, PruneSpec, Recipe
+from edge_compress.compress.run.measure import onnx_runner, torch_runner
+from edge_compress.compress.run.pipeline import RunOptions, run
+from edge_compress.compress.tasks.text_classification.evaluate import ClassifierEvaluation
 
 
 def main() -> None:

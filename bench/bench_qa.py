@@ -31,17 +31,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compress.commands.demo import minilm_path
-from compress.console import console
-from compress.recipe import Recipe
-from compress.run.measure import onnx_size
-from compress.run.pipeline import RunOptions, run
-from compress.tasks.question_answering.data import load_qa_data
-from compress.tasks.question_answering.evaluate import QAEvaluation, qa_output_metrics
-from compress.tasks.question_answering.features import prepare_features
-from compress.tasks.question_answering.runner import onnx_qa_runner, torch_qa_runner
-from export.hardware import cpu_info
-from export.timing import round_robin, summarize, time_calls
+from edge_compress.compress.commands.demo import minilm_path
+from edge_compress.compress.console import console
+from edge_compress.compress.recipe import Recipe
+from edge_compress.compress.run.measure import onnx_size
+from edge_compress.compress.run.pipeline import RunOptions, run
+from edge_compress.compress.tasks.question_answering.data import load_qa_data
+from edge_compress.compress.tasks.question_answering.evaluate import QAEvaluation, qa_output_metrics
+from edge_compress.compress.tasks.question_answering.features import prepare_features
+from edge_compress.compress.tasks.question_answering.runner import onnx_qa_runner, torch_qa_runner
+from edge_compress.export.hardware import cpu_info
+from edge_compress.export.timing import round_robin, summarize, time_calls
 
 DATA = ROOT / "calib_data" / "qa"
 TARGETS = {"max_f1_drop": 1.0, "speedup": 3.0}

@@ -19,19 +19,18 @@ from pathlib import Path
 
 import numpy as np
 from bench_classifier import bench_parser, interleaved_p50, prepare
-
-from compress.commands.demo import fine_tune_classifier
-from compress.console import console
-from compress.recipe import DistillSpec, PruneSpec, QATSpec, Recipe
-from compress.run.measure import (
+from edge_compress.compress.commands.demo import fine_tune_classifier
+from edge_compress.compress.console import console
+from edge_compress.compress.recipe import DistillSpec, PruneSpec, QATSpec, Recipe
+from edge_compress.compress.run.measure import (
     onnx_runner,
     onnx_size,
     runtime_graph,
     torch_runner,
 )
-from compress.run.pipeline import RunOptions, run
-from compress.run.prune_stage import prune_checkpoint
-from compress.tasks.text_classification.evaluate import ClassifierEvaluation
+from edge_compress.compress.run.pipeline import RunOptions, run
+from edge_compress.compress.run.prune_stage import prune_checkpoint
+from edge_compress.compress.tasks.text_classification.evaluate import ClassifierEvaluation
 
 BASE = "pytorch-fp32"
 ANCHOR = "static PTQ, optimum defaults (minmax)"
@@ -103,9 +102,8 @@ def main() -> None:
         report = run(RunOptions(str(checkpoint), args.out, str(eval_csv), calib_data=str(train_csv), force=True), recipe)
 
     import torch
-
-    from compress.checkpoint import load_checkpoint
-    from compress.tasks import get_task
+    from edge_compress.compress.checkpoint import load_checkpoint
+    from edge_compress.compress.tasks import get_task
 
     torch.set_num_threads(args.threads)
     ckpt = load_checkpoint(str(checkpoint), get_task("text-classification"))
@@ -139,9 +137,8 @@ def main() -> None:
 def ort_static(fp32: Path, dst: Path, tokenizer, texts: list[str], method: str, op_types: list[str] | None) -> Path:
     """ORT quantize_static with its own layout: every input and output of `op_types` (None: every op it can quantize
     in QDQ, as optimum passes), per-channel symmetric int8 weights, uint8 activations, 256 calibration texts."""
+    from edge_compress.compress.quantize.ptq import CALIBRATION_METHODS, _Feeds
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
-
-    from compress.quantize.ptq import CALIBRATION_METHODS, _Feeds
 
     sample = texts[:256]
     length = int(np.percentile([len(i) for i in tokenizer(sample, truncation=True, max_length=128)["input_ids"]], 90))

@@ -21,15 +21,14 @@ from pathlib import Path
 
 import numpy as np
 from bench_classifier import anchor_o2_quantize_dynamic, bench_parser, prepare, report_label
-
-from compress.console import console
-from compress.recipe import Recipe
-from compress.run.measure import onnx_runner, onnx_size, torch_runner
-from compress.run.pipeline import RunOptions, run
-from compress.search.config import SearchSpec
-from compress.tasks.text_classification.evaluate import ClassifierEvaluation
-from export.hardware import cpu_info
-from export.timing import round_robin, summarize, time_calls
+from edge_compress.compress.console import console
+from edge_compress.compress.recipe import Recipe
+from edge_compress.compress.run.measure import onnx_runner, onnx_size, torch_runner
+from edge_compress.compress.run.pipeline import RunOptions, run
+from edge_compress.compress.search.config import SearchSpec
+from edge_compress.compress.tasks.text_classification.evaluate import ClassifierEvaluation
+from edge_compress.export.hardware import cpu_info
+from edge_compress.export.timing import round_robin, summarize, time_calls
 
 ANCHOR = "anchor: ORT O2 + quantize_dynamic"
 # Issue 15, item 6 (classifier): against PyTorch fp32 and against the anchor at equal or better accuracy.

@@ -30,11 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from edge_compress.compress.console import console
+from edge_compress.compress.recipe import Recipe
+from edge_compress.compress.run.pipeline import RunOptions, run
 from rich.table import Table
-
-from compress.console import console
-from compress.recipe import Recipe
-from compress.run.pipeline import RunOptions, run
 
 DATA = ROOT / "calib_data" / "translation"
 

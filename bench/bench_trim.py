@@ -19,10 +19,9 @@ import copy
 
 import torch
 from bench_classifier import rotten_tomatoes
+from edge_compress.compress.commands.demo import minilm_path
+from edge_compress.compress.trim import TrimConfig, trim
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-from compress.commands.demo import minilm_path
-from compress.trim import TrimConfig, trim
 
 
 def embedding_params(model) -> int:

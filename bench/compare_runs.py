@@ -14,11 +14,10 @@ import csv
 import json
 from pathlib import Path
 
+from edge_compress.compress.console import console
+from edge_compress.compress.run.measure import onnx_runner
+from edge_compress.export.timing import round_robin, summarize, time_calls
 from transformers import AutoTokenizer
-
-from compress.console import console
-from compress.run.measure import onnx_runner
-from export.timing import round_robin, summarize, time_calls
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from compress.commands.demo import (
+from edge_compress.compress.commands.demo import (
     DEMO_BATCH,
     DEMO_EPOCHS,
     DEMO_LR,
@@ -22,9 +22,9 @@ from compress.commands.demo import (
     intent_data,
     minilm_path,
 )
-from compress.recipe import Recipe
-from compress.run.pipeline import RunOptions, run
-from compress.run.targets import parse_targets
+from edge_compress.compress.recipe import Recipe
+from edge_compress.compress.run.pipeline import RunOptions, run
+from edge_compress.compress.run.targets import parse_targets
 
 COLUMNS = ["target", "variant", "{metric}", "Δ pts", "p50 ms b=1", "p50 ms b={batch}", "peak MB", "vs onnx-fp32", "vs PyTorch"]
 

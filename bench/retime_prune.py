@@ -10,10 +10,9 @@ from pathlib import Path
 
 import torch
 from bench_classifier import interleaved_p50
+from edge_compress.compress.run.measure import onnx_runner, torch_runner
+from edge_compress.compress.tasks.text_classification.evaluate import ClassifierEvaluation
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-from compress.run.measure import onnx_runner, torch_runner
-from compress.tasks.text_classification.evaluate import ClassifierEvaluation
 
 
 def main() -> None:

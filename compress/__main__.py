@@ -1,3 +1,3 @@
-from compress.cli import main
+from edge_compress.compress.cli import main
 
 main()

@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.recipe import Recipe, load_recipe, validate_recipe
 from pydantic import BaseModel, ConfigDict
-
-from compress.errors import CompressError
-from compress.recipe import Recipe, load_recipe, validate_recipe
 
 __all__ = ["Delta", "Latency", "Report", "Variant", "load_report", "run"]
 
@@ -119,10 +118,10 @@ def run(model: str | Path | None = None, eval_data: str | Path | None = None, *,
     `recipe` is a Recipe, a dict in the recipe file's shape, or a YAML path; a recipe written by an earlier run
     (OUT/recipe.yaml) names its model and data, so `run(out=..., recipe="old/recipe.yaml")` repeats that run.
     Bad input raises CompressError (its `.hint` says what to do) before any slow step."""
-    from compress.console import set_verbosity
-    from compress.outputs import output_lock
-    from compress.run.pipeline import RunOptions, options_from_recipe
-    from compress.run.pipeline import run as run_pipeline
+    from edge_compress.compress.console import set_verbosity
+    from edge_compress.compress.outputs import output_lock
+    from edge_compress.compress.run.pipeline import RunOptions, options_from_recipe
+    from edge_compress.compress.run.pipeline import run as run_pipeline
 
     spec = _recipe(recipe)
     out = Path(out)

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from edge_compress.compress.console import warn
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.tasks import Task
 from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
-
-from compress.console import warn
-from compress.errors import CompressError
-from compress.tasks import Task
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 # transformers 5 builds an empty tokenizer (special tokens only) for a folder with none of these, instead of failing
@@ -191,7 +190,7 @@ def check_max_length(config: PretrainedConfig, max_length: int, explicit: bool) 
     if explicit:
         raise CompressError(f"validate.max_length is {max_length} but the model has only {limit} positions",
                             f"set validate.max_length to at most {limit} in the recipe")
-    from compress.console import info
+    from edge_compress.compress.console import info
 
     info(f"the model has {limit} positions: texts are truncated to {limit} tokens (validate.max_length)")
     return limit
@@ -223,7 +222,7 @@ def _match_tokenizer_inputs(model: PreTrainedModel, tokenizer: PreTrainedTokeniz
 
 def _load_pruned(where: str) -> PreTrainedModel:
     """Per-layer FFN widths cannot be expressed by transformers' configs; compress.prune restores them."""
-    from compress.prune import load_pruned
+    from edge_compress.compress.prune import load_pruned
 
     return load_pruned(where)
 

@@ -20,13 +20,12 @@ from typing import Any, get_args
 
 import click
 import typer
+from edge_compress.compress.console import error, set_verbosity
+from edge_compress.compress.errors import NO_SELECTION, USER_ERROR, CompressError
+from edge_compress.compress.ranks import is_main_process
+from edge_compress.compress.recipe import StaticSpec, default_of
+from edge_compress.compress.tasks import TASK_NAMES
 from rich.markup import escape
-
-from compress.console import error, set_verbosity
-from compress.errors import NO_SELECTION, USER_ERROR, CompressError
-from compress.ranks import is_main_process
-from compress.recipe import StaticSpec, default_of
-from compress.tasks import TASK_NAMES
 
 app = typer.Typer(help="Compress a fine-tuned Hugging Face transformer into a small, fast, validated ONNX model.",
                   no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich")
@@ -71,7 +70,7 @@ def _command(body: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(body)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from compress.outputs import storage_error
+        from edge_compress.compress.outputs import storage_error
 
         try:
             return body(*args, **kwargs)
@@ -92,7 +91,7 @@ def _command(body: Callable[..., Any]) -> Callable[..., Any]:
 
 def _version(value: bool) -> None:
     if value:
-        from compress import __version__
+        from edge_compress.compress import __version__
 
         typer.echo(f"edge-compress {__version__}")  # stdout, like every --version
         raise typer.Exit()
@@ -124,7 +123,7 @@ def main_options(
 @contextlib.contextmanager
 def _guarded(out: Path, force: bool, inputs: list[Any]) -> Iterator[None]:
     """Lock --out for the whole command and check it against the inputs before any slow step."""
-    from compress.outputs import check_target, output_lock
+    from edge_compress.compress.outputs import check_target, output_lock
 
     with output_lock(out, " ".join(sys.argv)):
         check_target(out, force, inputs)
@@ -194,10 +193,10 @@ def run(
     """
     import json
 
-    from compress.recipe import load_recipe
-    from compress.run.pipeline import RunOptions, options_from_recipe
-    from compress.run.pipeline import run as run_pipeline
-    from compress.run.targets import parse_fixed_shape, parse_targets
+    from edge_compress.compress.recipe import load_recipe
+    from edge_compress.compress.run.pipeline import RunOptions, options_from_recipe
+    from edge_compress.compress.run.pipeline import run as run_pipeline
+    from edge_compress.compress.run.targets import parse_fixed_shape, parse_targets
 
     if target is not None and device is not None:
         _fail(CompressError("--target and --device both say where to validate", "pass one of them"))
@@ -260,8 +259,8 @@ def prune(
     force: bool = typer.Option(False, "--force", help="Replace --out if it holds an earlier compress result (nothing else)."),
 ) -> None:
     """Remove attention heads, FFN neurons (and layers) physically, scored on --calib-data; optionally distill."""
-    from compress.recipe import Recipe
-    from compress.run.prune_stage import prune_checkpoint
+    from edge_compress.compress.recipe import Recipe
+    from edge_compress.compress.run.prune_stage import prune_checkpoint
 
     if all(v is None for v in (heads, ffn, flops_budget, params_budget)):
         raise CompressError("nothing to prune: no target given", "pass --heads, --ffn (fractions to remove), --flops-budget "
@@ -299,8 +298,8 @@ def qat(
 ) -> None:
     """Quantization-aware training: int8 fake quantization (ONNX Runtime's exact arithmetic), activation ranges
     calibrated then learned, trained to match the float model; exported as an int8 graph that runs integer kernels."""
-    from compress.commands.qat import qat_checkpoint
-    from compress.recipe import load_recipe
+    from edge_compress.compress.commands.qat import qat_checkpoint
+    from edge_compress.compress.recipe import load_recipe
 
     with _guarded(out, force, [model, data, recipe]):
         spec = load_recipe(str(recipe) if recipe else None)
@@ -322,7 +321,7 @@ def generate(
     beams: int | None = typer.Option(None, show_default="as the run scored", help="Translation: beam search with N beams (1: greedy)."),
 ) -> None:
     """Run a compressed causal LM on PROMPT, streaming tokens as they are generated; a translation model translates PROMPT."""
-    from compress.commands.generate import generate as generate_text
+    from edge_compress.compress.commands.generate import generate as generate_text
 
     generate_text(path, prompt, max_new_tokens, threads, greedy=not sample, temperature=temperature, num_beams=beams)
 
@@ -336,8 +335,8 @@ def answer(
     threads: int | None = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads."),
 ) -> None:
     """Answer --question from --context with a compressed extractive-QA model: prints the span, then where it is."""
-    from compress.commands.answer import answer as answer_question
-    from compress.console import console
+    from edge_compress.compress.commands.answer import answer as answer_question
+    from edge_compress.compress.console import console
 
     prediction, windows = answer_question(path, question, context, threads)
     typer.echo(prediction.text)
@@ -354,13 +353,13 @@ def demo(
     threads: int | None = typer.Option(None, show_default="all cores, at most 4", help="Intra-op threads for latency."),
 ) -> None:
     """Fine-tune the bundled all-MiniLM-L6-v2 on the project's intent set (cached), then run `compress run` on it."""
-    from compress.commands.demo import run_demo
+    from edge_compress.compress.commands.demo import run_demo
 
     with _guarded(out, True, [cache]):
         run_demo(out, cache, threads)
 
 
-def main() -> None:  # pragma: no cover - `python -m compress`
+def main() -> None:  # pragma: no cover - `python -m edge_compress`
     app(prog_name="compress")
 
 

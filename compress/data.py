@@ -13,8 +13,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from compress.console import warn
-from compress.errors import CompressError
+from edge_compress.compress.console import warn
+from edge_compress.compress.errors import CompressError
 
 TEXT_COLUMNS = ("text", "sentence", "content", "review", "utterance", "query", "question", "document")
 LABEL_COLUMNS = ("label", "labels", "intent", "category", "class", "target")

@@ -20,6 +20,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from edge_compress.compress.distill_config import DistillConfig, DistillError
+from edge_compress.compress.ranks import world_size
+from edge_compress.compress.seeding import seeded
 from torch import nn
 from torch.utils.data import Dataset
 from transformers import (
@@ -30,10 +33,6 @@ from transformers import (
     TrainingArguments,
 )
 from transformers.modeling_outputs import ModelOutput
-
-from compress.distill_config import DistillConfig, DistillError
-from compress.ranks import world_size
-from compress.seeding import seeded
 
 FEATURES = ("input_ids", "attention_mask", "token_type_ids", "labels")
 

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from compress.errors import CompressError
-from compress.seeding import DEFAULT_SEED
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.seeding import DEFAULT_SEED
 
 
 class DistillError(CompressError, ValueError):

@@ -5,9 +5,9 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from compress.quantize.presets import Int8Preset
-from export.hardware import CpuInfo
-from export.runtime import available_providers
+from edge_compress.compress.quantize.presets import Int8Preset
+from edge_compress.export.hardware import CpuInfo
+from edge_compress.export.runtime import available_providers
 
 LIBRARIES = ("torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxscript", "onnx-ir")
 

@@ -40,9 +40,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from compress.console import info
-from compress.errors import CompressError
-from compress.ranks import is_main_process, rank
+from edge_compress.compress.console import info
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.ranks import is_main_process, rank
 
 MARKER = ".edge-compress"
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))

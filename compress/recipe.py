@@ -10,18 +10,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from edge_compress.compress.distill_config import DistillConfig
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.prune.config import PruneConfig
+from edge_compress.compress.qat.config import QATConfig
+from edge_compress.compress.search.config import SearchSpec
+from edge_compress.compress.seeding import DEFAULT_SEED
+from edge_compress.compress.tasks.causal_lm.spec import LMSpec
+from edge_compress.compress.tasks.question_answering.spec import QASpec
+from edge_compress.compress.tasks.translation.spec import TranslationSpec
+from edge_compress.compress.trim.config import TrimConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from compress.distill_config import DistillConfig
-from compress.errors import CompressError
-from compress.prune.config import PruneConfig
-from compress.qat.config import QATConfig
-from compress.search.config import SearchSpec
-from compress.seeding import DEFAULT_SEED
-from compress.tasks.causal_lm.spec import LMSpec
-from compress.tasks.question_answering.spec import QASpec
-from compress.tasks.translation.spec import TranslationSpec
-from compress.trim.config import TrimConfig
 
 
 class Strict(BaseModel):
@@ -179,7 +178,7 @@ class Recipe(Strict):
     @field_validator("task")
     @classmethod
     def _known_task(cls, task: str) -> str:
-        from compress.tasks import TASK_NAMES
+        from edge_compress.compress.tasks import TASK_NAMES
 
         if task not in TASK_NAMES:
             raise ValueError(f"unknown task '{task}': use one of {', '.join(TASK_NAMES)}")
@@ -212,7 +211,7 @@ class Recipe(Strict):
             raise CompressError("vocabulary trimming is implemented for text classifiers only (a trimmed tokenizer splits "
                                 "words outside the corpus into more tokens, so per-token perplexity is not comparable)",
                                 "remove trim: from a causal-lm recipe")
-        from compress.run.targets import parse_targets
+        from edge_compress.compress.run.targets import parse_targets
 
         self.targets = parse_targets(",".join(self.targets))
         if self.prune is not None:

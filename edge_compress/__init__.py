@@ -8,9 +8,9 @@ The implementation lives in the repository's `compress/` and `export/` folders (
 """
 from __future__ import annotations
 
-from compress import __version__
-from compress.api import Delta, Latency, Report, Variant, load_report, run
-from compress.errors import CompressError
-from compress.recipe import Recipe
+from edge_compress.compress import __version__
+from edge_compress.compress.api import Delta, Latency, Report, Variant, load_report, run
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.recipe import Recipe
 
 __all__ = ["CompressError", "Delta", "Latency", "Recipe", "Report", "Variant", "__version__", "load_report", "run"]

@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-
-from export.runtime import session_options
-from export.targets import Target, session_providers
+from edge_compress.export.runtime import session_options
+from edge_compress.export.targets import Target, session_providers
 
 
 class TargetRunner:

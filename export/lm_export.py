@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from export.onnx_export import ExportError, conv1d_as_linear
-from export.quiet import quiet
+from edge_compress.export.onnx_export import ExportError, conv1d_as_linear
+from edge_compress.export.quiet import quiet
 
 # ORT fusions per model_type (`OnnxConfig.ort_fusions`): the provider the graph is fused for, or None for none.
 # Checked against PyTorch in tests/test_causal_lm.py, test_genai.py and test_gemma4.py; architectures not listed get

@@ -14,9 +14,8 @@ import tempfile
 from pathlib import Path
 
 import onnx
-
-from export.hf_manifest import model_files
-from export.quiet import quiet
+from edge_compress.export.hf_manifest import model_files
+from edge_compress.export.quiet import quiet
 
 
 def fix_shapes(src: Path, dst: Path, batch: int, sequence: int) -> Path:

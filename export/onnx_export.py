@@ -24,10 +24,9 @@ from pathlib import Path
 
 import onnx
 import torch
-
-from export.failure import NativeLog, blame
-from export.hf_manifest import MANIFEST_FILE, MODEL_FILE, single_graph_manifest
-from export.quiet import quiet
+from edge_compress.export.failure import NativeLog, blame
+from edge_compress.export.hf_manifest import MANIFEST_FILE, MODEL_FILE, single_graph_manifest
+from edge_compress.export.quiet import quiet
 
 DEFAULT_OPSET = 17  # the opset ONNX Runtime 1.32's transformer optimizer and quantizers are tested with
 

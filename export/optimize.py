@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from export.hf_manifest import MODEL_FILE
-from export.quiet import quiet
+from edge_compress.export.hf_manifest import MODEL_FILE
+from edge_compress.export.quiet import quiet
 
 # transformers model_type -> the graph family ORT's optimizer fuses (after optimum's ORTConfigManager table, which made
 # the same calls; its seq2seq, vision and rotary-decoder entries left out: this project fuses encoders and GPT-2 kin).

@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from export.runtime import create_session
+from edge_compress.export.runtime import create_session
 
 PAST_PREFIX, PRESENT_PREFIX = "past_key_values.", "cache."
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}

@@ -29,12 +29,11 @@ from pathlib import Path
 
 import onnx
 import torch
+from edge_compress.export.hf_manifest import DATA_SUFFIX, MANIFEST_FILE, SCHEMA_VERSION, _versions
+from edge_compress.export.onnx_export import eager_attention
+from edge_compress.export.quiet import quiet
+from edge_compress.export.tied import dedupe_tied
 from torch import nn
-
-from export.hf_manifest import DATA_SUFFIX, MANIFEST_FILE, SCHEMA_VERSION, _versions
-from export.onnx_export import eager_attention
-from export.quiet import quiet
-from export.tied import dedupe_tied
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"

@@ -15,10 +15,9 @@ import copy
 
 import numpy as np
 import onnx
+from edge_compress.export.tied import TiedHead, find_tied_head
 from onnx import helper, numpy_helper
 from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, DefaultWeightOnlyQuantizer
-
-from export.tied import TiedHead, find_tied_head
 
 MS_DOMAIN = "com.microsoft"
 

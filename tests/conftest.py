@@ -176,8 +176,7 @@ def report_contract():
     Wraps `compress.run.pipeline.run`, which the CLI imports at call time; a run that raises has no report to check.
     Session-scoped and autouse, so module-scoped run fixtures are covered too."""
     from contract import check_report_folder
-
-    from compress.run import pipeline
+    from edge_compress.compress.run import pipeline
 
     original = pipeline.run
     checked: list[Path] = []

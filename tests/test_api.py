@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from conftest import FAST_RECIPE
+from edge_compress.compress.cli import app
 from typer.testing import CliRunner
 
 import edge_compress
-from compress.cli import app
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

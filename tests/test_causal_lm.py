@@ -15,9 +15,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from edge_compress.calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
 
 
 def _tokenizer(text: str) -> PreTrainedTokenizerFast:
@@ -72,9 +71,8 @@ def tiny_lm(tmp_path_factory) -> Path:
 def lm_run(tiny_lm, tmp_path_factory):
     """One `compress run --task causal-lm`, invoked as a user would; `generate` then picks its selected variant."""
     import yaml
+    from edge_compress.compress.cli import app
     from typer.testing import CliRunner
-
-    from compress.cli import app
 
     work = tmp_path_factory.mktemp("lm-out")
     recipe = work / "recipe.yaml"
@@ -114,9 +112,8 @@ def test_every_variant_builds_and_reports_lm_metrics(lm_run):
 
 
 def test_onnx_fp32_generates_like_pytorch(lm_run, tiny_lm):
+    from edge_compress.export.ort_lm import load_ort_lm
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from export.ort_lm import load_ort_lm
 
     out, report, _ = lm_run
     fp32 = _variant(report, "onnx-fp32")
@@ -137,11 +134,10 @@ def test_variant_folders_load_and_generate_with_exported_model(lm_run, tiny_lm, 
     (cache seeded with zero-length tensors): the fp32 tokens are PyTorch's, each variant's are those our ONNX Runtime
     loop (`compress generate`'s) gives on the same folder. A quantized folder carries the fp32 export's manifest,
     as the builder finishes it (same I/O names)."""
+    from edge_compress.export.hf_manifest import finish_folder, read_manifest
+    from edge_compress.export.ort_lm import exported_generate, load_ort_lm
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.exporters import ExportedModel
-
-    from export.hf_manifest import finish_folder, read_manifest
-    from export.ort_lm import exported_generate, load_ort_lm
 
     out, report, _ = lm_run
     fp32 = out / _variant(report, "onnx-fp32")["path"]
@@ -159,7 +155,7 @@ def test_variant_folders_load_and_generate_with_exported_model(lm_run, tiny_lm, 
 
 
 def _ops(path: Path) -> dict[str, int]:
-    from export.runtime import graph_op_counts
+    from edge_compress.export.runtime import graph_op_counts
 
     return graph_op_counts(path / "model.onnx")
 
@@ -194,9 +190,8 @@ def test_quantized_graphs_hold_the_expected_kernels_and_one_shared_table(lm_run,
 
 def test_dedupe_restores_a_duplicated_lm_head(lm_run):
     import onnxruntime as ort
-
-    from compress.tasks.causal_lm.calibration import calibration_feeds
-    from export.tied import dedupe_tied, find_tied_head
+    from edge_compress.compress.tasks.causal_lm.calibration import calibration_feeds
+    from edge_compress.export.tied import dedupe_tied, find_tied_head
 
     out, report, _ = lm_run
     path = out / _variant(report, "onnx-fp32")["path"] / "model.onnx"
@@ -218,9 +213,8 @@ def test_dedupe_restores_a_duplicated_lm_head(lm_run):
 
 
 def test_calibration_covers_prefill_and_decode(lm_run):
+    from edge_compress.compress.tasks.causal_lm.calibration import calibration_feeds
     from transformers import AutoTokenizer
-
-    from compress.tasks.causal_lm.calibration import calibration_feeds
 
     out, report, _ = lm_run
     folder = out / _variant(report, "onnx-fp32")["path"]
@@ -231,7 +225,7 @@ def test_calibration_covers_prefill_and_decode(lm_run):
 
 
 def test_generate_streams_from_the_selected_variant(lm_run, capsys):
-    from compress.commands.generate import generate, resolve_variant
+    from edge_compress.compress.commands.generate import generate, resolve_variant
 
     out, report, _ = lm_run
     assert resolve_variant(out) == out / _variant(report, report["selected"])["path"]
@@ -242,8 +236,8 @@ def test_generate_streams_from_the_selected_variant(lm_run, capsys):
 # ---- errors a user can fix -------------------------------------------------------------------------------
 
 def test_prompt_longer_than_the_context_is_refused(lm_run):
-    from compress.commands.generate import generate
-    from compress.errors import CompressError
+    from edge_compress.compress.commands.generate import generate
+    from edge_compress.compress.errors import CompressError
 
     out, _report, _ = lm_run
     with pytest.raises(CompressError, match="context of 128 tokens"):
@@ -251,8 +245,8 @@ def test_prompt_longer_than_the_context_is_refused(lm_run):
 
 
 def test_prompt_longer_than_the_context_gets_a_usable_fix(lm_run):
-    from compress.commands.generate import generate
-    from compress.errors import CompressError
+    from edge_compress.compress.commands.generate import generate
+    from edge_compress.compress.errors import CompressError
 
     out, _, _ = lm_run
     with pytest.raises(CompressError) as info:
@@ -262,9 +256,8 @@ def test_prompt_longer_than_the_context_gets_a_usable_fix(lm_run):
 
 def test_generate_with_a_tokenizer_that_returns_token_type_ids(lm_run, tmp_path):
     """`compress run` succeeded on this model, so `compress generate` must too, whatever extra inputs its tokenizer returns."""
+    from edge_compress.compress.commands.generate import generate, resolve_variant
     from transformers import AutoTokenizer
-
-    from compress.commands.generate import generate, resolve_variant
 
     out, _, _ = lm_run
     folder = shutil.copytree(resolve_variant(out), tmp_path / "variant")
@@ -276,8 +269,8 @@ def test_generate_with_a_tokenizer_that_returns_token_type_ids(lm_run, tmp_path)
 
 
 def test_empty_eval_text_is_refused(tmp_path):
-    from compress.errors import CompressError
-    from compress.tasks.causal_lm.data import load_lm_text
+    from edge_compress.compress.errors import CompressError
+    from edge_compress.compress.tasks.causal_lm.data import load_lm_text
 
     (tmp_path / "empty.txt").write_text("\n\n  \n")
     with pytest.raises(CompressError, match="holds no text"):
@@ -291,11 +284,10 @@ def test_empty_eval_text_is_refused(tmp_path):
 
 
 def test_too_short_eval_text_and_too_long_context_are_refused(tiny_lm):
+    from edge_compress.compress.errors import CompressError
+    from edge_compress.compress.tasks.causal_lm.evaluate import LMEvaluation
+    from edge_compress.compress.tasks.causal_lm.spec import LMSpec
     from transformers import AutoTokenizer
-
-    from compress.errors import CompressError
-    from compress.tasks.causal_lm.evaluate import LMEvaluation
-    from compress.tasks.causal_lm.spec import LMSpec
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
     with pytest.raises(CompressError, match="shorter than two tokens"):
@@ -305,10 +297,9 @@ def test_too_short_eval_text_and_too_long_context_are_refused(tiny_lm):
 
 
 def test_tokenizer_without_pad_or_eos_is_refused(tiny_lm):
+    from edge_compress.compress.errors import CompressError
+    from edge_compress.compress.tasks.causal_lm.task import CausalLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from compress.errors import CompressError
-    from compress.tasks.causal_lm.task import CausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_lm)
     tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
@@ -326,11 +317,10 @@ def test_export_without_past_is_refused(tiny_lm, tmp_path, monkeypatch):
     (recurrent state) are both refused with a fix."""
     from types import SimpleNamespace
 
+    import edge_compress.compress.tasks.causal_lm.export as lm_export
+    from edge_compress.compress.errors import CompressError
+    from edge_compress.export.lm_export import NoKVCacheError, check_plain_cache
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    import compress.tasks.causal_lm.export as lm_export
-    from compress.errors import CompressError
-    from export.lm_export import NoKVCacheError, check_plain_cache
 
     model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_lm), AutoTokenizer.from_pretrained(tiny_lm)
     real = lm_export.export_causal_lm_graph
@@ -372,11 +362,10 @@ class _Recorder(torch.nn.Module):
 
 def test_perplexity_windows_start_with_bos_when_the_tokenizer_adds_it(tiny_lm):
     """Gemma-style tokenizers (BOS in front of every text) get BOS at the start of every window; GPT-2 style do not."""
+    from edge_compress.compress.tasks.causal_lm.evaluate import LMEvaluation, leading_bos
+    from edge_compress.compress.tasks.causal_lm.spec import LMSpec
     from tokenizers import processors
     from transformers import AutoTokenizer
-
-    from compress.tasks.causal_lm.evaluate import LMEvaluation, leading_bos
-    from compress.tasks.causal_lm.spec import LMSpec
 
     texts = LM_TEXT_EVAL.read_text().splitlines()[:40]
     spec = LMSpec(context=16, stride=8, max_eval_tokens=100, prompts=3, prompt_tokens=4, new_tokens=4)
@@ -403,9 +392,9 @@ def test_perplexity_windows_start_with_bos_when_the_tokenizer_adds_it(tiny_lm):
 
 
 def test_exclude_takes_node_names_and_patterns(lm_run, monkeypatch):
-    from compress.quantize import lm as quantize
-    from compress.quantize.lm import weight_matmuls
-    from export.onnx_io import load_model
+    from edge_compress.compress.quantize import lm as quantize
+    from edge_compress.compress.quantize.lm import weight_matmuls
+    from edge_compress.export.onnx_io import load_model
 
     warnings: list[str] = []
     monkeypatch.setattr(quantize, "warn", warnings.append)
@@ -421,8 +410,8 @@ def test_exclude_takes_node_names_and_patterns(lm_run, monkeypatch):
 
 
 def test_int4_keeps_the_named_projections_at_8_bits(lm_run, tmp_path):
-    from compress.quantize.lm import HeadSpec, quantize_weight_only, weight_matmuls
-    from export.onnx_io import load_model
+    from edge_compress.compress.quantize.lm import HeadSpec, quantize_weight_only, weight_matmuls
+    from edge_compress.export.onnx_io import load_model
 
     out, report, _ = lm_run
     fp32 = out / _variant(report, "onnx-fp32")["path"] / "model.onnx"
@@ -441,9 +430,8 @@ def test_int4_keeps_the_named_projections_at_8_bits(lm_run, tmp_path):
 def lm_mobile_run(tiny_lm, tmp_path_factory):
     """The LM through the same lifecycle as a classifier: SmoothQuant variants, `--target cpu,mobile`, a device package."""
     import yaml
+    from edge_compress.compress.cli import app
     from typer.testing import CliRunner
-
-    from compress.cli import app
 
     work = tmp_path_factory.mktemp("lm-mobile")
     recipe = work / "recipe.yaml"
@@ -500,9 +488,8 @@ def test_lm_with_target_mobile_writes_a_device_package(lm_mobile_run):
 
 
 def test_lm_fixed_shape_is_refused_before_any_work(tiny_lm, tmp_path):
+    from edge_compress.compress.cli import app
     from typer.testing import CliRunner
-
-    from compress.cli import app
 
     result = CliRunner().invoke(app, ["run", str(tiny_lm), "--task", "causal-lm", "--out", str(tmp_path / "o"), "--eval-data",
                                       str(LM_TEXT_EVAL), "--fixed-shape", "1,32"])
@@ -520,9 +507,8 @@ def _attr(node, name):
 
 
 def _next_token_logits(path: Path, tokenizer_dir: Path) -> np.ndarray:
+    from edge_compress.export.ort_lm import load_ort_lm
     from transformers import AutoTokenizer
-
-    from export.ort_lm import load_ort_lm
 
     inputs = AutoTokenizer.from_pretrained(tokenizer_dir)("the customer asked about the order", return_tensors="pt")
     return load_ort_lm(path.parent, 1)(**inputs).logits[0, -1].detach().numpy()
@@ -533,8 +519,8 @@ def test_head_bits_4_and_symmetric_weights(lm_run, tmp_path):
     the body's zero points. The graph still predicts the float model's next token."""
     import shutil
 
-    from compress.quantize.lm import HeadSpec, quantize_weight_only, weight_matmuls
-    from export.onnx_io import load_model
+    from edge_compress.compress.quantize.lm import HeadSpec, quantize_weight_only, weight_matmuls
+    from edge_compress.export.onnx_io import load_model
 
     out, report, _ = lm_run
     folder = out / _variant(report, "onnx-fp32")["path"]
@@ -554,8 +540,8 @@ def test_head_bits_4_and_symmetric_weights(lm_run, tmp_path):
 
 
 def test_head_stays_float_when_hidden_is_not_a_multiple_of_the_block_and_says_so(lm_run, tmp_path, monkeypatch):
-    from compress.quantize import lm as quantize
-    from compress.quantize.lm import HeadSpec, quantize_weight_only
+    from edge_compress.compress.quantize import lm as quantize
+    from edge_compress.compress.quantize.lm import HeadSpec, quantize_weight_only
 
     warnings: list[str] = []
     monkeypatch.setattr(quantize, "warn", warnings.append)
@@ -572,10 +558,9 @@ def test_head_stays_float_when_hidden_is_not_a_multiple_of_the_block_and_says_so
 
 def test_generate_sample_uses_sampling_and_the_temperature(lm_run, monkeypatch, capsys):
     """`compress generate --sample --temperature 0.5` samples (do_sample, the temperature) instead of greedy decoding."""
+    import edge_compress.compress.commands.generate as generate_module
+    from edge_compress.compress.cli import app
     from typer.testing import CliRunner
-
-    import compress.commands.generate as generate_module
-    from compress.cli import app
 
     out, _, _ = lm_run
     seen = []
@@ -601,9 +586,8 @@ def test_generate_sample_uses_sampling_and_the_temperature(lm_run, monkeypatch, 
 def test_onnx_loop_samples_reproducibly_and_top_k_1_is_greedy(lm_run, tiny_lm):
     """The ONNX Runtime loop's sampling: a seed fixes the draw, top_k=1 leaves only the greedy token, and a left-padded
     batch generates each prompt's own greedy tokens (positions from the mask)."""
+    from edge_compress.export.ort_lm import load_ort_lm
     from transformers import AutoTokenizer
-
-    from export.ort_lm import load_ort_lm
 
     out, report, _ = lm_run
     model = load_ort_lm(out / _variant(report, "onnx-fp32")["path"], 1)
@@ -626,9 +610,8 @@ def test_a_fused_tied_head_is_unfused_back_to_the_shared_table(lm_run):
     """Large tables are not constant-folded, so ORT's fusions write the tied head as FusedMatMul(hidden, table,
     transB=1) (Gemma 3 270M); unfused, it is Transpose + MatMul again: found as tied, and the same logits."""
     import onnxruntime as ort
-
-    from compress.tasks.causal_lm.calibration import calibration_feeds
-    from export.tied import find_tied_head, unfuse_tied_head
+    from edge_compress.compress.tasks.causal_lm.calibration import calibration_feeds
+    from edge_compress.export.tied import find_tied_head, unfuse_tied_head
 
     out, report, _ = lm_run
     path = out / _variant(report, "onnx-fp32")["path"] / "model.onnx"

@@ -9,13 +9,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from edge_compress.compress.cli import app
+from edge_compress.compress.distill import DistillConfig
+from edge_compress.compress.prune.config import PruneConfig
+from edge_compress.compress.qat.train import QATConfig
+from edge_compress.compress.recipe import Recipe, default_of
 from typer.testing import CliRunner
-
-from compress.cli import app
-from compress.distill import DistillConfig
-from compress.prune.config import PruneConfig
-from compress.qat.train import QATConfig
-from compress.recipe import Recipe, default_of
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -123,7 +122,7 @@ def quick_run(tiny_bert, data_dir, tmp_path_factory):
 
 def test_no_qualifying_variant_exits_3_and_keeps_the_report(tiny_bert, data_dir, tmp_path, monkeypatch):
     """The CLI's side of the contract: whatever the pipeline selected is read back from report.json."""
-    from compress.run import pipeline
+    from edge_compress.compress.run import pipeline
 
     def run_without_selection(options, recipe):
         options.out.mkdir()
@@ -169,8 +168,8 @@ def test_documented_gate_on_a_report_the_suite_produced(quick_run, tmp_path, too
 
 
 def test_one_seed_reaches_every_stage_and_a_flag_moves_it():
-    from compress.errors import CompressError
-    from compress.recipe import validate_recipe
+    from edge_compress.compress.errors import CompressError
+    from edge_compress.compress.recipe import validate_recipe
 
     recipe = validate_recipe({"seed": 5, "qat": {"epochs": 1}, "prune": {"head_fraction": 0.5}, "distill": {"epochs": 1}}, "r.yaml")
     assert recipe.qat.seed == recipe.distill.seed == 5
@@ -182,9 +181,8 @@ def test_one_seed_reaches_every_stage_and_a_flag_moves_it():
 
 def test_log_level_goes_through_the_libraries_own_controls(monkeypatch):
     import onnxruntime
+    from edge_compress.compress import console
     from transformers.utils import logging as hf_logging
-
-    from compress import console
 
     monkeypatch.setattr(console, "_level", {"own": console.LEVELS["info"]})
     monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "warning")
@@ -198,7 +196,7 @@ def test_log_level_goes_through_the_libraries_own_controls(monkeypatch):
 
 
 def test_progress_on_a_non_terminal_is_plain_lines_with_durations(capsys):
-    from compress.console import progress
+    from edge_compress.compress.console import progress
 
     with progress() as bar:
         task = bar.add_task("model: accuracy", total=3)

@@ -1,8 +1,7 @@
 import pytest
 from conftest import write_csv, write_jsonl
-
-from compress.data import load_text_data, map_labels, read_rows, sibling_train_file
-from compress.errors import CompressError
+from edge_compress.compress.data import load_text_data, map_labels, read_rows, sibling_train_file
+from edge_compress.compress.errors import CompressError
 
 L2I = {"negative": 0, "neutral": 1, "positive": 2}
 
@@ -97,7 +96,7 @@ def test_a_multiline_csv_text_with_a_comma_is_one_text_not_swallowed_rows(tmp_pa
     only a quote that swallows further rows is refused (tests/test_errors.py covers that)."""
     import csv
 
-    from compress.data import read_rows
+    from edge_compress.compress.data import read_rows
 
     rows = [("a plain review", "fresh"),
             ("'The film, in its own remarkably\nobservational way, gradually transforms into a horror film.'", "fresh"),

@@ -2,9 +2,8 @@
 import hashlib
 import json
 
+from edge_compress.compress.cli import app
 from typer.testing import CliRunner
-
-from compress.cli import app
 
 
 def qat_once(model, data, recipe, out, *extra):

@@ -6,10 +6,9 @@ import copy
 
 import pytest
 import torch
+from edge_compress.compress.distill import DistillConfig, DistillError, default_layer_map, distill, distill_loss
+from edge_compress.compress.prune import PrunePlan, apply_plan
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-
-from compress.distill import DistillConfig, DistillError, default_layer_map, distill, distill_loss
-from compress.prune import PrunePlan, apply_plan
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices: one thread is fastest
 

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from edge_compress.compress.cli import app
+from edge_compress.compress.report.noise import accuracy_noise
 from typer.testing import CliRunner
-
-from compress.cli import app
-from compress.report.noise import accuracy_noise
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +37,8 @@ def _free_port() -> int:
 def _correct(folder: Path, eval_csv: Path) -> np.ndarray:
     """Per-text correctness of the int8 folder on the eval file, one text at a time (how it ships)."""
     import onnxruntime as ort
+    from edge_compress.compress.data import load_text_data
     from transformers import AutoConfig, AutoTokenizer
-
-    from compress.data import load_text_data
 
     config = AutoConfig.from_pretrained(folder)
     data = load_text_data(str(eval_csv), config.label2id, config.num_labels)
@@ -60,7 +58,7 @@ def test_qat_under_two_processes_writes_one_int8_model_that_scores_like_one_proc
     scratch_before = set(Path(tempfile.gettempdir()).glob("edge-compress-rank*"))
     launched = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                               "--main_process_port", str(_free_port()), "-m", "compress", *args, "--out", str(two)],
+                               "--main_process_port", str(_free_port()), "-m", "edge_compress", *args, "--out", str(two)],
                               check=False, env=env, capture_output=True, text=True, timeout=900)
     assert launched.returncode == 0, launched.stderr[-4000:]
     single = CliRunner().invoke(app, [*args, "--out", str(one)])

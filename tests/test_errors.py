@@ -4,10 +4,9 @@ import shutil
 
 import pytest
 from conftest import write_csv
+from edge_compress.compress.cli import app
+from edge_compress.compress.errors import CompressError
 from typer.testing import CliRunner
-
-from compress.cli import app
-from compress.errors import CompressError
 
 
 def run(*args):
@@ -162,9 +161,8 @@ def test_max_length_above_the_position_limit_is_refused_before_slow_work(ckpt, t
 
 
 def test_default_max_length_is_lowered_to_a_short_position_table():
+    from edge_compress.compress.checkpoint import check_max_length
     from transformers import BertConfig, RobertaConfig
-
-    from compress.checkpoint import check_max_length
 
     assert check_max_length(BertConfig(max_position_embeddings=64), 128, explicit=False) == 64
     assert check_max_length(BertConfig(max_position_embeddings=512), 128, explicit=False) == 128

@@ -6,10 +6,9 @@ import onnxruntime as ort
 import pytest
 import torch
 from conftest import make_bert, make_encoder, make_gemma3, make_gpt2
+from edge_compress.export.hf_manifest import finish_folder, read_manifest
+from edge_compress.export.onnx_export import ExportError, export_to_onnx
 from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
-
-from export.hf_manifest import finish_folder, read_manifest
-from export.onnx_export import ExportError, export_to_onnx
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 MAKERS = {"bert": make_bert, "distilbert": lambda f: make_encoder(f, "distilbert"),
@@ -63,9 +62,8 @@ def test_export_failure_names_the_model_and_the_step(tiny_bert, tmp_path):
 def test_finish_folder_externalizes_once_and_keeps_shape_tensors_inline(tmp_path):
     """A graph already stored as shipped is not written again; a small shape tensor stays readable at load time."""
     import onnx
+    from edge_compress.export.hf_manifest import finish_folder
     from onnx import TensorProto, helper, numpy_helper
-
-    from export.hf_manifest import finish_folder
 
     weight = numpy_helper.from_array(np.arange(512, dtype=np.float32).reshape(2, 256), "weight")  # 2 KB: external
     shape = numpy_helper.from_array(np.array([256, 2], dtype=np.int64), "shape")  # 16 bytes: stays in the graph

@@ -4,10 +4,9 @@ The exporter's own ~170-line IR graph dump never reaches the terminal."""
 from __future__ import annotations
 
 import torch
+from edge_compress.compress.cli import app
+from edge_compress.compress.run import context
 from typer.testing import CliRunner
-
-from compress.cli import app
-from compress.run import context
 
 RECIPE = ("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\n"
           "quantize: {static: {enabled: false}, dynamic: {enabled: false}}\noptimize: {enabled: false}\n")
@@ -83,7 +82,7 @@ def test_an_architecture_whose_export_raises_key_error_is_a_user_error_naming_it
 
 
 def test_an_export_failure_in_our_own_code_is_an_internal_error(tiny_bert, data_dir, tmp_path, monkeypatch):
-    from export import onnx_export
+    from edge_compress.export import onnx_export
 
     broken = {**onnx_export.OUTPUTS, "text-classification": onnx_export.GraphOutputs(("scores",), {0: "batch_size"})}
     monkeypatch.setattr(onnx_export, "OUTPUTS", broken)   # a wrong table entry: our bug, not the model's

@@ -16,10 +16,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from edge_compress.compress.cli import app
+from edge_compress.compress.errors import CompressError
 from typer.testing import CliRunner
-
-from compress.cli import app
-from compress.errors import CompressError
 
 FP32_ONLY = ("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\nquantize: {static: {enabled: false}, "
              "dynamic: {enabled: false}}\noptimize: {enabled: false}\n")
@@ -52,8 +51,8 @@ def _drift_on_long(run, min_len: int, amount: float):
 
 def test_parity_gate_checks_the_longest_batches_too(monkeypatch):
     """Length-sorted batches, shortest first: drift only in the last (longest) batch must still be refused."""
-    from compress.run import measure
-    from compress.tasks.text_classification.task import TextClassification
+    from edge_compress.compress.run import measure
+    from edge_compress.compress.tasks.text_classification.task import TextClassification
 
     batches = [{"input_ids": np.zeros((8, n), np.int64)} for n in (3, 4, 5, 6, 7, 8, 9, 40)]
     logits = lambda feed: np.zeros((feed["input_ids"].shape[0], 3), np.float32)
@@ -71,7 +70,7 @@ def test_parity_gate_checks_the_longest_batches_too(monkeypatch):
 
 def test_a_drifted_fp32_export_stops_the_run(tiny_bert, data_dir, tmp_path, monkeypatch):
     """In a real run: the export drifts only on the longest eval texts; the run refuses it (exit 2) and writes no OUT."""
-    from compress.run import measure
+    from edge_compress.compress.run import measure
 
     real = measure.onnx_runner
     monkeypatch.setattr(measure, "onnx_runner", lambda path, threads: _drift_on_long(real(path, threads), 16, 0.1))
@@ -86,7 +85,7 @@ def test_a_drifted_fp32_export_stops_the_run(tiny_bert, data_dir, tmp_path, monk
 # --- one broken variant ---------------------------------------------------------------------------------------------
 
 def test_a_variant_that_fails_to_build_is_reported_and_the_rest_go_on(tiny_bert, data_dir, tmp_path, monkeypatch):
-    from compress.quantize import ptq
+    from edge_compress.compress.quantize import ptq
 
     def broken(*args, **kwargs):
         raise RuntimeError("injected: static quantizer crashed")
@@ -108,7 +107,7 @@ def test_a_variant_that_fails_to_build_is_reported_and_the_rest_go_on(tiny_bert,
 # --- a failing --force run -----------------------------------------------------------------------------------------
 
 def test_a_failing_force_run_leaves_the_previous_out_byte_identical(tiny_bert, data_dir, tmp_path, monkeypatch):
-    from compress.run import pipeline
+    from edge_compress.compress.run import pipeline
 
     out = tmp_path / "out"
     spec = recipe(tmp_path, FP32_ONLY)
@@ -135,7 +134,7 @@ class SlowStepCalled(AssertionError):
 @pytest.fixture
 def spy(monkeypatch):
     """Every slow step of the pipeline, replaced by a spy that records the call and stops the run."""
-    from compress.run import builder, pipeline
+    from edge_compress.compress.run import builder, pipeline
 
     calls: list[str] = []
 
@@ -186,8 +185,8 @@ def test_the_spy_sees_a_good_run(spy, tiny_bert, data_dir, tmp_path):
 
 def test_a_target_that_errors_mid_run_is_recorded_and_the_run_goes_on(tiny_bert, data_dir, tmp_path, monkeypatch):
     """A CUDA stand-in (CPU provider) whose runner fails for fp16 models: that cell records the error, the rest is measured."""
-    from export import device
-    from export.targets import TARGETS
+    from edge_compress.export import device
+    from edge_compress.export.targets import TARGETS
 
     monkeypatch.setitem(TARGETS, "cuda", dataclasses.replace(TARGETS["cuda"], providers=("CPUExecutionProvider",), device="cpu"))
     real = device.TargetRunner

@@ -3,9 +3,8 @@
 import numpy as np
 import onnx
 import onnxruntime as ort
+from edge_compress.export.gemm import gemms_to_matmuls
 from onnx import TensorProto, helper, numpy_helper
-
-from export.gemm import gemms_to_matmuls
 
 
 def _graph(rng):

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from edge_compress.calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
 from test_causal_lm import SPEC, _tokenizer
 from transformers import Gemma4ForCausalLM, Gemma4TextConfig
-
-from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices: one thread is fastest
 
@@ -36,9 +35,8 @@ def make_gemma4(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def gemma4_run(tmp_path_factory):
     import yaml
+    from edge_compress.compress.cli import app
     from typer.testing import CliRunner
-
-    from compress.cli import app
 
     work = tmp_path_factory.mktemp("gemma4")
     checkpoint = make_gemma4(work / "ckpt")
@@ -62,16 +60,15 @@ def test_gemma4_runs_the_causal_lm_lifecycle(gemma4_run):
     assert fp32["greedy_exact_match"] == 100 and fp32["agreement"] == 100
     assert sum(report["variants"][1]["graph"]["int8_ops"].values()) > 0
     assert report["variants"][2]["graph"]["weight_only_ops"]
-    from export.runtime import graph_op_counts
+    from edge_compress.export.runtime import graph_op_counts
 
     ops = graph_op_counts(out / report["variants"][2]["path"] / "model.onnx")
     assert ops.get("GatherBlockQuantized") == 1  # the tied embedding / LM head: one quantized table
 
 
 def test_gemma4_fp32_folder_generates_like_pytorch_in_both_runtimes(gemma4_run):
+    from edge_compress.export.ort_lm import exported_generate, load_ort_lm
     from transformers.exporters import ExportedModel
-
-    from export.ort_lm import exported_generate, load_ort_lm
 
     checkpoint, out, report = gemma4_run
     folder = out / report["variants"][0]["path"]
@@ -85,12 +82,12 @@ def test_gemma4_fp32_folder_generates_like_pytorch_in_both_runtimes(gemma4_run):
 
 
 def test_static_int8_runs_every_weight_matmul_in_int8_on_a_fused_graph(gemma4_run, tmp_path):
-    from compress.quantize.lm import HeadSpec, quantize_static_lm, weight_matmuls
-    from compress.quantize.presets import preset_for
-    from compress.run.measure import runtime_graph
-    from compress.tasks.causal_lm.calibration import calibration_feeds
-    from export.hardware import cpu_info
-    from export.onnx_io import load_model
+    from edge_compress.compress.quantize.lm import HeadSpec, quantize_static_lm, weight_matmuls
+    from edge_compress.compress.quantize.presets import preset_for
+    from edge_compress.compress.run.measure import runtime_graph
+    from edge_compress.compress.tasks.causal_lm.calibration import calibration_feeds
+    from edge_compress.export.hardware import cpu_info
+    from edge_compress.export.onnx_io import load_model
 
     checkpoint, out, report = gemma4_run
     fp32 = out / report["variants"][0]["path"] / "model.onnx"

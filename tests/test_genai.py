@@ -13,6 +13,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from edge_compress.compress.prune import PrunePlan, apply_plan
+from edge_compress.compress.tasks.causal_lm.export import export_causal_lm
+from edge_compress.export.genai import CONFIG_FILE, GenaiError, genai_config, write_genai_config
 from transformers import (
     Gemma3ForCausalLM,
     Gemma3TextConfig,
@@ -26,10 +29,6 @@ from transformers import (
     Qwen3Config,
     Qwen3ForCausalLM,
 )
-
-from compress.prune import PrunePlan, apply_plan
-from compress.tasks.causal_lm.export import export_causal_lm
-from export.genai import CONFIG_FILE, GenaiError, genai_config, write_genai_config
 
 og = pytest.importorskip("onnxruntime_genai", reason="pip install -e '.[genai]'")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices: one thread is fastest
@@ -148,8 +147,8 @@ def _ort_greedy(path: Path, prompt: list[int], max_length: int) -> list[int]:
 
 @pytest.mark.parametrize("variant", ["int8-dynamic", "int4-weight-only"])
 def test_quantized_llama_variants_generate_in_genai(variant, llama_export, tmp_path):
-    from compress.quantize.lm import HeadSpec, quantize_dynamic_lm, quantize_weight_only
-    from compress.quantize.presets import PRESETS
+    from edge_compress.compress.quantize.lm import HeadSpec, quantize_dynamic_lm, quantize_weight_only
+    from edge_compress.compress.quantize.presets import PRESETS
 
     path, hf = llama_export
     out = tmp_path / "model.onnx"
@@ -165,7 +164,7 @@ def test_quantized_llama_variants_generate_in_genai(variant, llama_export, tmp_p
 
 
 def test_the_ort_format_copy_of_a_mobile_package_generates_in_genai(llama_export, tmp_path):
-    from export.mobile import convert_to_ort
+    from edge_compress.export.mobile import convert_to_ort
 
     path, hf = llama_export
     (ort_model,), _ = convert_to_ort([path], tmp_path)
@@ -229,7 +228,7 @@ def test_config_tokens_come_from_the_generation_config(llama_export):
 def test_int4_keep_8bit_reaches_inside_packed_projections(llama_export, tmp_path):
     """ORT's fusions pack q/k/v and gate/up into one MatMul each; int4 with v_proj and up_proj kept at 8 bits unpacks
     them, so q, k and gate are 4-bit and v and up 8-bit, as on an unfused graph; the result still generates in genai."""
-    from compress.quantize.lm import HeadSpec, quantize_weight_only
+    from edge_compress.compress.quantize.lm import HeadSpec, quantize_weight_only
 
     path, hf = llama_export
     assert any("|" in n.name for n in onnx.load(str(path)).graph.node)  # packed by the fusions

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import cpuinfo
-
-from compress.quantize.presets import preset_for
-from export.hardware import cpu_info
+from edge_compress.compress.quantize.presets import preset_for
+from edge_compress.export.hardware import cpu_info
 
 
 def _fake_cpu(monkeypatch, flags: list[str], system: str = "Windows", machine: str = "AMD64") -> None:

@@ -14,9 +14,8 @@ import onnx
 import pytest
 from conftest import LABELS, make_texts, write_csv
 from contract import check_report_folder
+from edge_compress.compress.errors import CompressError
 from onnx import numpy_helper
-
-from compress.errors import CompressError
 
 FP32_ONLY = ("validate: {latency_samples: 5, warmup: 0, batch_size: 8}\nquantize: {static: {enabled: false}, "
              "dynamic: {enabled: false}}\noptimize: {enabled: false}\n")
@@ -42,7 +41,7 @@ def test_a_hub_id_loads_from_the_hub_cache_offline(tiny_bert, data_dir, tmp_path
     recipe.write_text(FP32_ONLY)
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "compress", "run", "edge-test/tiny-bert", "--out", str(out), "--eval-data",
+    result = subprocess.run([sys.executable, "-m", "edge_compress", "run", "edge-test/tiny-bert", "--out", str(out), "--eval-data",
                              str(data_dir / "eval.csv"), "--recipe", str(recipe), "--threads", "1"],
                             capture_output=True, text=True, env=env, timeout=280, cwd=tmp_path, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -50,7 +49,7 @@ def test_a_hub_id_loads_from_the_hub_cache_offline(tiny_bert, data_dir, tmp_path
     assert report["baseline"]["path"] == "edge-test/tiny-bert"
     assert report["variants"][0]["metrics"]["agreement"] == 100
     # an id that is not in the cache (and no network) is a user error with a fix, not a traceback
-    result = subprocess.run([sys.executable, "-m", "compress", "run", "edge-test/not-there", "--out", str(tmp_path / "o2"),
+    result = subprocess.run([sys.executable, "-m", "edge_compress", "run", "edge-test/not-there", "--out", str(tmp_path / "o2"),
                              "--eval-data", str(data_dir / "eval.csv")], capture_output=True, text=True, env=env, timeout=120,
                             cwd=tmp_path, check=False)
     text = " ".join((result.stdout + result.stderr).split())
@@ -63,7 +62,7 @@ def test_a_datasets_name_is_read_with_its_config_and_split(tmp_path, monkeypatch
     """`name:config:split` goes to datasets.load_dataset as (name, config, split); the default split is validation.
     The dataset is a real one saved to disk (no network): load_dataset is pointed at it."""
     datasets = pytest.importorskip("datasets")
-    from compress.data import load_text_data
+    from edge_compress.compress.data import load_text_data
 
     rows = make_texts(12, seed=5)
     saved = tmp_path / "saved"
@@ -89,7 +88,7 @@ def test_a_datasets_name_is_read_with_its_config_and_split(tmp_path, monkeypatch
 
 def test_a_datasets_name_that_fails_to_load_is_a_user_error(monkeypatch):
     datasets = pytest.importorskip("datasets")
-    from compress.data import load_text_data
+    from edge_compress.compress.data import load_text_data
 
     def load_dataset(*args, **kwargs):
         raise FileNotFoundError("Couldn't find a dataset script at edge-test/none")
@@ -105,7 +104,7 @@ def test_a_datasets_name_that_fails_to_load_is_a_user_error(monkeypatch):
 def test_calibration_file_with_unknown_labels_falls_back_to_texts_and_says_so(tmp_path, monkeypatch):
     """Calibration/training data whose labels the model does not know is used as texts only (labels are optional
     there), and the run says so: QAT's label_weight and Fisher pruning then run without labels."""
-    from compress import data as data_module
+    from edge_compress.compress import data as data_module
 
     warnings: list[str] = []
     monkeypatch.setattr(data_module, "warn", warnings.append)
@@ -136,14 +135,13 @@ def _activation_scales(path: Path) -> dict[str, float]:
 def test_entropy_calibration_gives_its_own_ranges_and_a_working_int8_graph(tiny_bert, tmp_path):
     """`--calib-method entropy` reaches ORT's entropy calibrator: on the same feeds its activation scales are not all
     minmax's, and the graph runs the same integer kernels."""
+    from edge_compress.compress.quantize.presets import PRESETS
+    from edge_compress.compress.quantize.ptq import quantize_int8_static
+    from edge_compress.compress.tasks.text_classification.calibration import calibration_feeds
+    from edge_compress.compress.tasks.text_classification.task import TextClassification
+    from edge_compress.export.runtime import graph_op_counts
     from expected_ops import expected_int8_ops
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from compress.quantize.presets import PRESETS
-    from compress.quantize.ptq import quantize_int8_static
-    from compress.tasks.text_classification.calibration import calibration_feeds
-    from compress.tasks.text_classification.task import TextClassification
-    from export.runtime import graph_op_counts
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     fp32 = TextClassification().export(AutoModelForSequenceClassification.from_pretrained(tiny_bert), tokenizer,
@@ -181,7 +179,7 @@ def test_entropy_calibration_gives_its_own_ranges_and_a_working_int8_graph(tiny_
     ("prune: {head_fraction: 1.5}\n", "head_fraction"),
 ])
 def test_recipe_errors_name_the_field_and_the_fix(text, words, tmp_path):
-    from compress.recipe import load_recipe
+    from edge_compress.compress.recipe import load_recipe
 
     path = tmp_path / "r.yaml"
     path.write_text(text)
@@ -191,7 +189,7 @@ def test_recipe_errors_name_the_field_and_the_fix(text, words, tmp_path):
 
 
 def test_missing_recipe_file_is_a_user_error(tmp_path):
-    from compress.recipe import load_recipe
+    from edge_compress.compress.recipe import load_recipe
 
     with pytest.raises(CompressError) as err:
         load_recipe(str(tmp_path / "none.yaml"))
@@ -200,7 +198,7 @@ def test_missing_recipe_file_is_a_user_error(tmp_path):
 
 def test_resolved_recipe_round_trips(tmp_path):
     """recipe.yaml in OUT is the resolved recipe: loading it again gives the same recipe."""
-    from compress.recipe import load_recipe
+    from edge_compress.compress.recipe import load_recipe
 
     path = tmp_path / "r.yaml"
     path.write_text("max_accuracy_drop: 0.5\nquantize: {static: {calibration_method: entropy}}\n")

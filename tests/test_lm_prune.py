@@ -15,10 +15,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from edge_compress.calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
 from test_causal_lm import SPEC, _tokenizer
 from transformers import LlamaConfig, LlamaForCausalLM
-
-from calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices: one thread is fastest
 LINE = ["onnx-fp32", "onnx-int8-dynamic", "onnx-int4-weight-only"]
@@ -50,9 +49,8 @@ def make_tiny_llama(folder: Path, steps: int = 120) -> Path:
 
 
 def _run(args: list[str]):
+    from edge_compress.compress.cli import app
     from typer.testing import CliRunner
-
-    from compress.cli import app
 
     return CliRunner().invoke(app, args)
 
@@ -106,9 +104,8 @@ def test_the_pruned_line_is_built_scored_and_smaller(pruned_run):
 
 
 def test_a_pruned_variant_folder_records_its_shapes_and_generates(pruned_run):
+    from edge_compress.export.ort_lm import exported_generate, load_ort_lm
     from transformers.exporters import ExportedModel
-
-    from export.ort_lm import exported_generate, load_ort_lm
 
     out, report = pruned_run
     folder = out / _entry(report, "pruned-onnx-fp32")["path"]
@@ -181,11 +178,10 @@ def test_compress_prune_writes_a_causal_lm_checkpoint_that_reloads_and_exports(t
     """`compress prune --task causal-lm` (with distillation): a checkpoint whose per-layer FFN widths the config cannot
     hold reloads with load_pruned (and so in `compress run`), and its export generates the reloaded model's greedy
     tokens."""
+    from edge_compress.compress.prune import load_pruned
+    from edge_compress.compress.tasks.causal_lm.export import export_causal_lm
+    from edge_compress.export.ort_lm import load_ort_lm
     from transformers import AutoTokenizer
-
-    from compress.prune import load_pruned
-    from compress.tasks.causal_lm.export import export_causal_lm
-    from export.ort_lm import load_ort_lm
 
     out = tmp_path / "pruned"
     result = _run(["prune", str(tiny_llama), "--task", "causal-lm", "--out", str(out), "--calib-data", str(LM_TEXT_TRAIN),
@@ -214,11 +210,10 @@ def test_compress_prune_refuses_a_task_without_pruning(tiny_llama, tmp_path):
 
 
 def test_pruning_windows_cut_the_stream_with_bos_first_and_no_padding():
+    from edge_compress.compress.errors import CompressError
+    from edge_compress.compress.tasks.causal_lm.calibration import prune_windows
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
-
-    from compress.errors import CompressError
-    from compress.tasks.causal_lm.calibration import prune_windows
 
     vocab = {"<pad>": 0, "<s>": 1, **{f"w{i}": i for i in range(2, 50)}}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))

@@ -10,9 +10,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from edge_compress.compress.search.schemes import Int4WeightOnly
 from onnx import TensorProto, helper, numpy_helper
-
-from compress.search.schemes import Int4WeightOnly
 
 HIDDEN = 64
 PACKED = "/layers.0/q_proj/MatMul|/layers.0/k_proj/MatMul"  # as export.lm_export names a packed MatMul
@@ -86,8 +85,8 @@ def test_assembling_an_unknown_unit_fails(tmp_path):
 
 
 def test_relative_budget_is_a_share_of_the_baseline():
-    from compress.search.config import SearchSpec
-    from compress.search.variants import _budget
+    from edge_compress.compress.search.config import SearchSpec
+    from edge_compress.compress.search.variants import _budget
 
     def ctx(**spec):
         return SimpleNamespace(recipe=SimpleNamespace(search=SearchSpec(**spec), max_accuracy_drop=1.0),
@@ -101,7 +100,7 @@ def test_relative_budget_is_a_share_of_the_baseline():
 
 
 def _initializer_bytes(path: Path) -> int:
-    from compress.search.schemes import _nbytes
+    from edge_compress.compress.search.schemes import _nbytes
 
     return sum(_nbytes(t) for t in onnx.load(str(path), load_external_data=False).graph.initializer)
 
@@ -120,8 +119,8 @@ def test_saved_bytes_are_what_a_unit_at_4_bits_saves(tmp_path):
 
 
 def test_per_byte_order_puts_the_big_tolerant_unit_first():
-    from compress.search.sensitivity import UnitScore
-    from compress.search.variants import per_byte_order
+    from edge_compress.compress.search.sensitivity import UnitScore
+    from edge_compress.compress.search.variants import per_byte_order
 
     rows = [UnitScore("big", 0.02, 0.02), UnitScore("small", 0.01, 0.01), UnitScore("free", -0.001, -0.001)]
     sens = SimpleNamespace(rows=rows)
@@ -129,8 +128,8 @@ def test_per_byte_order_puts_the_big_tolerant_unit_first():
 
 
 def test_dequantized_weights_are_the_quantized_weights(tmp_path):
-    from compress.search.lm_sensitivity import dequantized
-    from compress.search.schemes import PARTS_FALLBACK, PARTS_LOW
+    from edge_compress.compress.search.lm_sensitivity import dequantized
+    from edge_compress.compress.search.schemes import PARTS_FALLBACK, PARTS_LOW
 
     src = packed_graph(tmp_path / "fp32.onnx")
     prepared = Int4WeightOnly(block_size=32).prepare(src, tmp_path / "parts")
@@ -149,10 +148,9 @@ def test_dequantized_weights_are_the_quantized_weights(tmp_path):
 @pytest.mark.parametrize("factorized", [False, True], ids=["per-unit", "factorized"])
 def test_pytorch_sensitivity_on_a_tiny_llama(tmp_path, factorized):
     import torch
+    from edge_compress.compress.search.lm_sensitivity import torch_sensitivity
     from test_search import _export, _token_feeds
     from transformers import LlamaConfig, LlamaForCausalLM
-
-    from compress.search.lm_sensitivity import torch_sensitivity
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -174,7 +172,7 @@ def test_pytorch_sensitivity_on_a_tiny_llama(tmp_path, factorized):
 
 
 def test_factor_groups_need_a_layer_and_a_type_for_every_unit():
-    from compress.search.lm_sensitivity import _factor_groups
+    from edge_compress.compress.search.lm_sensitivity import _factor_groups
 
     units = [f"/model/layers.{i}/mlp/{t}/MatMul" for i in range(3) for t in ("gate_proj", "up_proj", "down_proj")]
     groups = _factor_groups(units)

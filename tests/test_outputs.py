@@ -10,11 +10,10 @@ import textwrap
 
 import onnxruntime
 import pytest
+from edge_compress.compress.cli import app
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.outputs import MARKER, _umask, check_target, lock_path, output_lock, staged
 from typer.testing import CliRunner
-
-from compress.cli import app
-from compress.errors import CompressError
-from compress.outputs import MARKER, _umask, check_target, lock_path, output_lock, staged
 
 FAST_ONLY_FP32 = ("validate: {latency_samples: 5, warmup: 0, batch_size: 4}\n"
                   "quantize: {dynamic: {enabled: false}, static: {enabled: false}}\noptimize: {enabled: false}\n")
@@ -167,7 +166,7 @@ def test_a_second_run_on_the_same_out_stops_at_once_and_names_the_holder(ckpt, d
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from compress.outputs import output_lock
+        from edge_compress.compress.outputs import output_lock
         with output_lock(Path({str(out)!r}), "compress run (the first one)"):
             print("held", flush=True)
             time.sleep(120)
@@ -213,7 +212,7 @@ def test_a_sigkilled_run_leaves_staging_that_the_next_run_removes(tmp_path):
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from compress.outputs import staged
+        from edge_compress.compress.outputs import staged
         with staged(Path({str(out)!r}), force=False) as stage:
             (stage / "big").write_bytes(b"0" * 100000)
             print("staged", flush=True)
@@ -285,8 +284,8 @@ def test_disk_full_fails_the_run_with_a_clear_error_and_removes_staging(ckpt, da
 
 def test_disk_full_in_a_non_fatal_variant_still_fails_the_run(ckpt, data_dir, tmp_path, monkeypatch):
     """A library that reports ENOSPC as its own error (protobuf, C++) is caught by the free-space check."""
-    from compress import outputs
-    from compress.quantize import ptq
+    from edge_compress.compress import outputs
+    from edge_compress.compress.quantize import ptq
 
     def misleading(*args, **kwargs):
         raise RuntimeError("google.protobuf.message.EncodeError: Failed to serialize proto")
@@ -309,8 +308,8 @@ def test_sigterm_removes_staging_and_releases_the_lock(tmp_path):
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import signal, time
         from pathlib import Path
-        from compress.cli import _terminate
-        from compress.outputs import staged
+        from edge_compress.compress.cli import _terminate
+        from edge_compress.compress.outputs import staged
         signal.signal(signal.SIGTERM, _terminate)
         with staged(Path({str(out)!r}), force=False) as stage:
             (stage / "big").write_bytes(b"0" * 100000)

@@ -5,9 +5,8 @@ import sys
 
 import numpy as np
 import pytest
+from edge_compress.compress.cli import app
 from typer.testing import CliRunner
-
-from compress.cli import app
 
 REPORT_KEYS = {"task", "metric", "higher_is_better", "baseline", "variants", "selected", "environment"}
 ENTRY_KEYS = {"name", "path", "format", "precision", "provider", "metrics", "latency_ms", "size_bytes", "params"}
@@ -165,7 +164,7 @@ def test_force_replaces_and_leaves_no_staging(tiny_bert, data_dir, tmp_path):
 
 
 def test_console_script_help():
-    result = subprocess.run([sys.executable, "-m", "compress", "run", "--help"], capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run([sys.executable, "-m", "edge_compress", "run", "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0
     assert "--max-accuracy-drop" in result.stdout and "--calib-data" in result.stdout
 
@@ -237,9 +236,8 @@ def test_every_variant_ships_the_checkpoints_own_tokenizer(fixture, request, dat
 def test_selection_accuracy_is_measured_one_text_at_a_time(bert_run, data_dir):
     """metrics = batch 1 without padding (how the artefact runs); the padded-batch figure is kept apart, named."""
     import onnxruntime as ort
+    from edge_compress.compress.data import load_text_data
     from transformers import AutoTokenizer
-
-    from compress.data import load_text_data
 
     out, ckpt = bert_run
     report = json.loads((out / "report.json").read_text())

@@ -6,6 +6,11 @@ import copy
 
 import pytest
 import torch
+from edge_compress.compress.prune import PruneConfig, PruneError, PrunePlan, apply_plan, load_pruned, prune
+from edge_compress.compress.prune.costs import flops_model
+from edge_compress.compress.prune.importance import mask_gradients
+from edge_compress.compress.prune.specs import spec_for
+from edge_compress.compress.prune.structure import read_structure
 from transformers import (
     AutoModelForSequenceClassification,
     BertConfig,
@@ -18,12 +23,6 @@ from transformers import (
     T5Config,
     T5ForConditionalGeneration,
 )
-
-from compress.prune import PruneConfig, PruneError, PrunePlan, apply_plan, load_pruned, prune
-from compress.prune.costs import flops_model
-from compress.prune.importance import mask_gradients
-from compress.prune.specs import spec_for
-from compress.prune.structure import read_structure
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices: one thread is fastest
 VOCAB = 100
@@ -240,8 +239,7 @@ def test_plain_from_pretrained_after_layer_pruning(name, tmp_path):
 @pytest.mark.parametrize("name", ["bert", "gpt2"])
 def test_onnx_export_of_pruned_model_matches_torch(name, tmp_path):
     import onnxruntime
-
-    from export.onnx_export import export_to_onnx
+    from edge_compress.export.onnx_export import export_to_onnx
 
     model = MODELS[name]()
     data = batches()
@@ -346,10 +344,9 @@ def test_mask_tuning_brings_outputs_closer_to_the_unpruned_model():
 
 @pytest.mark.parametrize("unit_size", [1, 3])
 def test_tuning_normal_equations_match_explicit_least_squares(unit_size):
+    from edge_compress.compress.prune.modules import weight_out_in
+    from edge_compress.compress.prune.tuning import _normal_equations
     from transformers.pytorch_utils import Conv1D
-
-    from compress.prune.modules import weight_out_in
-    from compress.prune.tuning import _normal_equations
 
     for module in (torch.nn.Linear(12, 5), Conv1D(5, 12)):
         u, y = torch.randn(30, 12), torch.randn(30, 5)
@@ -374,9 +371,8 @@ def test_ort_fusions_of_a_head_pruned_bert_keep_its_logits(heads, fused, tmp_pat
 
     import onnx
     import onnxruntime
-
-    from export.onnx_export import export_to_onnx
-    from export.optimize import optimize_graph
+    from edge_compress.export.onnx_export import export_to_onnx
+    from edge_compress.export.optimize import optimize_graph
 
     model = bert()
     data = batches()

@@ -10,6 +10,12 @@ import copy
 
 import pytest
 import torch
+from edge_compress.compress.prune import PruneConfig, PrunePlan, apply_plan, load_pruned, prune
+from edge_compress.compress.prune.costs import flops_model, params_model
+from edge_compress.compress.prune.importance import mask_gradients
+from edge_compress.compress.prune.masks import Masks, masked
+from edge_compress.compress.prune.specs import layer_list, spec_for
+from edge_compress.compress.prune.structure import read_structure
 from transformers import (
     AutoModelForCausalLM,
     Gemma2Config,
@@ -27,13 +33,6 @@ from transformers import (
     Qwen3Config,
     Qwen3ForCausalLM,
 )
-
-from compress.prune import PruneConfig, PrunePlan, apply_plan, load_pruned, prune
-from compress.prune.costs import flops_model, params_model
-from compress.prune.importance import mask_gradients
-from compress.prune.masks import Masks, masked
-from compress.prune.specs import layer_list, spec_for
-from compress.prune.structure import read_structure
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices: one thread is fastest
 VOCAB = 64

@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from edge_compress.compress.quantize.presets import PRESETS
+from edge_compress.compress.quantize.ptq import _stride, quantize_int8_static
 from onnx import TensorProto, helper, numpy_helper
-
-from compress.quantize.presets import PRESETS
-from compress.quantize.ptq import _stride, quantize_int8_static
 
 
 def _matmul_graph(path):

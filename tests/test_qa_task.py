@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import _bert_tokenizer, write_jsonl
+from edge_compress.compress.cli import app
+from edge_compress.compress.tasks.question_answering.data import Answer, QAExample
+from edge_compress.compress.tasks.question_answering.features import prepare_features
+from edge_compress.compress.tasks.question_answering.postprocess import postprocess
 from typer.testing import CliRunner
-
-from compress.cli import app
-from compress.tasks.question_answering.data import Answer, QAExample
-from compress.tasks.question_answering.features import prepare_features
-from compress.tasks.question_answering.postprocess import postprocess
 
 VOCAB = ["the", "a", "my", "order", "is", "late", "please", "cancel", "it", "was", "great", "terrible", "movie", "film",
          "good", "bad", "not", "very", "love", "hate", "this", "package", "arrived", "never"]

@@ -6,17 +6,16 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_texts
+from edge_compress.compress.cli import app
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.qat import QATConfig, insert_fake_quant, quantization_aware_train
+from edge_compress.compress.qat.build import build_qat_onnx, fake_quant_gap
+from edge_compress.compress.qat.fake_quant import ActivationQuantizer, fake_quant_weight
+from edge_compress.compress.qat.modules import QuantLinear, activation_quantizers
+from edge_compress.compress.quantize.presets import PRESETS
+from edge_compress.compress.run.measure import onnx_runner, runtime_graph, torch_runner
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from typer.testing import CliRunner
-
-from compress.cli import app
-from compress.errors import CompressError
-from compress.qat import QATConfig, insert_fake_quant, quantization_aware_train
-from compress.qat.build import build_qat_onnx, fake_quant_gap
-from compress.qat.fake_quant import ActivationQuantizer, fake_quant_weight
-from compress.qat.modules import QuantLinear, activation_quantizers
-from compress.quantize.presets import PRESETS
-from compress.run.measure import onnx_runner, runtime_graph, torch_runner
 
 
 def _batches(tokenizer, n=48, size=16, seed=0):
@@ -31,7 +30,7 @@ def bert(tiny_bert):
 
 def _export(tokenizer):
     """What the pipeline passes build_qat_onnx: the task's own export."""
-    from compress.tasks.text_classification.task import TextClassification
+    from edge_compress.compress.tasks.text_classification.task import TextClassification
 
     return lambda model, folder: TextClassification().export(model, tokenizer, folder, None)
 
@@ -164,7 +163,7 @@ def test_gpt2_conv1d_layers_are_quantized_by_static_ptq_and_qat(tiny_gpt2, data_
 
 
 def test_qat_recipe_is_refused_for_causal_lm():
-    from compress.recipe import QATSpec, Recipe
+    from edge_compress.compress.recipe import QATSpec, Recipe
 
     with pytest.raises(CompressError, match="QAT is implemented for text classifiers"):
         Recipe(task="causal-lm", qat=QATSpec()).check()

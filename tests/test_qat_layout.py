@@ -10,9 +10,8 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 import pytest
+from edge_compress.compress.cli import app
 from typer.testing import CliRunner
-
-from compress.cli import app
 
 GAP_BOUND = 1e-4  # README: ~1e-8 on the test models; anything near 1e-4 means training and the graph disagree
 
@@ -29,7 +28,7 @@ def runtime_ops(model: Path, tmp: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def qat_run(tiny_bert, data_dir, tmp_path_factory):
-    from compress import distill
+    from edge_compress.compress import distill
 
     seen = {}
     real = distill.distill

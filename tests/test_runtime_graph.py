@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+from edge_compress.export.runtime import float_weight_matmuls
 from onnx import TensorProto, helper, numpy_helper
-
-from export.runtime import float_weight_matmuls
 
 
 def _graph(tmp_path, nodes, initializers, name="g.onnx"):

@@ -16,15 +16,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.quantize.presets import PRESETS
+from edge_compress.compress.search import pareto, report
+from edge_compress.compress.search.executors import InlineExecutor, make_executor
+from edge_compress.compress.search.schemes import Int4WeightOnly, Int8Dynamic
+from edge_compress.compress.search.search import Budget, read_best, search
+from edge_compress.compress.search.sensitivity import sensitivity
 from onnx import TensorProto, helper, numpy_helper
-
-from compress.errors import CompressError
-from compress.quantize.presets import PRESETS
-from compress.search import pareto, report
-from compress.search.executors import InlineExecutor, make_executor
-from compress.search.schemes import Int4WeightOnly, Int8Dynamic
-from compress.search.search import Budget, read_best, search
-from compress.search.sensitivity import sensitivity
 
 HIDDEN, CLASSES = 64, 8
 OUTLIER = "mm_1"  # the MatMul whose weights carry huge rows (and whose input never uses those rows)
@@ -281,10 +280,10 @@ def test_pareto_front_on_injected_points():
 KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from compress.quantize.presets import PRESETS
-    from compress.search.executors import InlineExecutor
-    from compress.search.schemes import Int8Dynamic
-    from compress.search.search import Budget, search
+    from edge_compress.compress.quantize.presets import PRESETS
+    from edge_compress.compress.search.executors import InlineExecutor
+    from edge_compress.compress.search.schemes import Int8Dynamic
+    from edge_compress.compress.search.search import Budget, search
 
     out = Path(sys.argv[2])
 
@@ -369,9 +368,8 @@ def _token_feeds(vocab: int, n: int, length: int, seed: int) -> list[dict[str, n
 
 def test_searched_int8_on_an_exported_bert_classifier(tmp_path):
     import torch
+    from edge_compress.compress.search.measures import ClassifierAccuracy
     from transformers import BertConfig, BertForSequenceClassification
-
-    from compress.search.measures import ClassifierAccuracy
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
@@ -393,9 +391,8 @@ def test_searched_int8_on_an_exported_bert_classifier(tmp_path):
 
 def test_searched_int4_keep_8bit_list_on_an_exported_llama(tmp_path):
     import torch
+    from edge_compress.compress.search.measures import Perplexity
     from transformers import LlamaConfig, LlamaForCausalLM
-
-    from compress.search.measures import Perplexity
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -422,11 +419,11 @@ def test_searched_int4_keep_8bit_list_on_an_exported_llama(tmp_path):
 def _ctx(tmp_path, task_name: str, model, tokenizer, texts: list[str], labels: list[int] | None, **search):
     from types import SimpleNamespace
 
-    from compress.data import TextData
-    from compress.recipe import Recipe
-    from compress.search.config import SearchSpec
-    from compress.tasks import get_task
-    from compress.tasks.base import TaskData
+    from edge_compress.compress.data import TextData
+    from edge_compress.compress.recipe import Recipe
+    from edge_compress.compress.search.config import SearchSpec
+    from edge_compress.compress.tasks import get_task
+    from edge_compress.compress.tasks.base import TaskData
 
     recipe = Recipe(task=task_name, search=SearchSpec(executor="inline", cache=str(tmp_path / "cache.json"), **search))
     train = TextData(texts, labels, "memory", "text", "label" if labels else None)
@@ -437,10 +434,9 @@ def _ctx(tmp_path, task_name: str, model, tokenizer, texts: list[str], labels: l
 
 def test_onnx_int8_searched_variant_builds_from_the_recipe_section(tmp_path):
     from conftest import WORDS, make_bert
+    from edge_compress.compress.run.variants import BuildInput, catalogue
+    from edge_compress.compress.search.variants import SEARCH_DIR
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from compress.run.variants import BuildInput, catalogue
-    from compress.search.variants import SEARCH_DIR
 
     folder = make_bert(tmp_path / "ckpt")
     model, tokenizer = AutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
@@ -465,8 +461,7 @@ def test_onnx_int8_searched_variant_builds_from_the_recipe_section(tmp_path):
 
 def test_onnx_int4_searched_variant_is_seeded_with_the_hand_tuned_list(tmp_path, monkeypatch):
     import torch
-
-    from compress.tasks.causal_lm import calibration
+    from edge_compress.compress.tasks.causal_lm import calibration
 
     def prefill_only(path, tokenizer, texts, max_length, decode_steps, threads):  # decode steps need a KV-cache graph
         ids = [tokenizer(t, truncation=True, max_length=max_length, return_tensors="np")["input_ids"] for t in texts]
@@ -474,9 +469,8 @@ def test_onnx_int4_searched_variant_is_seeded_with_the_hand_tuned_list(tmp_path,
 
     monkeypatch.setattr(calibration, "calibration_feeds", prefill_only)
     from conftest import WORDS, _gpt2_tokenizer
+    from edge_compress.compress.run.variants import BuildInput, catalogue
     from transformers import LlamaConfig, LlamaForCausalLM
-
-    from compress.run.variants import BuildInput, catalogue
 
     tokenizer = _gpt2_tokenizer()
     torch.manual_seed(0)
@@ -510,7 +504,7 @@ def test_executors_by_name():
 
 
 def test_recipe_search_section(tmp_path):
-    from compress.recipe import validate_recipe
+    from edge_compress.compress.recipe import validate_recipe
 
     recipe = validate_recipe({"search": {"objective": "both", "max_trials": 8}}, "test")
     assert recipe.search.objective == "both" and recipe.search.budget is None
@@ -527,8 +521,8 @@ def test_search_on_a_local_ray_cluster(tmp_path):
     """`--executor ray`: the same search on ray.init(num_cpus=2); measure and scheme come from the package, so Ray's
     workers import them without this test module."""
     ray = pytest.importorskip("ray")
-    from compress.search.executors import RayExecutor
-    from compress.search.measures import ClassifierAccuracy
+    from edge_compress.compress.search.executors import RayExecutor
+    from edge_compress.compress.search.measures import ClassifierAccuracy
 
     src = tiny_graph(tmp_path / "fp32.onnx")
     eval_feeds = feeds(12, seed=3)

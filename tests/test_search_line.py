@@ -11,13 +11,12 @@ import pytest
 import torch
 import yaml
 from conftest import FAST_RECIPE
-
-from compress.quantize.int4 import constant_gathers, quantize_int4, weight_matmuls
-from compress.quantize.presets import PRESETS
-from compress.recipe import Recipe
-from compress.run.pipeline import RunOptions, run
-from compress.run.variants import Variant, for_line
-from compress.search.schemes import Int8Dynamic
+from edge_compress.compress.quantize.int4 import constant_gathers, quantize_int4, weight_matmuls
+from edge_compress.compress.quantize.presets import PRESETS
+from edge_compress.compress.recipe import Recipe
+from edge_compress.compress.run.pipeline import RunOptions, run
+from edge_compress.compress.run.variants import Variant, for_line
+from edge_compress.compress.search.schemes import Int8Dynamic
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -4,9 +4,8 @@ import copy
 import pytest
 import torch
 from conftest import make_gemma3, make_gpt2, make_texts
+from edge_compress.compress.quantize.smooth import SmoothError, smooth_
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-from compress.quantize.smooth import SmoothError, smooth_
 
 
 def _batches(tokenizer, n=32, size=8):

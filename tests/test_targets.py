@@ -10,17 +10,16 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from edge_compress.compress.cli import app
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.report.schema import Entry, TargetResult
+from edge_compress.compress.report.select import latency_gate, select
+from edge_compress.compress.run.targets import TargetRun, parse_fixed_shape, parse_targets, preset_for_targets
+from edge_compress.compress.run.variants import catalogue
+from edge_compress.export.hardware import CpuInfo
+from edge_compress.export.targets import TARGETS, session_providers, unavailable_reason
+from edge_compress.export.timing import RoundLatency
 from typer.testing import CliRunner
-
-from compress.cli import app
-from compress.errors import CompressError
-from compress.report.schema import Entry, TargetResult
-from compress.report.select import latency_gate, select
-from compress.run.targets import TargetRun, parse_fixed_shape, parse_targets, preset_for_targets
-from compress.run.variants import catalogue
-from export.hardware import CpuInfo
-from export.targets import TARGETS, session_providers, unavailable_reason
-from export.timing import RoundLatency
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers() and unavailable_reason(TARGETS["cuda"]) is None
 # A machine with an NVIDIA GPU (or CI that says it has one) must run the GPU tests: there a broken GPU set-up fails
@@ -40,9 +39,8 @@ def require(target: str) -> None:
 
 @pytest.fixture(scope="module")
 def onnx_bert(tiny_bert, tmp_path_factory):
+    from edge_compress.compress.tasks.text_classification.task import TextClassification
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from compress.tasks.text_classification.task import TextClassification
 
     folder = tmp_path_factory.mktemp("onnx")
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
@@ -81,7 +79,7 @@ def test_unavailable_target_is_reported_with_the_fix_and_cpu_still_runs():
 
 def test_a_gpu_provider_that_cannot_start_counts_as_unavailable(monkeypatch):
     """onnxruntime-gpu lists CUDA even without a driver: the probe session must be what decides."""
-    from export import targets
+    from edge_compress.export import targets
 
     monkeypatch.setattr(targets.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     if HAS_CUDA:
@@ -130,7 +128,7 @@ def test_hardware_fingerprint_names_the_int8_and_fp16_features():
 # --- device artefacts --------------------------------------------------------------------------------------------
 
 def test_ort_format_conversion_loads_on_cpu_with_a_reduced_build_config(onnx_bert, tmp_path):
-    from export.mobile import convert_to_ort
+    from edge_compress.export.mobile import convert_to_ort
 
     path, feed = onnx_bert
     (ort_model,), config = convert_to_ort([path], tmp_path)
@@ -141,7 +139,7 @@ def test_ort_format_conversion_loads_on_cpu_with_a_reduced_build_config(onnx_ber
 
 
 def test_fixed_shape_export_runs_at_its_shape(onnx_bert, tmp_path):
-    from export.mobile import fix_shapes
+    from edge_compress.export.mobile import fix_shapes
 
     path, _ = onnx_bert
     fixed = fix_shapes(path, tmp_path / "fixed.onnx", 2, 16)
@@ -153,7 +151,7 @@ def test_fixed_shape_export_runs_at_its_shape(onnx_bert, tmp_path):
 
 
 def test_fp16_with_fp32_io_runs_on_the_cpu_provider(onnx_bert, tmp_path):
-    from export.fp16 import convert_to_fp16
+    from edge_compress.export.fp16 import convert_to_fp16
 
     path, feed = onnx_bert
     half = convert_to_fp16(path, tmp_path / "fp16.onnx")
@@ -166,7 +164,7 @@ def test_fp16_with_fp32_io_runs_on_the_cpu_provider(onnx_bert, tmp_path):
 
 
 def test_tensorrt_int8_is_symmetric_qdq(onnx_bert, tmp_path):
-    from compress.quantize.tensorrt import quantize_int8_tensorrt
+    from edge_compress.compress.quantize.tensorrt import quantize_int8_tensorrt
 
     path, feed = onnx_bert
     quantized = quantize_int8_tensorrt(path, tmp_path / "trt.onnx", [feed] * 4, "minmax")
@@ -320,7 +318,7 @@ def test_bad_target_flags_fail_before_any_work(tiny_bert, data_dir, tmp_path):
 
 
 def test_causal_lm_targets_it_cannot_run_on_are_reported_not_refused():
-    from compress.tasks.causal_lm.task import CausalLM
+    from edge_compress.compress.tasks.causal_lm.task import CausalLM
 
     run = TargetRun(["cuda", "mobile", "cpu"], CausalLM.targets, "causal-lm")
     assert "cuda" in run.unavailable and "causal-lm" in run.unavailable["cuda"] and "Fix:" in run.unavailable["cuda"]
@@ -331,8 +329,8 @@ def test_causal_lm_targets_it_cannot_run_on_are_reported_not_refused():
 
 @pytest.mark.gpu
 def test_cuda_runner_times_on_device_buffers(onnx_bert, tmp_path):
-    from export.device import TargetRunner
-    from export.fp16 import convert_to_fp16
+    from edge_compress.export.device import TargetRunner
+    from edge_compress.export.fp16 import convert_to_fp16
 
     require("cuda")
     path, feed = onnx_bert
@@ -347,8 +345,8 @@ def test_cuda_runner_times_on_device_buffers(onnx_bert, tmp_path):
 
 @pytest.mark.gpu
 def test_tensorrt_runs_the_qdq_model(onnx_bert, tmp_path):
-    from compress.quantize.tensorrt import quantize_int8_tensorrt
-    from export.device import TargetRunner
+    from edge_compress.compress.quantize.tensorrt import quantize_int8_tensorrt
+    from edge_compress.export.device import TargetRunner
 
     require("tensorrt")
     path, feed = onnx_bert

@@ -6,10 +6,9 @@ import random
 
 import pytest
 from conftest import write_csv, write_jsonl
-
-from compress.errors import CompressError
-from compress.tasks.translation.data import load_translation_data
-from compress.tasks.translation.metrics import agreement, bleu_chrf, translation_metrics
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.tasks.translation.data import load_translation_data
+from edge_compress.compress.tasks.translation.metrics import agreement, bleu_chrf, translation_metrics
 
 # --------------------------------------------------------------------------- metrics
 
@@ -90,7 +89,7 @@ def test_empty_sources_are_an_error_with_a_fix(tmp_path):
 
 # --------------------------------------------------------------------------- calib_data/translation
 def _pairs(name: str) -> list[tuple[str, str]]:
-    from calib_data import ROOT
+    from edge_compress.calib_data import ROOT
 
     lines = (ROOT / "translation" / f"{name}.tsv").read_text(encoding="utf-8").splitlines()
     assert lines[0] == "source\ttarget"
@@ -98,7 +97,7 @@ def _pairs(name: str) -> list[tuple[str, str]]:
 
 
 def test_calib_data_translation_parses_with_varied_lengths():
-    from calib_data import ROOT
+    from edge_compress.calib_data import ROOT
 
     train, evals = (load_translation_data(str(ROOT / "translation" / f"{n}.tsv")) for n in ("train", "eval"))
     assert not train.agreement_only and not evals.agreement_only
@@ -112,7 +111,7 @@ def test_calib_data_translation_parses_with_varied_lengths():
 
 
 def test_calib_data_translation_is_what_the_generator_writes():
-    from calib_data import generate_translation
+    from edge_compress.calib_data import generate_translation
 
     train, evals = generate_translation.build(random.Random(generate_translation.SEED))
     assert (train, evals) == (_pairs("train"), _pairs("eval"))
@@ -124,7 +123,7 @@ def test_calib_data_translation_is_what_the_generator_writes():
 ])
 def test_generator_german_noun_phrases(english, german):
     """Spot checks of the declension tables: nominative after der- and ein-words."""
-    from calib_data.generate_translation import NP, OBJECTS
+    from edge_compress.calib_data.generate_translation import NP, OBJECTS
 
     by_name = {n.en: n for n in OBJECTS}
     adjective, noun = english.split()[1:]
@@ -133,7 +132,7 @@ def test_generator_german_noun_phrases(english, german):
 
 
 def test_generator_declension_across_cases():
-    from calib_data.generate_translation import NP, NUMBERS, OBJECTS
+    from edge_compress.calib_data.generate_translation import NP, NUMBERS, OBJECTS
 
     by_name = {n.en: n for n in OBJECTS}
     table = NP(by_name["table"], "indef", False, "new")

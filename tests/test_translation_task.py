@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from compress.errors import CompressError
+from edge_compress.compress.errors import CompressError
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ROOT / "calib_data" / "translation"
@@ -133,7 +132,7 @@ def _feeds(tokenizer, texts):
 
 
 def _exported(model, folder: Path) -> Path:
-    from export.seq2seq import export_seq2seq
+    from edge_compress.export.seq2seq import export_seq2seq
 
     export_seq2seq(model, folder)
     model.config.save_pretrained(folder)
@@ -150,7 +149,7 @@ def marian_export(marian, tmp_path_factory) -> Path:
 
 
 def _decoding(model, beams: int = 1, tokens: int = 24):
-    from compress.tasks.translation.generate import decoding_from_config
+    from edge_compress.compress.tasks.translation.generate import decoding_from_config
 
     return decoding_from_config(model.config, model.generation_config, tokens, beams)
 
@@ -158,8 +157,8 @@ def _decoding(model, beams: int = 1, tokens: int = 24):
 @pytest.mark.parametrize("beams", [1, 3])
 def test_onnx_generates_what_pytorch_generates(marian, marian_export, tokenizer, sentences, beams):
     """Token for token: plain onnxruntime on the two graphs, the same loop on PyTorch, and model.generate itself."""
-    from compress.tasks.translation.generate import translate_ids
-    from compress.tasks.translation.runner import OnnxSeq2Seq, TorchSeq2Seq
+    from edge_compress.compress.tasks.translation.generate import translate_ids
+    from edge_compress.compress.tasks.translation.runner import OnnxSeq2Seq, TorchSeq2Seq
 
     model = marian[0]
     decoding = _decoding(model, beams)
@@ -177,8 +176,8 @@ def test_onnx_generates_what_pytorch_generates(marian, marian_export, tokenizer,
 
 
 def test_greedy_batch_equals_one_by_one(marian, marian_export, tokenizer, sentences):
-    from compress.tasks.translation.generate import greedy
-    from compress.tasks.translation.runner import OnnxSeq2Seq
+    from edge_compress.compress.tasks.translation.generate import greedy
+    from edge_compress.compress.tasks.translation.runner import OnnxSeq2Seq
 
     decoding, runner = _decoding(marian[0]), OnnxSeq2Seq(marian_export, 1)
     batch = tokenizer(sentences[:4], padding=True, return_tensors="np")
@@ -188,9 +187,8 @@ def test_greedy_batch_equals_one_by_one(marian, marian_export, tokenizer, senten
 
 
 def test_the_folder_loads_with_exported_model_and_matches_onnxruntime(marian_export, tokenizer, sentences):
+    from edge_compress.compress.tasks.translation.runner import OnnxSeq2Seq, empty_cache
     from transformers.exporters import ExportedModel
-
-    from compress.tasks.translation.runner import OnnxSeq2Seq, empty_cache
 
     exported = ExportedModel.from_pretrained(marian_export, device="cpu")
     assert set(exported.components) == {"encoder", "decoder"}
@@ -217,8 +215,8 @@ def test_the_folder_loads_with_exported_model_and_matches_onnxruntime(marian_exp
 
 @pytest.mark.parametrize("family", ["t5", "bart"])
 def test_t5_and_bart_export_generates_what_generate_does(family, tokenizer, pairs, sentences, tmp_path):
-    from compress.tasks.translation.generate import translate_ids
-    from compress.tasks.translation.runner import OnnxSeq2Seq
+    from edge_compress.compress.tasks.translation.generate import translate_ids
+    from edge_compress.compress.tasks.translation.runner import OnnxSeq2Seq
 
     model = _trained(family, tokenizer, pairs, tmp_path / "model", 3.0)
     runner = OnnxSeq2Seq(_exported(model, tmp_path / "onnx"), 1)
@@ -231,10 +229,10 @@ def test_t5_and_bart_export_generates_what_generate_does(family, tokenizer, pair
 
 
 def test_int8_dynamic_graphs_quantize_each_graph_and_still_translate(marian_export, tokenizer, sentences, tmp_path):
-    from compress.quantize.presets import PRESETS
-    from compress.tasks.translation.generate import translate_ids
-    from compress.tasks.translation.runner import OnnxSeq2Seq
-    from compress.tasks.translation.variants import _dynamic, _per_graph, component_bytes
+    from edge_compress.compress.quantize.presets import PRESETS
+    from edge_compress.compress.tasks.translation.generate import translate_ids
+    from edge_compress.compress.tasks.translation.runner import OnnxSeq2Seq
+    from edge_compress.compress.tasks.translation.variants import _dynamic, _per_graph, component_bytes
 
     class Inp:  # the BuildInput fields the build reads
         source = marian_export / "decoder.onnx"
@@ -249,9 +247,8 @@ def test_int8_dynamic_graphs_quantize_each_graph_and_still_translate(marian_expo
 
 
 def _decoding_of(folder: Path):
+    from edge_compress.compress.tasks.translation.generate import decoding_from_config
     from transformers import AutoConfig, GenerationConfig
-
-    from compress.tasks.translation.generate import decoding_from_config
 
     return decoding_from_config(AutoConfig.from_pretrained(folder), GenerationConfig.from_pretrained(folder), 24, 1)
 
@@ -271,9 +268,8 @@ translation:
 
 
 def _run(model: Path, out: Path, eval_data: Path, recipe: str, tmp: Path, *extra: str):
+    from edge_compress.compress.cli import app
     from typer.testing import CliRunner
-
-    from compress.cli import app
 
     (tmp / "recipe.yaml").write_text(recipe)
     return CliRunner().invoke(app, ["run", str(model), "--out", str(out), "--eval-data", str(eval_data), "--recipe",
@@ -338,9 +334,8 @@ def test_variant_folders_load_in_onnxruntime_and_exported_model(mt_run, variant)
 
 
 def test_generate_translates_with_the_selected_variant(mt_run, marian, tokenizer, sentences):
+    from edge_compress.compress.cli import app
     from typer.testing import CliRunner
-
-    from compress.cli import app
 
     result = CliRunner().invoke(app, ["generate", str(mt_run), sentences[0], "--threads", "1"])
     assert result.exit_code == 0, result.output
@@ -353,10 +348,9 @@ def test_generate_beams_decodes_by_beam_search_as_model_generate_does(mt_run, ma
     """--beams N runs the ORT loop's beam search: the same text as model.generate(num_beams=N), and the run's own
     decoding (greedy here) when the flag is left out. The loop is watched too: a tiny model's greedy and beam texts
     can coincide, so text equality alone would not show the beams were used."""
+    from edge_compress.compress.cli import app
+    from edge_compress.compress.tasks.translation import generate as loop
     from typer.testing import CliRunner
-
-    from compress.cli import app
-    from compress.tasks.translation import generate as loop
 
     used, real = [], loop.translate_ids
     monkeypatch.setattr(loop, "translate_ids", lambda runner, ids, mask, decoding: used.append(decoding.num_beams)
@@ -378,9 +372,8 @@ def test_generate_beams_decodes_by_beam_search_as_model_generate_does(mt_run, ma
 
 @pytest.mark.parametrize("args, message", [(["--beams", "0"], "at least 1"), (["--sample"], "--sample is for causal LMs")])
 def test_generate_refuses_bad_decoding_flags_for_translation(mt_run, sentences, args, message):
+    from edge_compress.compress.cli import app
     from typer.testing import CliRunner
-
-    from compress.cli import app
 
     result = CliRunner().invoke(app, ["generate", str(mt_run), sentences[0], *args])
     assert result.exit_code == 2, result.output
@@ -389,7 +382,7 @@ def test_generate_refuses_bad_decoding_flags_for_translation(mt_run, sentences, 
 
 def test_generate_refuses_beams_for_a_causal_lm(tmp_path):
     """Checked before any model is loaded: a folder that is no translation run gets --beams refused with a fix."""
-    from compress.commands.generate import generate
+    from edge_compress.compress.commands.generate import generate
 
     with pytest.raises(CompressError, match="for translation models"):
         generate(tmp_path, "hello", num_beams=3)
@@ -400,9 +393,8 @@ def test_mobile_package_holds_both_graphs_in_ort_format_and_translates_as_scored
     """--target mobile: encoder.ort + decoder.ort + one ops config for both, scored by the run's loop and timed on this
     host, and the package's two graphs translate what the selected variant translates."""
     import onnxruntime as ort
-
-    from compress.tasks.translation.generate import decoding_from_config, translate_ids
-    from compress.tasks.translation.runner import OnnxSeq2Seq
+    from edge_compress.compress.tasks.translation.generate import decoding_from_config, translate_ids
+    from edge_compress.compress.tasks.translation.runner import OnnxSeq2Seq
 
     recipe = RECIPE + "  int8_static: false\n  int4_decoder: false\n"
     result = _run(marian[1], tmp_path / "out", eval_data / "eval.tsv", recipe, tmp_path, "--target", "mobile")
@@ -480,16 +472,15 @@ def test_empty_sources_are_refused(marian, tmp_path):
 
 
 def test_generate_refuses_an_empty_source(mt_run):
-    from compress.tasks.translation.translate import translate
+    from edge_compress.compress.tasks.translation.translate import translate
 
     with pytest.raises(CompressError, match="empty"):
         translate(mt_run, "   ")
 
 
 def test_a_model_that_is_not_an_encoder_decoder_is_refused():
+    from edge_compress.compress.tasks.translation.task import Translation
     from transformers import BertConfig
-
-    from compress.tasks.translation.task import Translation
 
     with pytest.raises(CompressError, match="not an encoder-decoder"):
         Translation().check_architecture(BertConfig(), "bert-tiny")
@@ -499,7 +490,7 @@ def test_generate_puts_the_runs_source_prefix_before_the_sentence(mt_run, senten
     """translation.source_prefix (T5's 'translate English to German: ') is read back from the variant's manifest."""
     import shutil
 
-    from compress.tasks.translation.translate import translate
+    from edge_compress.compress.tasks.translation.translate import translate
 
     folder = tmp_path / "variant"
     shutil.copytree(mt_run / "variants" / "onnx-fp32", folder)

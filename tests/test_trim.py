@@ -6,6 +6,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from edge_compress.compress.trim import TrimConfig, TrimError, trim
+from edge_compress.compress.trim.hf_tokenizer import tokenizer_json
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
     AutoModelForCausalLM,
@@ -20,9 +22,6 @@ from transformers import (
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
 )
-
-from compress.trim import TrimConfig, TrimError, trim
-from compress.trim.hf_tokenizer import tokenizer_json
 
 CORPUS = ["the movie was great and the actors were good", "a terrible film with a bad plot",
           "i loved this movie, the story was great", "the plot was bad but the music was good",
@@ -286,11 +285,11 @@ def _run_inputs(tmp_path):
 
 
 def test_trim_stage_adds_a_line_with_its_own_tokenizer_and_evaluation(tmp_path):
-    from compress.recipe import load_recipe
-    from compress.run.context import RunOptions, load_context
-    from compress.run.stages import check_stages, torch_stages
-    from compress.run.targets import TargetRun
-    from compress.tasks import get_task
+    from edge_compress.compress.recipe import load_recipe
+    from edge_compress.compress.run.context import RunOptions, load_context
+    from edge_compress.compress.run.stages import check_stages, torch_stages
+    from edge_compress.compress.run.targets import TargetRun
+    from edge_compress.compress.tasks import get_task
 
     ckpt, eval_csv, recipe_file = _run_inputs(tmp_path)
     recipe, task = load_recipe(str(recipe_file)), get_task("text-classification")
@@ -309,8 +308,8 @@ def test_trim_stage_adds_a_line_with_its_own_tokenizer_and_evaluation(tmp_path):
 
 
 def test_trim_is_refused_for_causal_lm_recipes():
-    from compress.errors import CompressError
-    from compress.recipe import validate_recipe
+    from edge_compress.compress.errors import CompressError
+    from edge_compress.compress.recipe import validate_recipe
 
     with pytest.raises(CompressError, match="trim"):
         validate_recipe({"task": "causal-lm", "trim": {"keep_top_n": 10}}, "r.yaml")
@@ -318,9 +317,8 @@ def test_trim_is_refused_for_causal_lm_recipes():
 
 
 def test_run_with_a_trim_recipe_adds_a_trimmed_line_that_ships_its_own_tokenizer(tmp_path):
+    from edge_compress.compress.cli import app
     from typer.testing import CliRunner
-
-    from compress.cli import app
 
     ckpt, eval_csv, recipe = _run_inputs(tmp_path)
     out = tmp_path / "out"

@@ -11,16 +11,15 @@ import json
 import os
 from pathlib import Path
 
+from edge_compress.compress.commands.generate import resolve_variant
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.tasks.question_answering.data import QAExample
+from edge_compress.compress.tasks.question_answering.features import prepare_features
+from edge_compress.compress.tasks.question_answering.postprocess import Prediction, postprocess
+from edge_compress.compress.tasks.question_answering.runner import onnx_qa_runner, window_logits
+from edge_compress.compress.tasks.question_answering.spec import QASpec
+from edge_compress.export.onnx_export import MODEL_FILE
 from transformers import AutoTokenizer
-
-from compress.commands.generate import resolve_variant
-from compress.errors import CompressError
-from compress.tasks.question_answering.data import QAExample
-from compress.tasks.question_answering.features import prepare_features
-from compress.tasks.question_answering.postprocess import Prediction, postprocess
-from compress.tasks.question_answering.runner import onnx_qa_runner, window_logits
-from compress.tasks.question_answering.spec import QASpec
-from export.onnx_export import MODEL_FILE
 
 
 def run_settings(folder: Path) -> QASpec:

@@ -13,8 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from compress.console import info
-from compress.errors import CompressError
+from edge_compress.compress.console import info
+from edge_compress.compress.errors import CompressError
 
 DEMO_EPOCHS, DEMO_LR, DEMO_BATCH = 4, 1e-4, 16
 
@@ -29,7 +29,7 @@ def minilm_path() -> Path:
 
 
 def intent_data() -> tuple[Path, Path]:
-    from calib_data import INTENTS_EVAL, INTENTS_TRAIN
+    from edge_compress.calib_data import INTENTS_EVAL, INTENTS_TRAIN
 
     train, evaluation = INTENTS_TRAIN, INTENTS_EVAL
     if not train.exists() or not evaluation.exists():
@@ -94,8 +94,8 @@ def _read_labelled(path: Path) -> tuple[list[str], list[str]]:
 
 
 def run_demo(out: Path, cache: Path, threads: int | None) -> dict:
-    from compress.recipe import Recipe
-    from compress.run.pipeline import RunOptions, run
+    from edge_compress.compress.recipe import Recipe
+    from edge_compress.compress.run.pipeline import RunOptions, run
 
     recipe = Recipe().with_overrides({"validate.threads": threads}, {"validate.threads": "--threads"})
     base = minilm_path()

@@ -10,10 +10,9 @@ import math
 import os
 from pathlib import Path
 
+from edge_compress.compress.errors import CompressError
+from edge_compress.export.ort_lm import load_ort_lm
 from transformers import AutoTokenizer, TextStreamer
-
-from compress.errors import CompressError
-from export.ort_lm import load_ort_lm
 
 
 def resolve_variant(path: Path, task: str = "causal-lm") -> Path:
@@ -51,7 +50,7 @@ def generate(path: Path | str, prompt: str, max_new_tokens: int = 64, threads: i
     """Generate from `prompt` with a variant (or an OUT folder's selected one); prints tokens as they come when `stream`.
     `num_beams` is for translation (None: as the run decoded); a causal LM decodes greedy or sampled only."""
     _check_settings(max_new_tokens, threads, temperature)
-    from compress.tasks.translation.translate import is_translation, translate
+    from edge_compress.compress.tasks.translation.translate import is_translation, translate
 
     if num_beams is not None and num_beams < 1:
         raise CompressError(f"--beams {num_beams}: must be at least 1", "pass 1 for greedy decoding, or e.g. --beams 4")

@@ -12,26 +12,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from edge_compress.compress.console import console, info
+from edge_compress.compress.ranks import is_main_process, world_size
+from edge_compress.compress.recipe import Recipe
 from rich.markup import escape
-
-from compress.console import console, info
-from compress.ranks import is_main_process, world_size
-from compress.recipe import Recipe
 
 
 def qat_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recipe, force: bool = False,
                    text_column: str | None = None, label_column: str | None = None) -> dict[str, Any]:
     """Write OUT/model.onnx (int8, learned ranges) + config, tokenizer, qat_report.json, recipe.yaml, atomically."""
-    from compress.checkpoint import check_max_length, load_checkpoint
-    from compress.data import load_training_texts
-    from compress.outputs import check_target, staged
-    from compress.qat.build import qat_to_onnx
-    from compress.quantize.presets import preset_for
-    from compress.run.measure import runtime_graph
-    from compress.tasks import get_task
-    from export.hardware import cpu_info
-    from export.hf_manifest import finish_folder, read_manifest
-    from export.onnx_export import MODEL_FILE
+    from edge_compress.compress.checkpoint import check_max_length, load_checkpoint
+    from edge_compress.compress.data import load_training_texts
+    from edge_compress.compress.outputs import check_target, staged
+    from edge_compress.compress.qat.build import qat_to_onnx
+    from edge_compress.compress.quantize.presets import preset_for
+    from edge_compress.compress.run.measure import runtime_graph
+    from edge_compress.compress.tasks import get_task
+    from edge_compress.export.hardware import cpu_info
+    from edge_compress.export.hf_manifest import finish_folder, read_manifest
+    from edge_compress.export.onnx_export import MODEL_FILE
 
     check_target(out, force, (model_source, data_source))
     task = get_task(recipe.task)

@@ -4,7 +4,7 @@ Encoders and GPT-2 (classifiers or LMs) and grouped-query decoder LMs (Llama, Mi
 Gemma 3's text decoder), where a head unit is a KV head with its query heads and gated-MLP neurons go with
 their gate, up and down weights. Causal LMs are scored by next-token loss on plain calibration text.
 
-    from compress.prune import PruneConfig, prune, load_pruned
+    from edge_compress.compress.prune import PruneConfig, prune, load_pruned
     result = prune(model, PruneConfig(flops_budget=0.6), calib_batches)  # model shrinks in place
     model.save_pretrained(folder)          # safetensors; shapes recorded in config.json
     model = load_pruned(folder)
@@ -27,5 +27,5 @@ __all__ = ["SPECS", "ArchSpec", "PruneConfig", "PruneError", "PrunePlan", "Prune
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'compress.prune' has no attribute {name!r}")
-    return getattr(import_module(f"compress.prune.{_EXPORTS[name]}"), name)
+        raise AttributeError(f"module 'edge_compress.compress.prune' has no attribute {name!r}")
+    return getattr(import_module(f"edge_compress.compress.prune.{_EXPORTS[name]}"), name)

@@ -7,19 +7,18 @@ from collections.abc import Iterable
 from itertools import islice
 
 import torch
+from edge_compress.compress.prune.config import PruneConfig
+from edge_compress.compress.prune.costs import CostModel, flops_model, params_model
+from edge_compress.compress.prune.errors import PruneError
+from edge_compress.compress.prune.importance import Batch, is_causal_lm, mask_gradients
+from edge_compress.compress.prune.physical import fold_scales, remove_units
+from edge_compress.compress.prune.plan import PrunePlan
+from edge_compress.compress.prune.result import PruneResult
+from edge_compress.compress.prune.search import Limits, Selection, rearrange, search
+from edge_compress.compress.prune.specs import ArchSpec, spec_for
+from edge_compress.compress.prune.structure import Structure, read_structure
+from edge_compress.compress.prune.tuning import tune_scales
 from torch import nn
-
-from compress.prune.config import PruneConfig
-from compress.prune.costs import CostModel, flops_model, params_model
-from compress.prune.errors import PruneError
-from compress.prune.importance import Batch, is_causal_lm, mask_gradients
-from compress.prune.physical import fold_scales, remove_units
-from compress.prune.plan import PrunePlan
-from compress.prune.result import PruneResult
-from compress.prune.search import Limits, Selection, rearrange, search
-from compress.prune.specs import ArchSpec, spec_for
-from compress.prune.structure import Structure, read_structure
-from compress.prune.tuning import tune_scales
 
 
 def prune(model: nn.Module, config: PruneConfig, calib_batches: Iterable[Batch]) -> PruneResult:

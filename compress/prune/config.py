@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from compress.prune.errors import PruneError
+from edge_compress.compress.prune.errors import PruneError
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge_compress.compress.prune.modules import in_features, is_projection, out_features
+from edge_compress.compress.prune.specs import ArchSpec, layer_list, spec_for
+from edge_compress.compress.prune.structure import Structure
 from torch import nn
-
-from compress.prune.modules import in_features, is_projection, out_features
-from compress.prune.specs import ArchSpec, layer_list, spec_for
-from compress.prune.structure import Structure
 
 
 @dataclass(frozen=True)

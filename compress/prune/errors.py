@@ -1,6 +1,6 @@
 """The one exception type of the pruning package."""
 
-from compress.errors import CompressError
+from edge_compress.compress.errors import CompressError
 
 
 class PruneError(CompressError, ValueError):

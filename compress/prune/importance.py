@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from edge_compress.compress.prune.masks import Masks, masked
+from edge_compress.compress.prune.specs import ArchSpec
+from edge_compress.compress.prune.structure import Structure
 from torch import nn
-
-from compress.prune.masks import Masks, masked
-from compress.prune.specs import ArchSpec
-from compress.prune.structure import Structure
 
 Batch = dict[str, torch.Tensor]
 

@@ -15,12 +15,11 @@ import json
 from pathlib import Path
 
 import transformers
+from edge_compress.compress.prune.errors import PruneError
+from edge_compress.compress.prune.physical import restore_sizes
+from edge_compress.compress.prune.specs import spec_for
 from safetensors.torch import load_file
 from transformers import AutoConfig, PreTrainedModel
-
-from compress.prune.errors import PruneError
-from compress.prune.physical import restore_sizes
-from compress.prune.specs import spec_for
 
 
 def load_pruned(folder: str | Path, model_class: type[PreTrainedModel] | None = None) -> PreTrainedModel:

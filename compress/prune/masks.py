@@ -15,10 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from edge_compress.compress.prune.specs import ArchSpec, layer_list
+from edge_compress.compress.prune.structure import Structure
 from torch import nn
-
-from compress.prune.specs import ArchSpec, layer_list
-from compress.prune.structure import Structure
 
 
 @dataclass

@@ -17,13 +17,12 @@ per-layer ``layer_types``.
 from __future__ import annotations
 
 import torch
+from edge_compress.compress.prune.masks import Masks
+from edge_compress.compress.prune.modules import keep_inputs, keep_outputs, out_features, scale_inputs
+from edge_compress.compress.prune.search import Selection
+from edge_compress.compress.prune.specs import ArchSpec, layer_list, root_module, text_config
+from edge_compress.compress.prune.structure import Structure, read_structure
 from torch import nn
-
-from compress.prune.masks import Masks
-from compress.prune.modules import keep_inputs, keep_outputs, out_features, scale_inputs
-from compress.prune.search import Selection
-from compress.prune.specs import ArchSpec, layer_list, root_module, text_config
-from compress.prune.structure import Structure, read_structure
 
 
 def fold_scales(model: nn.Module, spec: ArchSpec, unit_width: int, scales: Masks) -> None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-
-from compress.prune.errors import PruneError
-from compress.prune.search import Selection
-from compress.prune.structure import Structure
+from edge_compress.compress.prune.errors import PruneError
+from edge_compress.compress.prune.search import Selection
+from edge_compress.compress.prune.structure import Structure
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-from compress.prune.costs import CostModel
+from edge_compress.compress.prune.costs import CostModel
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from edge_compress.compress.prune.errors import PruneError
 from torch import nn
-
-from compress.prune.errors import PruneError
 
 
 @dataclass(frozen=True)

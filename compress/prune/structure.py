@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge_compress.compress.prune.errors import PruneError
+from edge_compress.compress.prune.modules import in_features, out_features
+from edge_compress.compress.prune.specs import ArchSpec, layer_list
 from torch import nn
-
-from compress.prune.errors import PruneError
-from compress.prune.modules import in_features, out_features
-from compress.prune.specs import ArchSpec, layer_list
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from edge_compress.compress.prune.importance import Batch
+from edge_compress.compress.prune.masks import Masks, masked
+from edge_compress.compress.prune.modules import Projection, weight_out_in
+from edge_compress.compress.prune.specs import ArchSpec, layer_list
+from edge_compress.compress.prune.structure import Structure
 from torch import nn
 from torch.utils.hooks import RemovableHandle
-
-from compress.prune.importance import Batch
-from compress.prune.masks import Masks, masked
-from compress.prune.modules import Projection, weight_out_in
-from compress.prune.specs import ArchSpec, layer_list
-from compress.prune.structure import Structure
 
 _DAMPING = 1e-3  # relative to the mean diagonal of the normal matrix
 

@@ -18,5 +18,5 @@ __all__ = ["QATConfig", "insert_fake_quant", "learned_params", "quantization_awa
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'compress.qat' has no attribute {name!r}")
-    return getattr(import_module(f"compress.qat.{_EXPORTS[name]}"), name)
+        raise AttributeError(f"module 'edge_compress.compress.qat' has no attribute {name!r}")
+    return getattr(import_module(f"edge_compress.compress.qat.{_EXPORTS[name]}"), name)

@@ -9,15 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from edge_compress.compress.qat.export_params import learned_params
+from edge_compress.compress.qat.modules import strip_fake_quant
+from edge_compress.compress.qat.train import QATConfig, quantization_aware_train
+from edge_compress.compress.quantize.presets import Int8Preset
+from edge_compress.compress.quantize.ptq import quantize_int8_static
+from edge_compress.compress.run.measure import onnx_runner, torch_runner
+from edge_compress.export.hf_manifest import MANIFEST_FILE
 from torch import nn
-
-from compress.qat.export_params import learned_params
-from compress.qat.modules import strip_fake_quant
-from compress.qat.train import QATConfig, quantization_aware_train
-from compress.quantize.presets import Int8Preset
-from compress.quantize.ptq import quantize_int8_static
-from compress.run.measure import onnx_runner, torch_runner
-from export.hf_manifest import MANIFEST_FILE
 
 # (model, folder) -> folder/model.onnx with its export.json: the task's export (compress.tasks.base.Task.export)
 Export = Callable[[nn.Module, Path], Path]
@@ -52,7 +51,7 @@ def qat_to_onnx(model: nn.Module, tokenizer, texts: list[str], labels: list[int]
 
 def _build_variant(inp):
     """The QAT variant of one line: trained from the line's model on the run's training texts."""
-    from export.onnx_export import MODEL_FILE
+    from edge_compress.export.onnx_export import MODEL_FILE
 
     ctx = inp.ctx
     limit = ctx.recipe.validate_.max_length
@@ -67,7 +66,7 @@ def _build_variant(inp):
 
 
 def _register() -> None:
-    from compress.run.variants import Variant, register
+    from edge_compress.compress.run.variants import Variant, register
 
     register(Variant("onnx-int8-qat", "int8", _build_variant, ("text-classification",), order=70,
                      settings=lambda ctx: {"preset": ctx.preset.as_dict(), "qat": ctx.recipe.qat.model_dump()},

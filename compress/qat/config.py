@@ -8,9 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
+from edge_compress.compress.seeding import DEFAULT_SEED
 from pydantic import Field
-
-from compress.seeding import DEFAULT_SEED
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 

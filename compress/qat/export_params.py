@@ -11,11 +11,10 @@ from collections.abc import Callable
 
 import numpy as np
 import onnx
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.qat.modules import QuantEmbedding, QuantLinear
 from onnx import numpy_helper
 from torch import nn
-
-from compress.errors import CompressError
-from compress.qat.modules import QuantEmbedding, QuantLinear
 
 TensorParams = dict[str, tuple[float, int]]
 

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.func import functional_call
-from transformers.pytorch_utils import Conv1D
-
-from compress.qat.fake_quant import (
+from edge_compress.compress.qat.fake_quant import (
     ACTIVATION_RANGES,
     ActivationQuantizer,
     fake_quant_weight,
     round_ste,
     scale_zero_point,
 )
-from export.onnx_export import linear_from_conv1d
+from edge_compress.export.onnx_export import linear_from_conv1d
+from torch import nn
+from torch.func import functional_call
+from transformers.pytorch_utils import Conv1D
 
 
 class QuantLinear(nn.Module):

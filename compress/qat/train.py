@@ -9,18 +9,17 @@ import json
 from pathlib import Path
 
 import torch
-from torch import nn
-
-from compress.console import info
-from compress.errors import CompressError
-from compress.qat.config import QATConfig
-from compress.qat.modules import (
+from edge_compress.compress.console import info
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.qat.config import QATConfig
+from edge_compress.compress.qat.modules import (
     activation_quantizers,
     check_supported,
     insert_fake_quant,
 )
-from compress.run.resume import active_store, state_digest
-from compress.seeding import seeded
+from edge_compress.compress.run.resume import active_store, state_digest
+from edge_compress.compress.seeding import seeded
+from torch import nn
 
 
 def quantization_aware_train(model: nn.Module, tokenizer, texts: list[str], labels: list[int] | None, config: QATConfig,
@@ -79,7 +78,7 @@ def _fake_quantized(model: nn.Module, tokenizer, texts: list[str], config: QATCo
 def _train(student: nn.Module, model: nn.Module, tokenizer, texts: list[str], labels: list[int] | None,
            config: QATConfig, max_length: int) -> tuple[nn.Module, dict[str, float]]:
     """Distil the float `model` into the fake-quantized `student`; returns it and how far its scales moved."""
-    from compress.distill import DistillConfig, distill
+    from edge_compress.compress.distill import DistillConfig, distill
 
     length = f"{config.max_steps} steps" if config.max_steps > 0 else f"{config.epochs:g} epochs"
     info(f"QAT: {len(activation_quantizers(student))} learned activation ranges, distilling for {length} on {len(texts)} texts")

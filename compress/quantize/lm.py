@@ -25,6 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+from edge_compress.compress.console import warn
+from edge_compress.compress.quantize.presets import Int8Preset
+from edge_compress.export.hf_manifest import model_files
+from edge_compress.export.lm_export import PACKED_SEPARATOR, unpack_matmuls
+from edge_compress.export.onnx_io import PROTOBUF_LIMIT, load_model, save_model
+from edge_compress.export.tied import find_tied_head
+from edge_compress.export.tied_head import quantize_tied_head
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -33,14 +40,6 @@ from onnxruntime.quantization import (
     quantize_dynamic,
     quantize_static,
 )
-
-from compress.console import warn
-from compress.quantize.presets import Int8Preset
-from export.hf_manifest import model_files
-from export.lm_export import PACKED_SEPARATOR, unpack_matmuls
-from export.onnx_io import PROTOBUF_LIMIT, load_model, save_model
-from export.tied import find_tied_head
-from export.tied_head import quantize_tied_head
 
 QUANT_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
 # ONNX shape inference stops at ORT's fused ops (RotaryEmbedding, SkipSimplifiedLayerNormalization): tensors it leaves

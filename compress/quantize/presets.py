@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from export.hardware import CpuInfo
+from edge_compress.export.hardware import CpuInfo
 
 
 @dataclass(frozen=True)

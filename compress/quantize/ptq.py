@@ -13,6 +13,9 @@ from typing import Literal
 
 import numpy as np
 import onnx
+from edge_compress.compress.quantize.presets import Int8Preset
+from edge_compress.export.onnx_io import load_model, save_model
+from edge_compress.export.quiet import quiet
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -22,10 +25,6 @@ from onnxruntime.quantization import (
     quantize_dynamic,
     quantize_static,
 )
-
-from compress.quantize.presets import Int8Preset
-from export.onnx_io import load_model, save_model
-from export.quiet import quiet
 
 CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                        "percentile": CalibrationMethod.Percentile}

@@ -14,10 +14,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
+from edge_compress.compress.quantize.ptq import CALIBRATION_METHODS, _Feeds
+from edge_compress.export.quiet import quiet
 from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
-
-from compress.quantize.ptq import CALIBRATION_METHODS, _Feeds
-from export.quiet import quiet
 
 TENSORRT_SETTINGS = {"format": "QDQ", "activation_type": "int8", "weight_type": "int8", "per_channel": True,
                      "activation_symmetric": True, "weight_symmetric": True, "dedicated_qdq_pair": True,
@@ -42,7 +41,7 @@ def quantize_int8_tensorrt(src: Path, dst: Path, calibration_feeds: Iterable[dic
 
 def _build_variant(inp):
     """From the unfused fp32 export, calibrated like the static variant (ORT's fused contrib ops are not TensorRT ops)."""
-    from compress.quantize.variants import static_feeds
+    from edge_compress.compress.quantize.variants import static_feeds
 
     spec = inp.ctx.recipe.quantize.static
     return quantize_int8_tensorrt(inp.source, inp.folder / "model.onnx", static_feeds(inp.ctx), spec.calibration_method,
@@ -50,7 +49,7 @@ def _build_variant(inp):
 
 
 def _register() -> None:
-    from compress.run.variants import Variant, register
+    from edge_compress.compress.run.variants import Variant, register
 
     register(Variant("onnx-int8-tensorrt", "int8", _build_variant, ("text-classification",), order=90,
                      settings=lambda ctx: {"tensorrt": TENSORRT_SETTINGS}, targets=("cpu", "tensorrt"), built_for=("tensorrt",)))

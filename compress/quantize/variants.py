@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from compress.console import info, warn
-from compress.errors import CompressError
-from compress.run.variants import BuildInput, Variant, register
-from export.onnx_export import MODEL_FILE
+from edge_compress.compress.console import info, warn
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.run.variants import BuildInput, Variant, register
+from edge_compress.export.onnx_export import MODEL_FILE
 
 CLS, LM, QA = ("text-classification",), ("causal-lm",), ("question-answering",)
 
@@ -35,7 +34,7 @@ register(Variant("onnx-fp32", "fp32", _export, CLS + LM + QA, order=0, parent=()
 # --- classifiers ----------------------------------------------------------------------------------------------------
 
 def _optimize_enabled(ctx: Any) -> bool:
-    from export.optimize import optimizer_supports
+    from edge_compress.export.optimize import optimizer_supports
 
     if not ctx.recipe.optimize.enabled:
         return False
@@ -49,7 +48,7 @@ def _optimize_enabled(ctx: Any) -> bool:
 
 def _optimize(inp: BuildInput) -> Path:
     """ORT fusions; the embedding fusion is kept only if the fused graph still reproduces the model."""
-    from export.optimize import optimize_graph
+    from edge_compress.export.optimize import optimize_graph
 
     ctx, level = inp.ctx, inp.ctx.recipe.optimize.level
     path = optimize_graph(inp.source.parent, inp.folder, level, fuse_embeddings=True)
@@ -64,7 +63,7 @@ def _optimize(inp: BuildInput) -> Path:
 
 
 def _dynamic(inp: BuildInput) -> Path:
-    from compress.quantize.ptq import quantize_int8_dynamic
+    from edge_compress.compress.quantize.ptq import quantize_int8_dynamic
 
     return quantize_int8_dynamic(inp.source, inp.folder / MODEL_FILE, inp.ctx.preset)
 
@@ -80,7 +79,7 @@ def _static_settings(ctx: Any) -> dict[str, Any]:
 
 
 def _static(inp: BuildInput) -> Path:
-    from compress.quantize.ptq import quantize_int8_static
+    from edge_compress.compress.quantize.ptq import quantize_int8_static
 
     spec = inp.ctx.recipe.quantize.static
     return quantize_int8_static(inp.source, inp.folder / MODEL_FILE, inp.ctx.preset, static_feeds(inp.ctx),
@@ -89,8 +88,8 @@ def _static(inp: BuildInput) -> Path:
 
 def _smoothed_static(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
     """SmoothQuant a copy of the line's model on the calibration texts, export it, quantize that like the static variant."""
-    from compress.quantize.ptq import quantize_int8_static
-    from compress.quantize.smooth import smooth_
+    from edge_compress.compress.quantize.ptq import quantize_int8_static
+    from edge_compress.compress.quantize.smooth import smooth_
 
     ctx, spec, limit = inp.ctx, inp.ctx.recipe.quantize.static, inp.ctx.recipe.validate_.max_length
     texts = ctx.data.calib_texts[:spec.num_samples]
@@ -120,21 +119,21 @@ register(Variant("onnx-int8-static-smoothquant", "int8", _smoothed_static, CLS, 
 # --- causal LMs -----------------------------------------------------------------------------------------------------
 
 def _head(ctx: Any):
-    from compress.quantize.lm import HeadSpec
+    from edge_compress.compress.quantize.lm import HeadSpec
 
     spec = ctx.recipe.lm
     return HeadSpec(spec.head_bits, spec.block_size, spec.accuracy_level or None)
 
 
 def _lm_dynamic(inp: BuildInput) -> Path:
-    from compress.quantize.lm import quantize_dynamic_lm
+    from edge_compress.compress.quantize.lm import quantize_dynamic_lm
 
     return quantize_dynamic_lm(inp.source, inp.folder / MODEL_FILE, inp.ctx.preset, _head(inp.ctx), inp.ctx.recipe.lm.exclude)
 
 
 def _lm_static(inp: BuildInput) -> Path:
-    from compress.quantize.lm import quantize_static_lm
-    from compress.tasks.causal_lm.calibration import calibration_feeds
+    from edge_compress.compress.quantize.lm import quantize_static_lm
+    from edge_compress.compress.tasks.causal_lm.calibration import calibration_feeds
 
     ctx, spec = inp.ctx, inp.ctx.recipe.lm
     feeds = calibration_feeds(inp.source, ctx.tokenizer, ctx.data.calib_texts, spec.calib_max_length, spec.calib_decode_steps,
@@ -144,7 +143,7 @@ def _lm_static(inp: BuildInput) -> Path:
 
 def _smoothed_source(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
     """The SmoothQuant-ed copy of the line's model, exported once per line into scratch space both SmoothQuant variants share."""
-    from compress.quantize.smooth import smooth_
+    from edge_compress.compress.quantize.smooth import smooth_
 
     scratch = inp.line.scratch
     if "smoothquant" not in scratch:
@@ -178,7 +177,7 @@ def _lm_static_settings(ctx: Any) -> dict[str, Any]:
 
 def _weight_only(bits: int):
     def build(inp: BuildInput) -> Path:
-        from compress.quantize.lm import quantize_weight_only
+        from edge_compress.compress.quantize.lm import quantize_weight_only
 
         spec = inp.ctx.recipe.lm
         return quantize_weight_only(inp.source, inp.folder / MODEL_FILE, bits, spec.block_size, _head(inp.ctx),

@@ -6,8 +6,7 @@ outputs and the eval items) while a variant is scored; the report renders the re
 from __future__ import annotations
 
 import numpy as np
-
-from compress.report.schema import Analysis, ClassMetrics, Flip
+from edge_compress.compress.report.schema import Analysis, ClassMetrics, Flip
 
 EXAMPLES = 10
 

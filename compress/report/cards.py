@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from compress.report.noise import describe, noise_from_dict
+from edge_compress.compress.report.noise import describe, noise_from_dict
 
 _FEED = 'feed = {k: v for k, v in tokenizer(["an example text"], return_tensors="np").items() if k in names}'
 # task -> (what ExportedModel returns, how the onnxruntime snippet feeds the graph and reads its outputs)

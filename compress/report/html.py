@@ -14,12 +14,12 @@ import base64
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from compress.report.gate import gate_notes
-from compress.report.noise import describe, noise_from_dict
-from compress.report.plot import numbered, png, size_figure
+from edge_compress.compress.report.gate import gate_notes
+from edge_compress.compress.report.noise import describe, noise_from_dict
+from edge_compress.compress.report.plot import numbered, png, size_figure
 
 if TYPE_CHECKING:
-    from compress.search.report import SearchView
+    from edge_compress.compress.search.report import SearchView
 
 SENSITIVITY_ROWS = 15  # as report.md: the most sensitive units; the chart shows up to 40
 
@@ -278,7 +278,7 @@ def _trials_table(ident: str, data: dict) -> str:
 
 
 def _sensitivity_rows(ident: str, sensitivity: dict) -> str:
-    from compress.search.report import sensitivity_table
+    from edge_compress.compress.search.report import sensitivity_table
 
     ranked = sensitivity_table(sensitivity)[:SENSITIVITY_ROWS]
     with_metric = any(r["metric"] is not None for r in ranked)  # only when the pass also measured the task metric
@@ -299,7 +299,7 @@ def _sensitivity_rows(ident: str, sensitivity: dict) -> str:
 def search_section(searches: list[SearchView]) -> str:
     """Per searched variant, what report.md says: why it won, every trial with the Pareto front and its chart,
     the most sensitive units as a table and a chart (the search/ files in the variant folder hold all of it)."""
-    from compress.search.report import front_data
+    from edge_compress.compress.search.report import front_data
 
     if not searches:
         return ""

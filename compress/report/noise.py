@@ -17,8 +17,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-
-from compress.report.schema import Noise
+from edge_compress.compress.report.schema import Noise
 
 RESAMPLES = 2000
 SEED = 0

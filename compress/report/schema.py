@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from export.timing import RoundLatency
+from edge_compress.export.timing import RoundLatency
 
 SCHEMA_VERSION = 3
 

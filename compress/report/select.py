@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compress.report.schema import Delta, Entry, Gate
+from edge_compress.compress.report.schema import Delta, Entry, Gate
 
 GATED = ("int8", "int4")
 

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from compress.report.schema import SizeBreakdown
+from edge_compress.compress.report.schema import SizeBreakdown
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,7 @@ def tensor_bytes(tensor) -> int:
 def onnx_breakdown(path: Path, model_type: str | None) -> SizeBreakdown:
     """Initializer bytes of `path` per part (external data is not read: its length is in the graph)."""
     import onnx
-
-    from compress.run.measure import onnx_size
+    from edge_compress.compress.run.measure import onnx_size
 
     name, family = family_for(model_type)
     graph = onnx.load(str(path), load_external_data=False).graph
@@ -123,7 +122,7 @@ def size_breakdown(path: Path, model_type: str | None) -> SizeBreakdown | None:
     try:
         return onnx_breakdown(path, model_type)
     except Exception as err:  # noqa: BLE001  (a report-only figure: warned, never fatal)
-        from compress.console import warn
+        from edge_compress.compress.console import warn
 
         warn(f"size breakdown of {path} left out: {type(err).__name__}: {err}")
         return None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from compress.report.gate import gate_notes, target_result
+from edge_compress.compress.report.gate import gate_notes, target_result
 
 GROUP = ["{metric}", "p50 ms", "p50 ms (b={batch})", "peak MB"]
 

@@ -10,16 +10,15 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_compress.compress.report.html import render as render_html
+from edge_compress.compress.report.noise import describe, noise_from_dict
+from edge_compress.compress.report.plot import pareto as _pareto  # noqa: F401  (kept importable: tests and benches use it)
+from edge_compress.compress.report.plot import pareto_figure, png
+from edge_compress.compress.report.targets import environment_lines, package_lines, targets_lines
 from rich.table import Table
 
-from compress.report.html import render as render_html
-from compress.report.noise import describe, noise_from_dict
-from compress.report.plot import pareto as _pareto  # noqa: F401  (kept importable: tests and benches use it)
-from compress.report.plot import pareto_figure, png
-from compress.report.targets import environment_lines, package_lines, targets_lines
-
 if TYPE_CHECKING:
-    from compress.search.report import SearchView
+    from edge_compress.compress.search.report import SearchView
 
 
 def write_json(out: Path, report: dict[str, Any]) -> None:
@@ -30,7 +29,7 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     """`report`: `Report.to_dict()` (compress.report.schema), paths already relative to `out`."""
     write_json(out, report)
     plot_path = plot(out, report)
-    from compress.search.report import searched_variants
+    from edge_compress.compress.search.report import searched_variants
 
     searches = searched_variants(out, report)
     (out / "report.md").write_text(markdown(report, plot_path.name if plot_path else None) + "\n".join(search_lines(out, searches)))
@@ -121,7 +120,7 @@ def markdown(report: dict, plot_name: str | None) -> str:
 def search_lines(out: Path, searches: list[SearchView]) -> list[str]:
     """report.md's section per searched variant (`compress.search.report.searched_variants`): why it won, the trials'
     front and the sensitivity table, with their charts written beside report.md."""
-    from compress.search.report import front_data, sensitivity_markdown
+    from edge_compress.compress.search.report import front_data, sensitivity_markdown
 
     lines: list[str] = []
     for view in searches:

@@ -22,19 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compress.console import info, warn
-from compress.environment import library_versions
-from compress.errors import CompressError
-from compress.outputs import raise_if_disk_full
-from compress.report.schema import Analysis, Entry, Noise, SizeBreakdown, TargetResult
-from compress.report.size import size_breakdown, torch_breakdown
-from compress.run.context import RunContext
-from compress.run.measure import TorchCuda, onnx_params, onnx_size, runtime_graph, torch_params
-from compress.run.resume import ResumeStore, activated
-from compress.run.variants import BuildInput, Line, Variant
-from compress.tasks.base import Scored
-from export.hf_manifest import finish_folder, model_files, read_manifest
-from export.memory import peak_memory
+from edge_compress.compress.console import info, warn
+from edge_compress.compress.environment import library_versions
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.outputs import raise_if_disk_full
+from edge_compress.compress.report.schema import Analysis, Entry, Noise, SizeBreakdown, TargetResult
+from edge_compress.compress.report.size import size_breakdown, torch_breakdown
+from edge_compress.compress.run.context import RunContext
+from edge_compress.compress.run.measure import TorchCuda, onnx_params, onnx_size, runtime_graph, torch_params
+from edge_compress.compress.run.resume import ResumeStore, activated
+from edge_compress.compress.run.variants import BuildInput, Line, Variant
+from edge_compress.compress.tasks.base import Scored
+from edge_compress.export.hf_manifest import finish_folder, model_files, read_manifest
+from edge_compress.export.memory import peak_memory
 
 
 @dataclass

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from edge_compress.compress.checkpoint import Checkpoint, check_max_length, load_checkpoint
+from edge_compress.compress.console import info
+from edge_compress.compress.quantize.presets import Int8Preset
+from edge_compress.compress.recipe import Recipe
+from edge_compress.compress.run.targets import TargetRun, preset_for_targets
+from edge_compress.compress.tasks.base import Task, TaskData, TaskEvaluation
+from edge_compress.export.hardware import CpuInfo, cpu_info
 from transformers import PreTrainedTokenizerBase
-
-from compress.checkpoint import Checkpoint, check_max_length, load_checkpoint
-from compress.console import info
-from compress.quantize.presets import Int8Preset
-from compress.recipe import Recipe
-from compress.run.targets import TargetRun, preset_for_targets
-from compress.tasks.base import Task, TaskData, TaskEvaluation
-from export.hardware import CpuInfo, cpu_info
 
 
 @dataclass

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compress.run.variants import BuildInput, Variant, register
+from edge_compress.compress.run.variants import BuildInput, Variant, register
 
 
 def _fp16(inp: BuildInput) -> Path:
-    from export.fp16 import convert_to_fp16
+    from edge_compress.export.fp16 import convert_to_fp16
 
     return convert_to_fp16(inp.source, inp.folder / "model.onnx")
 

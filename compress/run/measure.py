@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from compress.console import info, warn
-from export.hf_manifest import model_files
-from export.runtime import create_session, float_weight_matmuls, graph_op_counts
-from export.timing import RoundLatency, round_robin, summarize
+from edge_compress.compress.console import info, warn
+from edge_compress.export.hf_manifest import model_files
+from edge_compress.export.runtime import create_session, float_weight_matmuls, graph_op_counts
+from edge_compress.export.timing import RoundLatency, round_robin, summarize
 
 Feed = dict[str, np.ndarray]
 Runner = Callable[[Feed], np.ndarray]

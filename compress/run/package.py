@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from compress.console import info, warn
-from compress.recipe import Recipe
-from compress.report.schema import Entry, TargetResult
-from compress.run.measure import Subject, measure, onnx_runner
-from compress.tasks.base import Scored
-from export.hf_manifest import MANIFEST_FILE
-from export.memory import peak_memory
-from export.mobile import convert_to_ort, fix_shapes
-from export.onnx_export import MODEL_FILE
+from edge_compress.compress.console import info, warn
+from edge_compress.compress.recipe import Recipe
+from edge_compress.compress.report.schema import Entry, TargetResult
+from edge_compress.compress.run.measure import Subject, measure, onnx_runner
+from edge_compress.compress.tasks.base import Scored
+from edge_compress.export.hf_manifest import MANIFEST_FILE
+from edge_compress.export.memory import peak_memory
+from edge_compress.export.mobile import convert_to_ort, fix_shapes
+from edge_compress.export.onnx_export import MODEL_FILE
 
 FIXED_FILE = "model.fixed.onnx"
 

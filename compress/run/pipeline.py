@@ -25,27 +25,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from edge_compress.compress.console import console, info, warn
+from edge_compress.compress.environment import environment
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.outputs import check_target, staged
+from edge_compress.compress.recipe import Recipe
+from edge_compress.compress.report.cards import write_cards
+from edge_compress.compress.report.schema import Entry, Report, TargetResult, Tool
+from edge_compress.compress.report.select import delta, latency_gate, select
+from edge_compress.compress.report.writer import summary_table, write_json, write_report
+from edge_compress.compress.run.builder import Builder, Built
+from edge_compress.compress.run.context import RunContext, RunOptions, load_context
+from edge_compress.compress.run.measure import Subject, Timing, measure
+from edge_compress.compress.run.package import package_selected, wants_package
+from edge_compress.compress.run.resume import ResumeStore
+from edge_compress.compress.run.resume import wanted as resume_wanted
+from edge_compress.compress.run.stages import check_stages, torch_stages
+from edge_compress.compress.run.targets import TargetRun
+from edge_compress.compress.run.variants import for_line, plan
+from edge_compress.compress.tasks import get_task
 from rich.markup import escape
-
-from compress.console import console, info, warn
-from compress.environment import environment
-from compress.errors import CompressError
-from compress.outputs import check_target, staged
-from compress.recipe import Recipe
-from compress.report.cards import write_cards
-from compress.report.schema import Entry, Report, TargetResult, Tool
-from compress.report.select import delta, latency_gate, select
-from compress.report.writer import summary_table, write_json, write_report
-from compress.run.builder import Builder, Built
-from compress.run.context import RunContext, RunOptions, load_context
-from compress.run.measure import Subject, Timing, measure
-from compress.run.package import package_selected, wants_package
-from compress.run.resume import ResumeStore
-from compress.run.resume import wanted as resume_wanted
-from compress.run.stages import check_stages, torch_stages
-from compress.run.targets import TargetRun
-from compress.run.variants import for_line, plan
-from compress.tasks import get_task
 
 __all__ = ["RunOptions", "options_from_recipe", "run"]
 
@@ -144,7 +143,7 @@ def options_from_recipe(recipe: Recipe, out: Path, force: bool = False) -> RunOp
 
 def _resolved(ctx: RunContext) -> Recipe:
     """The recipe as run: model, data paths and columns, threads and int8 preset as resolved (OUT/recipe.yaml)."""
-    from compress.data import sibling_train_file
+    from edge_compress.compress.data import sibling_train_file
 
     options, section = ctx.options, ctx.data.sections.get("eval", {})
     calib = options.calib_data or sibling_train_file(options.eval_data)
@@ -182,7 +181,7 @@ def _relative(entry: Entry, stage: Path) -> Entry:
 
 
 def _tool(options: RunOptions, started: datetime, clock: float) -> Tool:
-    from compress import __version__
+    from edge_compress.compress import __version__
 
     command = options.command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     return Tool("edge-compress", __version__, command, started.isoformat(timespec="seconds"),

@@ -7,20 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from edge_compress.compress.checkpoint import Checkpoint
+from edge_compress.compress.console import console, info
+from edge_compress.compress.data import TextData
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.recipe import Recipe
 from rich.markup import escape
 from rich.table import Table
-
-from compress.checkpoint import Checkpoint
-from compress.console import console, info
-from compress.data import TextData
-from compress.errors import CompressError
-from compress.recipe import Recipe
 
 
 def prune_stage(ckpt: Checkpoint, recipe: Recipe, data: TextData) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Returns the pruned (and distilled) model and a report section: per-layer kept heads/neurons, params, FLOPs."""
-    from compress.prune import prune
-    from compress.tasks import get_task
+    from edge_compress.compress.prune import prune
+    from edge_compress.compress.tasks import get_task
 
     spec, max_length = recipe.prune, recipe.validate_.max_length
     model = copy.deepcopy(ckpt.model)
@@ -30,7 +29,7 @@ def prune_stage(ckpt: Checkpoint, recipe: Recipe, data: TextData) -> tuple[torch
     result = prune(model, spec.to_config(), batches)
     section = {**result.to_dict(), "source": data.source, "distilled": False}
     if recipe.distill is not None:
-        from compress.distill import distill
+        from edge_compress.compress.distill import distill
 
         info(f"distilling the float model into the pruned one ({recipe.distill.epochs:g} epochs on {len(data.texts)} texts)")
         encoded = ckpt.tokenizer(data.texts, truncation=True, max_length=max_length)
@@ -50,10 +49,10 @@ def prune_stage(ckpt: Checkpoint, recipe: Recipe, data: TextData) -> tuple[torch
 def prune_checkpoint(model_source: str, out: Path, data_source: str, recipe: Recipe, force: bool = False,
                      text_column: str | None = None, label_column: str | None = None) -> dict[str, Any]:
     """`compress prune`: write the pruned (and distilled) checkpoint folder plus prune_report.json, atomically."""
-    from compress.checkpoint import check_max_length, load_checkpoint
-    from compress.outputs import check_target, staged
-    from compress.prune import check_prunable
-    from compress.tasks import get_task
+    from edge_compress.compress.checkpoint import check_max_length, load_checkpoint
+    from edge_compress.compress.outputs import check_target, staged
+    from edge_compress.compress.prune import check_prunable
+    from edge_compress.compress.tasks import get_task
 
     task = get_task(recipe.task)
     if "prune" not in task.torch_stages:

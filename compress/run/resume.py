@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from compress.console import info, warn
-from compress.environment import library_versions
-from compress.outputs import RESUME_DIR
-from compress.ranks import world_size
+from edge_compress.compress.console import info, warn
+from edge_compress.compress.environment import library_versions
+from edge_compress.compress.outputs import RESUME_DIR
+from edge_compress.compress.ranks import world_size
 
 # Recipe fields that change only how finished results are judged, timed or packaged, or whether to resume:
 # a rerun that changes them still reuses what was built.
@@ -179,7 +179,7 @@ def wanted(recipe: Any) -> bool:
 
 def run_inputs(ctx: Any) -> str:
     """One digest of the inputs every step depends on (the module docstring lists them)."""
-    from compress import __version__
+    from edge_compress.compress import __version__
 
     recipe = ctx.recipe.model_dump(by_alias=True, mode="json")
     for path in UNKEYED:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from compress.run.variants import Line
+from edge_compress.compress.run.variants import Line
 
 # Tasks whose scores stay comparable when a line has its own (trimmed) tokenizer: per-text predictions.
 TRIM_TASKS = ("text-classification",)
@@ -22,16 +22,16 @@ def check_stages(ctx: Any) -> None:
     refused = [name for name in ("prune", "distill", "qat") if getattr(ctx.recipe, name) is not None
                and name not in ctx.task.torch_stages]
     if refused:
-        from compress.errors import CompressError
+        from edge_compress.compress.errors import CompressError
 
         raise CompressError(f"the {' and '.join(refused)} stage{'s are' if len(refused) > 1 else ' is'} not implemented for "
                             f"{ctx.task.name} models", f"remove {', '.join(r + ':' for r in refused)} from the recipe")
     if _trims(ctx) and ctx.task.name not in TRIM_TASKS:
-        from compress.errors import CompressError
+        from edge_compress.compress.errors import CompressError
 
         raise CompressError(f"vocabulary trimming is not implemented for {ctx.task.name} models", "remove trim: from the recipe")
     if ctx.recipe.prune is not None:
-        from compress.prune import check_prunable
+        from edge_compress.compress.prune import check_prunable
 
         check_prunable(ctx.ckpt.model, ctx.recipe.prune.to_config())
 
@@ -42,7 +42,7 @@ def torch_stages(ctx: Any, store: Any = None) -> tuple[list[Line], dict[str, Any
     lines = [Line("", ctx.ckpt.model)]
     sections: dict[str, Any] = {}
     if ctx.recipe.prune is not None:
-        from compress.run.prune_stage import prune_stage
+        from edge_compress.compress.run.prune_stage import prune_stage
 
         def build() -> tuple[Any, dict[str, Any]]:
             return prune_stage(ctx.ckpt, ctx.recipe, ctx.data.train)
@@ -51,7 +51,7 @@ def torch_stages(ctx: Any, store: Any = None) -> tuple[list[Line], dict[str, Any
         lines.append(Line("pruned-", pruned, settings={"pruning": pruning}))
         sections["pruning"] = pruning
     if _trims(ctx):
-        from compress.run.trim_stage import trim_stage
+        from edge_compress.compress.run.trim_stage import trim_stage
 
         trimmed, sections["trimming"] = trim_stage(ctx, lines[-1])
         lines.append(trimmed)
@@ -73,6 +73,6 @@ def _save_pruned(result: tuple[Any, dict[str, Any]], folder: Path) -> None:
 
 
 def _load_pruned(folder: Path) -> tuple[Any, dict[str, Any]]:
-    from compress.prune import load_pruned
+    from edge_compress.compress.prune import load_pruned
 
     return load_pruned(folder).eval(), json.loads((folder / "pruning.json").read_text())

@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from compress.console import warn
-from compress.errors import CompressError
-from compress.quantize.presets import PRESETS, Int8Preset, preset_for
-from export.hardware import CpuInfo
-from export.targets import TARGETS, Target, unavailable_reason
+from edge_compress.compress.console import warn
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.quantize.presets import PRESETS, Int8Preset, preset_for
+from edge_compress.export.hardware import CpuInfo
+from edge_compress.export.targets import TARGETS, Target, unavailable_reason
 
 
 def parse_targets(text: str) -> list[str]:

@@ -10,15 +10,15 @@ import copy
 import dataclasses
 from typing import Any
 
-from compress.checkpoint import Checkpoint
-from compress.console import info
-from compress.run.variants import Line
+from edge_compress.compress.checkpoint import Checkpoint
+from edge_compress.compress.console import info
+from edge_compress.compress.run.variants import Line
 
 
 def trim_stage(ctx: Any, line: Line) -> tuple[Line, dict[str, Any]]:
     """The trimmed line built from ``line`` and the report section ("trimming")."""
-    from compress.recipe import TrimSpec
-    from compress.trim import trim
+    from edge_compress.compress.recipe import TrimSpec
+    from edge_compress.compress.trim import trim
 
     spec = ctx.recipe.trim or TrimSpec()  # no trim: section, but search: asked for the trimmed line (stages._trims)
     texts = ctx.data.train.texts if spec.corpus == "train" else ctx.data.calib_texts

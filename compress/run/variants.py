@@ -23,8 +23,8 @@ from typing import Any
 from torch import nn
 
 # Modules whose import registers records, in catalogue order (a record's `order` sorts within the plan).
-CATALOGUE = ("compress.quantize.variants", "compress.search.variants", "compress.qat.build", "compress.quantize.tensorrt",
-             "compress.run.gpu_variants", "compress.tasks.translation.variants")
+CATALOGUE = ("edge_compress.compress.quantize.variants", "edge_compress.compress.search.variants", "edge_compress.compress.qat.build", "edge_compress.compress.quantize.tensorrt",
+             "edge_compress.compress.run.gpu_variants", "edge_compress.compress.tasks.translation.variants")
 
 
 @dataclass

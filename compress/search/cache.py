@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from compress.search.files import model_files, write_json
+from edge_compress.compress.search.files import model_files, write_json
 
 
 def fingerprint(path: Path, feeds: Iterable[dict[str, np.ndarray]], setting: dict[str, Any]) -> str:

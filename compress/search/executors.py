@@ -12,7 +12,7 @@ import multiprocessing
 import os
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
-from compress.errors import CompressError
+from edge_compress.compress.errors import CompressError
 
 
 class InlineExecutor(Executor):

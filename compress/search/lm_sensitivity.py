@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 import onnx
+from edge_compress.compress.search.cache import Cache, fingerprint
+from edge_compress.compress.search.schemes import PARTS_FALLBACK, PARTS_LOW, Int4WeightOnly, _unit_of
+from edge_compress.compress.search.sensitivity import BASE, Sensitivity, UnitScore
 from onnx import helper
-
-from compress.search.cache import Cache, fingerprint
-from compress.search.schemes import PARTS_FALLBACK, PARTS_LOW, Int4WeightOnly, _unit_of
-from compress.search.sensitivity import BASE, Sensitivity, UnitScore
 
 SAMPLE = 4096  # weight entries compared per pair when matching units to Linear modules
 # Positions whose next-token distributions are compared (the last ones of each text: the most context). With a

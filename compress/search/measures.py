@@ -14,9 +14,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from compress.search import proxy
-from compress.search.files import model_files
+from edge_compress.compress.search import proxy
+from edge_compress.compress.search.files import model_files
 
 
 def _size(path) -> int:
@@ -43,8 +42,7 @@ class Perplexity:
 
     def __call__(self, candidate) -> dict[str, float]:
         import onnx
-
-        from export.ort_lm import PAST_PREFIX, OnnxCausalLM, positions_from_mask
+        from edge_compress.export.ort_lm import PAST_PREFIX, OnnxCausalLM, positions_from_mask
 
         # The graph's inputs from its header only: a second session of a 300 MB LM costs seconds and its memory again.
         names = {i.name for i in onnx.load(str(candidate.path), load_external_data=False).graph.input}

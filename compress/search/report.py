@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compress.report.plot import _plt, png
-from compress.search import pareto
+from edge_compress.compress.report.plot import _plt, png
+from edge_compress.compress.search import pareto
 
 
 def sensitivity_table(sensitivity: dict[str, Any]) -> list[dict[str, Any]]:

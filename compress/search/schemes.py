@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import onnx
-
-from compress.quantize.presets import Int8Preset
-from compress.search.files import private_view
+from edge_compress.compress.quantize.presets import Int8Preset
+from edge_compress.compress.search.files import private_view
 
 # op type -> index of its weight input: a node is an int8-dynamic unit when that input is a constant.
 # MatMul/Gather are the exported graph's Linear layers and embeddings; Attention/EmbedLayerNormalization
@@ -61,7 +60,7 @@ class Int8Dynamic:
 
     def _four_bit(self, model: onnx.ModelProto) -> set[str]:
         """Units whose low precision is 4 bits (their fallback int8)."""
-        from compress.quantize.int4 import constant_gathers, weight_matmuls
+        from edge_compress.compress.quantize.int4 import constant_gathers, weight_matmuls
 
         return ({*constant_gathers(model)} if self.embedding_bits == 4 else set()) | \
             ({*weight_matmuls(model)} if self.matmul_bits == 4 else set())
@@ -77,14 +76,14 @@ class Int8Dynamic:
         return [n.name for n in candidates]
 
     def build(self, src: Path, dst: Path, low: Collection[str]) -> Path:
-        from compress.quantize.ptq import quantize_int8_dynamic
+        from edge_compress.compress.quantize.ptq import quantize_int8_dynamic
 
         with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".source-") as tmp:
             view = private_view(src, Path(tmp))
             if self.embedding_bits == 8 and self.matmul_bits == 8:
                 return quantize_int8_dynamic(view, dst, self.preset, nodes=sorted(low))
-            from compress.quantize.int4 import constant_gathers, quantize_int4
-            from export.onnx_io import load_model, save_model
+            from edge_compress.compress.quantize.int4 import constant_gathers, quantize_int4
+            from edge_compress.export.onnx_io import load_model, save_model
 
             model = load_model(view)
             four, low = self._four_bit(model), set(low)
@@ -123,8 +122,8 @@ class Int4WeightOnly:
     parts: str | None = None  # folder with all-4-bit / all-8-bit copies of the source (`prepare`); not a setting
 
     def units(self, model: onnx.ModelProto) -> list[str]:
-        from compress.quantize.lm import weight_matmuls
-        from export.lm_export import PACKED_SEPARATOR
+        from edge_compress.compress.quantize.lm import weight_matmuls
+        from edge_compress.export.lm_export import PACKED_SEPARATOR
 
         return [part for name in weight_matmuls(model, self.exclude) for part in name.split(PACKED_SEPARATOR)]
 
@@ -156,7 +155,7 @@ class Int4WeightOnly:
         return {unit: eight - sizes[1].get(unit, eight) for unit, eight in sizes[0].items()}
 
     def _quantize(self, src: Path, dst: Path, low: set[str]) -> Path:
-        from compress.quantize.lm import HeadSpec, quantize_weight_only
+        from edge_compress.compress.quantize.lm import HeadSpec, quantize_weight_only
 
         keep_8bit = [u for u in self.units(onnx.load(str(src), load_external_data=False)) if u not in low]
         return quantize_weight_only(src, dst, 4, self.block_size, HeadSpec(self.head_bits, self.block_size, self.accuracy_level),
@@ -176,7 +175,7 @@ def assemble_int4(parts: Path, dst: Path, low: Collection[str]) -> Path:
 
     Nodes are matched by the tensor they write (quantizers keep a node's output, not its name); the swapped-out
     node's initializers go, the swapped-in one's come from the 4-bit copy."""
-    from export.onnx_io import load_model, save_model
+    from edge_compress.export.onnx_io import load_model, save_model
 
     model = load_model(parts / PARTS_FALLBACK)
     low = set(low)

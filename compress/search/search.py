@@ -34,14 +34,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import onnx
-
-from compress.errors import CompressError
-from compress.report.select import drop
-from compress.search import pareto
-from compress.search.executors import make_executor
-from compress.search.files import model_files, write_json
-from compress.search.schemes import Scheme
-from export.onnx_io import save_model
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.report.select import drop
+from edge_compress.compress.search import pareto
+from edge_compress.compress.search.executors import make_executor
+from edge_compress.compress.search.files import model_files, write_json
+from edge_compress.compress.search.schemes import Scheme
+from edge_compress.export.onnx_io import save_model
 
 Objective = Literal["size", "latency", "both"]
 RECORD_KEY = "edge_compress.search"  # metadata_props key of the record inside best.onnx

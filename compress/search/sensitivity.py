@@ -30,11 +30,10 @@ from typing import Any, Literal
 
 import numpy as np
 import onnx
-
-from compress.search import proxy
-from compress.search.cache import Cache, fingerprint
-from compress.search.executors import make_executor
-from compress.search.schemes import Scheme
+from edge_compress.compress.search import proxy
+from edge_compress.compress.search.cache import Cache, fingerprint
+from edge_compress.compress.search.executors import make_executor
+from edge_compress.compress.search.schemes import Scheme
 
 Direction = Literal["only", "loo"]
 BASE = "<base>"  # cache row of the reference candidate (no unit low for `only`, all units low for `loo`)

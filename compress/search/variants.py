@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 import onnx
-
-from compress.errors import CompressError
-from compress.run.variants import BuildInput, Variant, register
-from export.onnx_export import MODEL_FILE
-from export.onnx_io import load_model, save_model
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.run.variants import BuildInput, Variant, register
+from edge_compress.export.onnx_export import MODEL_FILE
+from edge_compress.export.onnx_io import load_model, save_model
 
 CLS, LM = ("text-classification",), ("causal-lm",)
 SEARCH_DIR = "search"
@@ -35,7 +34,7 @@ def _cache(ctx: Any) -> Path:
 
 
 def _budget(ctx: Any, baseline: float):
-    from compress.search.search import Budget
+    from edge_compress.compress.search.search import Budget
 
     spec = ctx.recipe.search
     points = spec.budget if spec.budget is not None else ctx.recipe.max_accuracy_drop
@@ -49,9 +48,9 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
     """Sensitivity, then search; the winner copied to the variant's model.onnx (CompressError when none is within budget).
     `order(sensitivity) -> units`: the order the search cuts (default: most tolerant first);
     `measure_sensitivity() -> Sensitivity`: a task's own pass instead of the generic one on `feeds`."""
-    from compress.search.executors import make_executor
-    from compress.search.search import BEST, Candidate, search
-    from compress.search.sensitivity import sensitivity
+    from edge_compress.compress.search.executors import make_executor
+    from edge_compress.compress.search.search import BEST, Candidate, search
+    from edge_compress.compress.search.sensitivity import sensitivity
 
     ctx, spec, work = inp.ctx, inp.ctx.recipe.search, inp.folder / SEARCH_DIR
     started = time.monotonic()
@@ -90,8 +89,8 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
 def _int8_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
     import tempfile
 
-    from compress.search.measures import ClassifierAccuracy, Timed
-    from compress.search.schemes import Int8Dynamic
+    from edge_compress.compress.search.measures import ClassifierAccuracy, Timed
+    from edge_compress.compress.search.schemes import Int8Dynamic
 
     ctx, spec = inp.ctx, inp.ctx.recipe.search
     train = ctx.data.train
@@ -120,9 +119,9 @@ def _embedding_source(inp: BuildInput, tmp: Path) -> tuple[Path, int]:
     its quantized form (QEmbedLayerNormalization) has 8-bit tables only. So the line's fp32 export is optimized again at
     the same level without that one fusion (Attention, SkipLayerNorm, BiasGelu stay) and checked against the model,
     as the optimized variant is. Without a constant-table Gather either way, the tables stay at 8 bits."""
-    from compress.console import warn
-    from compress.quantize.int4 import constant_gathers
-    from export.optimize import optimize_graph
+    from edge_compress.compress.console import warn
+    from edge_compress.compress.quantize.int4 import constant_gathers
+    from edge_compress.export.optimize import optimize_graph
 
     ctx = inp.ctx
     if constant_gathers(onnx.load(str(inp.source), load_external_data=False)):
@@ -139,11 +138,10 @@ def _embedding_source(inp: BuildInput, tmp: Path) -> tuple[Path, int]:
 
 def _int4_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
     import torch
-
-    from compress.quantize.lm import matches
-    from compress.search.measures import Perplexity
-    from compress.search.schemes import Int4WeightOnly
-    from compress.tasks.causal_lm.evaluate import LMEvaluation
+    from edge_compress.compress.quantize.lm import matches
+    from edge_compress.compress.search.measures import Perplexity
+    from edge_compress.compress.search.schemes import Int4WeightOnly
+    from edge_compress.compress.tasks.causal_lm.evaluate import LMEvaluation
 
     ctx, spec, lm = inp.ctx, inp.ctx.recipe.search, inp.ctx.recipe.lm
     if spec.objective != "size":
@@ -171,11 +169,11 @@ def _int4_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
 def _lm_sensitivity(inp: BuildInput, scheme, texts: list[str]):
     """The PyTorch pass (compress.search.lm_sensitivity) on the run's float model; the generic ONNX pass on the
     calibration feeds when the units cannot be matched to its Linear modules."""
-    from compress.console import warn
-    from compress.search.executors import make_executor
-    from compress.search.lm_sensitivity import tokenized, torch_sensitivity
-    from compress.search.sensitivity import sensitivity
-    from compress.tasks.causal_lm.calibration import calibration_feeds
+    from edge_compress.compress.console import warn
+    from edge_compress.compress.search.executors import make_executor
+    from edge_compress.compress.search.lm_sensitivity import tokenized, torch_sensitivity
+    from edge_compress.compress.search.sensitivity import sensitivity
+    from edge_compress.compress.tasks.causal_lm.calibration import calibration_feeds
 
     ctx, spec, lm = inp.ctx, inp.ctx.recipe.search, inp.ctx.recipe.lm
     try:

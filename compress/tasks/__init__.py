@@ -8,14 +8,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from compress.tasks.base import Task
+    from edge_compress.compress.tasks.base import Task
 
 # name -> "module:class", imported on first use: the recipe (and so `compress --help` and shell completion) reads
 # task names without importing torch and transformers.
-_REGISTRY = {"text-classification": "compress.tasks.text_classification.task:TextClassification",
-             "causal-lm": "compress.tasks.causal_lm.task:CausalLM",
-             "question-answering": "compress.tasks.question_answering.task:QuestionAnswering",
-             "translation": "compress.tasks.translation.task:Translation"}
+_REGISTRY = {"text-classification": "edge_compress.compress.tasks.text_classification.task:TextClassification",
+             "causal-lm": "edge_compress.compress.tasks.causal_lm.task:CausalLM",
+             "question-answering": "edge_compress.compress.tasks.question_answering.task:QuestionAnswering",
+             "translation": "edge_compress.compress.tasks.translation.task:Translation"}
 TASK_NAMES = tuple(_REGISTRY)
 
 
@@ -25,7 +25,7 @@ def task_class(name: str) -> type[Task]:
 
 
 def get_task(name: str) -> Task:
-    from compress.errors import CompressError
+    from edge_compress.compress.errors import CompressError
 
     if name not in _REGISTRY:
         raise CompressError(f"unknown task '{name}'", f"use one of: {', '.join(TASK_NAMES)}")
@@ -36,7 +36,7 @@ def __getattr__(name: str) -> Any:
     if name == "TASKS":
         return {task: task_class(task) for task in TASK_NAMES}
     if name == "Task":
-        from compress.tasks.base import Task
+        from edge_compress.compress.tasks.base import Task
 
         return Task
-    raise AttributeError(f"module 'compress.tasks' has no attribute {name!r}")
+    raise AttributeError(f"module 'edge_compress.compress.tasks' has no attribute {name!r}")

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from edge_compress.export.timing import Block, RoundLatency
 from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
-
-from export.timing import Block, RoundLatency
 
 
 @dataclass
@@ -86,8 +85,8 @@ class Task(ABC):
         CompressError with a fix).
 
         One graph, inputs to outputs, is what every single-graph task ships; tasks with a cache override this."""
-        from compress.errors import CompressError
-        from export.onnx_export import ExportError, export_to_onnx
+        from edge_compress.compress.errors import CompressError
+        from edge_compress.export.onnx_export import ExportError, export_to_onnx
 
         try:
             return export_to_onnx(model, folder, self.name, self.export_sample(tokenizer), opset)
@@ -119,14 +118,14 @@ class Task(ABC):
     def calibration_feeds(self, ctx: Any) -> list[dict[str, Any]]:
         """Static int8's calibration inputs (one model call each), shaped the way the model runs: one eval-like text per
         feed by default; a task whose inputs are not single texts (QA's question + context windows) says its own."""
-        from compress.tasks.text_classification.calibration import calibration_feeds
+        from edge_compress.compress.tasks.text_classification.calibration import calibration_feeds
 
         spec = ctx.recipe.quantize.static
         return calibration_feeds(ctx.tokenizer, ctx.data.calib_texts, spec.calibration_method, ctx.recipe.validate_.max_length)
 
     def require_cpu(self, target: Any, fix: str) -> None:
         """Refuse a non-CPU target for a task that has no runner there (its variants are measured on this host's CPU)."""
-        from compress.errors import CompressError
+        from edge_compress.compress.errors import CompressError
 
         if target is not None and target.name != "cpu":
             raise CompressError(f"{self.name} variants are not measured on {target.name}", fix)
@@ -139,7 +138,7 @@ class Task(ABC):
     def training_texts(self, source: str, config: PretrainedConfig, text_column: str | None,
                        label_column: str | None) -> Any:
         """`compress prune`'s --calib-data as `compress.data.TextData`: labelled when the file has labels the model knows."""
-        from compress.data import load_training_texts
+        from edge_compress.compress.data import load_training_texts
 
         return load_training_texts(source, config.label2id, config.num_labels, text_column, label_column)
 
@@ -177,8 +176,8 @@ def check_head(config: PretrainedConfig, source: str, supported: Any, head_suffi
                saved_as: str) -> None:
     """The checkpoint's architecture can carry the task (`supported`: transformers' model-type mapping for it), and a
     warning when it was saved without the task's head (`head_suffix`), which transformers then initialises randomly."""
-    from compress.console import warn
-    from compress.errors import CompressError
+    from edge_compress.compress.console import warn
+    from edge_compress.compress.errors import CompressError
 
     if config.model_type not in supported:
         raise CompressError(f"{source} is a '{config.model_type}' model, which transformers cannot use for {use}", fix)

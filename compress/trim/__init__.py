@@ -1,6 +1,6 @@
 """Vocabulary trimming: keep the token ids a corpus uses plus a safety set; rewrite tokenizer.json; slice embeddings.
 
-    from compress.trim import TrimConfig, trim
+    from edge_compress.compress.trim import TrimConfig, trim
     result = trim(model, tokenizer, corpus_texts, TrimConfig(keep_top_n=2000))  # model shrinks in place
     model.save_pretrained(folder); result.tokenizer.save_pretrained(folder)
 
@@ -20,5 +20,5 @@ __all__ = ["KINDS", "TrimConfig", "TrimError", "TrimResult", "trim"]
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'compress.trim' has no attribute {name!r}")
-    return getattr(import_module(f"compress.trim.{_EXPORTS[name]}"), name)
+        raise AttributeError(f"module 'edge_compress.compress.trim' has no attribute {name!r}")
+    return getattr(import_module(f"edge_compress.compress.trim.{_EXPORTS[name]}"), name)

@@ -1,6 +1,6 @@
 """`trim`: restrict a model and its tokenizer to the vocabulary a corpus needs (plus a safety set).
 
-    from compress.trim import TrimConfig, trim
+    from edge_compress.compress.trim import TrimConfig, trim
     result = trim(model, tokenizer, corpus_texts, TrimConfig(keep_top_n=2000))  # model shrinks in place
     model.save_pretrained(folder); result.tokenizer.save_pretrained(folder)
     result.kept_fraction, result.fallback_rate(eval_texts)
@@ -15,15 +15,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import replace
 
+from edge_compress.compress.trim.config import TrimConfig
+from edge_compress.compress.trim.errors import TrimError
+from edge_compress.compress.trim.hf_tokenizer import tokenizer_json, trim_tokenizer
+from edge_compress.compress.trim.result import TrimResult
+from edge_compress.compress.trim.select import choose_ids, corpus_ids
+from edge_compress.compress.trim.weights import config_ids, slice_vocabulary
 from tokenizers import Tokenizer
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-from compress.trim.config import TrimConfig
-from compress.trim.errors import TrimError
-from compress.trim.hf_tokenizer import tokenizer_json, trim_tokenizer
-from compress.trim.result import TrimResult
-from compress.trim.select import choose_ids, corpus_ids
-from compress.trim.weights import config_ids, slice_vocabulary
 
 
 def _backend(data: dict) -> Tokenizer:

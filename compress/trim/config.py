@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compress.trim.errors import TrimError
+from edge_compress.compress.trim.errors import TrimError
 
 
 @dataclass(frozen=True)

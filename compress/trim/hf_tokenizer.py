@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edge_compress.compress.trim.errors import TrimError
+from edge_compress.compress.trim.tokenizer_json import rewrite_tokenizer_json
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
-
-from compress.trim.errors import TrimError
-from compress.trim.tokenizer_json import rewrite_tokenizer_json
 
 STALE_VOCAB_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model", "sentencepiece.model",
                      "sentencepiece.bpe.model")

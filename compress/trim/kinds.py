@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from compress.trim.errors import TrimError
+from edge_compress.compress.trim.errors import TrimError
 
 Model = dict[str, Any]
 BYTE_PIECE = re.compile(r"<0x[0-9A-Fa-f]{2}>")

@@ -14,10 +14,9 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from edge_compress.compress.trim.kinds import kind_of
+from edge_compress.compress.trim.tokenizer_json import referenced_ids
 from tokenizers import Tokenizer
-
-from compress.trim.kinds import kind_of
-from compress.trim.tokenizer_json import referenced_ids
 
 
 def corpus_ids(data: dict[str, Any], texts: Sequence[str]) -> set[int]:

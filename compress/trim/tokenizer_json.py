@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from compress.trim.errors import TrimError
-from compress.trim.kinds import kind_of
+from edge_compress.compress.trim.errors import TrimError
+from edge_compress.compress.trim.kinds import kind_of
 
 Remap = Callable[[int], int]
 

@@ -14,10 +14,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+from edge_compress.compress.trim.errors import TrimError
 from torch import nn
 from transformers import PreTrainedModel
-
-from compress.trim.errors import TrimError
 
 # Config fields holding token ids (an int or a list of ints), renumbered with the vocabulary.
 CONFIG_TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "cls_token_id", "sep_token_id", "unk_token_id",

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from edge_compress.export.ort_lm import OnnxCausalLM
 from transformers import PreTrainedTokenizerBase
-
-from export.ort_lm import OnnxCausalLM
 
 
 def calibration_feeds(model_path: Path, tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int,
@@ -47,8 +46,8 @@ def prune_windows(tokenizer: PreTrainedTokenizerBase, texts: list[str], context:
     real target with real history, as in the perplexity evaluation (the same window rule), and no left padding shifts
     the positions of short texts (transformers' decoders number positions from the cache, not from the mask).
     """
-    from compress.errors import CompressError
-    from compress.tasks.causal_lm.evaluate import leading_bos
+    from edge_compress.compress.errors import CompressError
+    from edge_compress.compress.tasks.causal_lm.evaluate import leading_bos
 
     bos = leading_bos(tokenizer)
     prefix = [bos] if bos is not None else []

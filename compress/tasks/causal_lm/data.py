@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from compress.data import TEXT_COLUMNS, pick_column, read_rows
-from compress.errors import CompressError
+from edge_compress.compress.data import TEXT_COLUMNS, pick_column, read_rows
+from edge_compress.compress.errors import CompressError
 
 
 @dataclass

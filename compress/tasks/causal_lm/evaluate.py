@@ -26,17 +26,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import transformers
+from edge_compress.compress.console import progress
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.report.analysis import generation_analysis
+from edge_compress.compress.report.noise import perplexity_noise
+from edge_compress.compress.report.schema import Analysis, Noise
+from edge_compress.compress.tasks.base import Scored
+from edge_compress.compress.tasks.causal_lm.spec import LMSpec
+from edge_compress.export.timing import Block, RoundLatency
 from transformers import PreTrainedTokenizerBase
 from transformers.generation.streamers import BaseStreamer
-
-from compress.console import progress
-from compress.errors import CompressError
-from compress.report.analysis import generation_analysis
-from compress.report.noise import perplexity_noise
-from compress.report.schema import Analysis, Noise
-from compress.tasks.base import Scored
-from compress.tasks.causal_lm.spec import LMSpec
-from export.timing import Block, RoundLatency
 
 
 @dataclass

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge_compress.compress.errors import CompressError
+from edge_compress.export.gemm import gemms_to_matmuls
+from edge_compress.export.hf_manifest import DATA_SUFFIX, finish_folder, read_manifest
+from edge_compress.export.lm_export import NoKVCacheError, export_causal_lm_graph
+from edge_compress.export.onnx_export import ExportError
+from edge_compress.export.onnx_io import load_model, save_model
+from edge_compress.export.ort_lm import PAST_PREFIX
+from edge_compress.export.tied import dedupe_tied, unfuse_tied_head
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-from compress.errors import CompressError
-from export.gemm import gemms_to_matmuls
-from export.hf_manifest import DATA_SUFFIX, finish_folder, read_manifest
-from export.lm_export import NoKVCacheError, export_causal_lm_graph
-from export.onnx_export import ExportError
-from export.onnx_io import load_model, save_model
-from export.ort_lm import PAST_PREFIX
-from export.tied import dedupe_tied, unfuse_tied_head
 
 SUPPORTED = "GPT-2, Llama, Mistral, Qwen 2/3, Gemma 1-4"
 

@@ -10,12 +10,11 @@ import random
 from pathlib import Path
 from typing import Any
 
+from edge_compress.compress.console import warn
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.tasks.base import Scored, Task, TaskData
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-from compress.console import warn
-from compress.errors import CompressError
-from compress.tasks.base import Scored, Task, TaskData
 
 
 class CausalLM(Task):
@@ -54,7 +53,7 @@ class CausalLM(Task):
 
     def metrics(self, outputs: Any, references: Any, baseline_outputs: Any | None) -> dict[str, float]:
         """`outputs`/`baseline_outputs` are `compress.tasks.causal_lm.evaluate.LMOutputs`; `references` is unused."""
-        from compress.tasks.causal_lm.evaluate import lm_metrics
+        from edge_compress.compress.tasks.causal_lm.evaluate import lm_metrics
 
         return lm_metrics(outputs, baseline_outputs)
 
@@ -65,8 +64,8 @@ class CausalLM(Task):
 
         `train` (what torch stages such as decoder pruning score on) is every calibration text, unlabelled.
         """
-        from compress.data import TextData, sibling_train_file
-        from compress.tasks.causal_lm.data import load_lm_text
+        from edge_compress.compress.data import TextData, sibling_train_file
+        from edge_compress.compress.tasks.causal_lm.data import load_lm_text
 
         spec = recipe.lm
         text = load_lm_text(options.eval_data, options.text_column)
@@ -88,7 +87,7 @@ class CausalLM(Task):
                                                   "samples": len(calib), "decode_steps": spec.calib_decode_steps}})
 
     def evaluation(self, ckpt: Any, data: TaskData, recipe: Any):
-        from compress.tasks.causal_lm.evaluate import LMEvaluation
+        from edge_compress.compress.tasks.causal_lm.evaluate import LMEvaluation
 
         config = ckpt.model.config
         positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
@@ -98,7 +97,7 @@ class CausalLM(Task):
         return evaluation
 
     def export(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, opset: int | None) -> Path:
-        from compress.tasks.causal_lm.export import export_causal_lm
+        from edge_compress.compress.tasks.causal_lm.export import export_causal_lm
 
         return export_causal_lm(model, tokenizer, folder, opset)
 
@@ -106,7 +105,7 @@ class CausalLM(Task):
         return model
 
     def open_onnx(self, path: Path, threads: int, target: Any = None, precision: str = "fp32", ctx: Any = None) -> Any:
-        from export.ort_lm import load_ort_lm
+        from edge_compress.export.ort_lm import load_ort_lm
 
         return load_ort_lm(path.parent, threads)
 
@@ -118,8 +117,8 @@ class CausalLM(Task):
     def training_texts(self, source: str, config: PretrainedConfig, text_column: str | None,
                        label_column: str | None) -> Any:
         """Plain text (a .txt file's paragraphs or lines, or rows' text field): the next-token loss needs no labels."""
-        from compress.data import TextData
-        from compress.tasks.causal_lm.data import load_lm_text
+        from edge_compress.compress.data import TextData
+        from edge_compress.compress.tasks.causal_lm.data import load_lm_text
 
         text = load_lm_text(source, text_column)
         return TextData(text.texts, None, text.source, "text", None)
@@ -127,7 +126,7 @@ class CausalLM(Task):
     def prune_batches(self, ckpt: Any, data: Any, recipe: Any) -> list[dict[str, Any]]:
         """Windows of `lm.context` tokens (at most the model's positions) of the calibration text, `prune.batch_size`
         per batch (no padding)."""
-        from compress.tasks.causal_lm.calibration import prune_windows
+        from edge_compress.compress.tasks.causal_lm.calibration import prune_windows
 
         config = ckpt.model.config
         positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
@@ -137,8 +136,8 @@ class CausalLM(Task):
     def package_files(self, ctx: Any, variant: Path, out: Path) -> dict[str, str]:
         """genai_config.json for the package's ORT-format decoder, so `onnxruntime_genai.Model(package)` generates with
         the graph this run validated (export.genai); a layout genai cannot feed is warned about, the package stays."""
-        from export.genai import CONFIG_FILE, GenaiError, write_genai_config
-        from export.onnx_export import MODEL_FILE
+        from edge_compress.export.genai import CONFIG_FILE, GenaiError, write_genai_config
+        from edge_compress.export.onnx_export import MODEL_FILE
 
         models = sorted(out.glob("*.ort"))
         if not models:
@@ -165,8 +164,7 @@ class CausalLM(Task):
                                                                 "'.[genai]'): not checked"}}
         import numpy as np
         import torch
-
-        from export.ort_lm import OnnxCausalLM
+        from edge_compress.export.ort_lm import OnnxCausalLM
 
         new_tokens, prompts = ctx.recipe.lm.new_tokens, [p.tolist() for p in ctx.evaluation.prompts[:2]]
         config = json.loads((out / files["onnxruntime-genai"]).read_text())["model"]
@@ -188,7 +186,7 @@ class CausalLM(Task):
     def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
         """Perplexity and next-token agreement of the ORT-format file on a plain session (untimed: generation on a device
         goes through its LLM runtime, not this host's loop)."""
-        from export.ort_lm import OnnxCausalLM
+        from edge_compress.export.ort_lm import OnnxCausalLM
 
         scored = ctx.evaluation.score(OnnxCausalLM(path, ctx.threads), f"package/{path.name}", generate=False)
         metrics, _ = ctx.evaluation.metrics(scored, baseline)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import random
 
 import numpy as np
-
-from compress.tasks.question_answering.data import QAExample
-from compress.tasks.question_answering.features import prepare_features
+from edge_compress.compress.tasks.question_answering.data import QAExample
+from edge_compress.compress.tasks.question_answering.features import prepare_features
 
 
 def calibration_feeds(tokenizer, examples: list[QAExample], method: str, max_length: int, doc_stride: int,

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compress.data import pick_column, read_rows
-from compress.errors import CompressError
+from edge_compress.compress.data import pick_column, read_rows
+from edge_compress.compress.errors import CompressError
 
 QUESTION_COLUMNS = ("question", "query", "q")
 CONTEXT_COLUMNS = ("context", "passage", "paragraph", "document")

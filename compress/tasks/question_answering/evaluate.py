@@ -19,17 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from compress.console import progress
-from compress.errors import CompressError
-from compress.tasks.base import Scored
-from compress.tasks.question_answering.data import QAExample
-from compress.tasks.question_answering.features import prepare_features
-from compress.tasks.question_answering.metrics import qa_metrics
-from compress.tasks.question_answering.postprocess import Prediction, postprocess
-from compress.tasks.question_answering.runner import QARunner, window_logits
-from compress.tasks.question_answering.spec import QASpec
-from export.timing import Block, RoundLatency, time_calls
+from edge_compress.compress.console import progress
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.tasks.base import Scored
+from edge_compress.compress.tasks.question_answering.data import QAExample
+from edge_compress.compress.tasks.question_answering.features import prepare_features
+from edge_compress.compress.tasks.question_answering.metrics import qa_metrics
+from edge_compress.compress.tasks.question_answering.postprocess import Prediction, postprocess
+from edge_compress.compress.tasks.question_answering.runner import QARunner, window_logits
+from edge_compress.compress.tasks.question_answering.spec import QASpec
+from edge_compress.export.timing import Block, RoundLatency, time_calls
 
 FULL_WINDOW_TIMED = 64   # windows of max_length tokens timed per round (at most)
 

@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.tasks.question_answering.data import QAExample
+from edge_compress.compress.tasks.question_answering.spec import DOC_STRIDE, MAX_LENGTH
 from transformers import PreTrainedTokenizerBase
-
-from compress.errors import CompressError
-from compress.tasks.question_answering.data import QAExample
-from compress.tasks.question_answering.spec import DOC_STRIDE, MAX_LENGTH
 
 
 @dataclass

@@ -21,7 +21,7 @@ import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from compress.errors import CompressError
+from edge_compress.compress.errors import CompressError
 
 _PUNCTUATION = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)

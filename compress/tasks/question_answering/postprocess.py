@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from compress.errors import CompressError
-from compress.tasks.question_answering.data import QAExample
-from compress.tasks.question_answering.features import QAFeatures
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.tasks.question_answering.data import QAExample
+from edge_compress.compress.tasks.question_answering.features import QAFeatures
 
 
 @dataclass

@@ -26,7 +26,7 @@ def torch_qa_runner(model: torch.nn.Module) -> QARunner:
 
 
 def onnx_qa_runner(path: Path, threads: int, provider: str = "cpu") -> QARunner:
-    from export.runtime import create_session
+    from edge_compress.export.runtime import create_session
 
     session = create_session(path, threads, provider)
     names = {i.name for i in session.get_inputs()}

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edge_compress.compress.console import info, warn
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.tasks.base import Scored, Task, TaskData, check_head
+from edge_compress.compress.tasks.question_answering.data import QAData, QAExample, load_qa_data
 from transformers import AutoModelForQuestionAnswering, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.models.auto.modeling_auto import MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES
-
-from compress.console import info, warn
-from compress.errors import CompressError
-from compress.tasks.base import Scored, Task, TaskData, check_head
-from compress.tasks.question_answering.data import QAData, QAExample, load_qa_data
 
 SHOWN_PROBLEMS = 50   # skipped/moved answers listed by id in report.json (all are counted)
 
@@ -56,7 +55,7 @@ class QuestionAnswering(Task):
 
     def metrics(self, outputs: Any, references: Any, baseline_outputs: Any | None) -> dict[str, float]:
         """`outputs`/`baseline_outputs` are `compress.tasks.question_answering.evaluate.QAOutputs`."""
-        from compress.tasks.question_answering.evaluate import qa_output_metrics
+        from edge_compress.compress.tasks.question_answering.evaluate import qa_output_metrics
 
         return qa_output_metrics(outputs, references, baseline_outputs)
 
@@ -65,7 +64,7 @@ class QuestionAnswering(Task):
     def load_data(self, options: Any, ckpt: Any, recipe: Any) -> TaskData:
         """Eval questions (answers checked against their contexts: skipped/moved ones reported); calibration questions =
         --calib-data, else train.* beside the eval file, else the eval questions (warned)."""
-        from compress.data import sibling_train_file
+        from edge_compress.compress.data import sibling_train_file
 
         spec = recipe.qa
         columns = {"question_column": spec.question_column, "context_column": spec.context_column,
@@ -104,7 +103,7 @@ class QuestionAnswering(Task):
                           eval_examples=examples, calib_examples=calib_examples)
 
     def evaluation(self, ckpt: Any, data: TaskData, recipe: Any):
-        from compress.tasks.question_answering.evaluate import QAEvaluation
+        from edge_compress.compress.tasks.question_answering.evaluate import QAEvaluation
 
         spec, v = recipe.qa, recipe.validate_
         positions = getattr(ckpt.model.config, "max_position_embeddings", None)
@@ -119,7 +118,7 @@ class QuestionAnswering(Task):
         return evaluation
 
     def calibration_feeds(self, ctx: Any) -> list[dict[str, np.ndarray]]:
-        from compress.tasks.question_answering.calibration import calibration_feeds
+        from edge_compress.compress.tasks.question_answering.calibration import calibration_feeds
 
         spec = ctx.recipe.qa
         return calibration_feeds(ctx.tokenizer, ctx.data.calib_examples, ctx.recipe.quantize.static.calibration_method,
@@ -133,7 +132,7 @@ class QuestionAnswering(Task):
 
     def check_parity(self, ctx: Any, model: PreTrainedModel, path: Path) -> None:
         """The export must reproduce its PyTorch model on real eval windows, at batch 1 and in one padded batch."""
-        from compress.tasks.question_answering.runner import onnx_qa_runner, torch_qa_runner
+        from edge_compress.compress.tasks.question_answering.runner import onnx_qa_runner, torch_qa_runner
 
         torch_run, onnx_run = torch_qa_runner(model), onnx_qa_runner(path, ctx.threads)
         evaluation = ctx.evaluation
@@ -149,18 +148,18 @@ class QuestionAnswering(Task):
                                                                 "acceptable")
 
     def open_torch(self, model: PreTrainedModel) -> Any:
-        from compress.tasks.question_answering.runner import torch_qa_runner
+        from edge_compress.compress.tasks.question_answering.runner import torch_qa_runner
 
         return torch_qa_runner(model)
 
     def open_onnx(self, path: Path, threads: int, target: Any = None, precision: str = "fp32", ctx: Any = None) -> Any:
-        from compress.tasks.question_answering.runner import onnx_qa_runner
+        from edge_compress.compress.tasks.question_answering.runner import onnx_qa_runner
 
         self.require_cpu(target, "use --target cpu or mobile")
         return onnx_qa_runner(path, threads)
 
     def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
-        from compress.tasks.question_answering.runner import onnx_qa_runner
+        from edge_compress.compress.tasks.question_answering.runner import onnx_qa_runner
 
         scored = ctx.evaluation.score(onnx_qa_runner(path, ctx.threads), f"package/{path.name}")
         metrics, _ = ctx.evaluation.metrics(scored, baseline)

@@ -13,13 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-from compress.console import progress
-from compress.report.analysis import classification_analysis
-from compress.report.noise import accuracy_noise
-from compress.report.schema import Analysis, Noise
-from compress.tasks.base import Scored
-from export.timing import Block, RoundLatency, time_calls
+from edge_compress.compress.console import progress
+from edge_compress.compress.report.analysis import classification_analysis
+from edge_compress.compress.report.noise import accuracy_noise
+from edge_compress.compress.report.schema import Analysis, Noise
+from edge_compress.compress.tasks.base import Scored
+from edge_compress.export.timing import Block, RoundLatency, time_calls
 
 Feed = dict[str, np.ndarray]
 

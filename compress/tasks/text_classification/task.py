@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edge_compress.compress.console import warn
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.tasks.base import Scored, Task, TaskData, check_head
 from transformers import AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
-
-from compress.console import warn
-from compress.errors import CompressError
-from compress.tasks.base import Scored, Task, TaskData, check_head
 
 
 def macro_f1(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -64,7 +63,7 @@ class TextClassification(Task):
 
         Calibration labels are kept when the file has a label column the model knows (pruning's Fisher scores use them).
         """
-        from compress.data import load_text_data, load_training_texts, sibling_train_file
+        from edge_compress.compress.data import load_text_data, load_training_texts, sibling_train_file
 
         config = ckpt.model.config
         data = load_text_data(options.eval_data, config.label2id, config.num_labels, options.text_column, options.label_column)
@@ -84,7 +83,7 @@ class TextClassification(Task):
                                   "calibration": {"source": calib.source, "samples": len(texts)}})
 
     def evaluation(self, ckpt: Any, data: TaskData, recipe: Any):
-        from compress.tasks.text_classification.evaluate import ClassifierEvaluation
+        from edge_compress.compress.tasks.text_classification.evaluate import ClassifierEvaluation
 
         v = recipe.validate_
         id2label = ckpt.model.config.id2label or {}
@@ -95,7 +94,7 @@ class TextClassification(Task):
 
     def check_parity(self, ctx: Any, model: PreTrainedModel, path: Path) -> None:
         """The export must reproduce its PyTorch model on real eval texts (the exporter traced one sample only)."""
-        from compress.run.measure import onnx_runner, torch_runner
+        from edge_compress.compress.run.measure import onnx_runner, torch_runner
 
         torch_run, onnx_run = torch_runner(model), onnx_runner(path, ctx.threads)
         diff = max(float(np.max(np.abs(torch_run(f) - onnx_run(f)))) for f in parity_batches(ctx.evaluation.batches))
@@ -106,21 +105,21 @@ class TextClassification(Task):
                                                      "the recipe if the difference is acceptable")
 
     def open_torch(self, model: PreTrainedModel) -> Any:
-        from compress.run.measure import torch_runner
+        from edge_compress.compress.run.measure import torch_runner
 
         return torch_runner(model)
 
     def open_onnx(self, path: Path, threads: int, target: Any = None, precision: str = "fp32", ctx: Any = None) -> Any:
-        from compress.run.measure import onnx_runner
+        from edge_compress.compress.run.measure import onnx_runner
 
         if target is None or target.name == "cpu":
             return onnx_runner(path, threads)
-        from export.device import TargetRunner
+        from edge_compress.export.device import TargetRunner
 
         return TargetRunner(path, target, precision, threads, ctx.evaluation.batch_size, ctx.recipe.validate_.max_length)
 
     def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
-        from compress.run.measure import onnx_runner
+        from edge_compress.compress.run.measure import onnx_runner
 
         scored = ctx.evaluation.score(onnx_runner(path, ctx.threads), f"package/{path.name}")
         metrics, _ = ctx.evaluation.metrics(scored, baseline)

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from compress.tasks.translation.generate import Decoding, step_scores
-from compress.tasks.translation.runner import OnnxSeq2Seq, empty_cache
+from edge_compress.compress.tasks.translation.generate import Decoding, step_scores
+from edge_compress.compress.tasks.translation.runner import OnnxSeq2Seq, empty_cache
 
 
 def calibration_feeds(folder: Path, tokenizer, sources: list[str], decoding: Decoding, max_source_length: int,

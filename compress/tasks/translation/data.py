@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compress.data import pick_column, read_rows
-from compress.errors import CompressError
+from edge_compress.compress.data import pick_column, read_rows
+from edge_compress.compress.errors import CompressError
 
 SOURCE_COLUMNS = ("source", "src", "en", "input", "text", "sentence")
 TARGET_COLUMNS = ("target", "tgt", "reference", "references", "translation", "de", "output")

@@ -18,13 +18,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from compress.console import progress
-from compress.tasks.base import Scored
-from compress.tasks.translation.generate import Decoding, greedy, translate_ids
-from compress.tasks.translation.metrics import translation_metrics
-from compress.tasks.translation.runner import Seq2SeqRunner
-from export.timing import Block, RoundLatency, time_calls
+from edge_compress.compress.console import progress
+from edge_compress.compress.tasks.base import Scored
+from edge_compress.compress.tasks.translation.generate import Decoding, greedy, translate_ids
+from edge_compress.compress.tasks.translation.metrics import translation_metrics
+from edge_compress.compress.tasks.translation.runner import Seq2SeqRunner
+from edge_compress.export.timing import Block, RoundLatency, time_calls
 
 Feed = tuple[np.ndarray, np.ndarray]
 

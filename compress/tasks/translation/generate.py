@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from compress.errors import CompressError
-from compress.tasks.translation.runner import Encoded, Seq2SeqRunner, empty_cache
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.tasks.translation.runner import Encoded, Seq2SeqRunner, empty_cache
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sacrebleu
-
-from compress.errors import CompressError
+from edge_compress.compress.errors import CompressError
 
 
 def _check(outputs: Sequence[str], others: Sequence[str], what: str) -> None:

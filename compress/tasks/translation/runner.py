@@ -42,7 +42,7 @@ class TorchSeq2Seq:
     """The PyTorch model through the modules the export traces."""
 
     def __init__(self, model) -> None:
-        from export.seq2seq import DecoderGraph, EncoderGraph, shapes
+        from edge_compress.export.seq2seq import DecoderGraph, EncoderGraph, shapes
 
         self.model = model.eval()
         self.encoder = EncoderGraph(model).eval()
@@ -70,8 +70,8 @@ class OnnxSeq2Seq:
     encoder.ort + decoder.ort of a device package (OUT/package/), which ONNX Runtime opens the same way."""
 
     def __init__(self, folder: Path, threads: int, provider: str = "cpu", ort_format: bool = False) -> None:
-        from export.runtime import create_session
-        from export.seq2seq import DECODER_FILE, ENCODER_FILE
+        from edge_compress.export.runtime import create_session
+        from edge_compress.export.seq2seq import DECODER_FILE, ENCODER_FILE
 
         suffix = ".ort" if ort_format else ".onnx"
         self.folder = folder

@@ -13,12 +13,11 @@ import random
 from pathlib import Path
 from typing import Any
 
+from edge_compress.compress.console import info, warn
+from edge_compress.compress.errors import CompressError
+from edge_compress.compress.tasks.base import Scored, Task, TaskData
 from transformers import AutoModelForSeq2SeqLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
-
-from compress.console import info, warn
-from compress.errors import CompressError
-from compress.tasks.base import Scored, Task, TaskData
 
 PRIMARY_WITHOUT_REFERENCES = "chrf_vs_float"  # BLEU of a few short sentences can be 0 even when identical (no 4-grams)
 
@@ -45,7 +44,7 @@ class Translation(Task):
 
     def metrics(self, outputs: Any, references: Any, baseline_outputs: Any | None) -> dict[str, float]:
         """`outputs`/`baseline_outputs` are lists of translations."""
-        from compress.tasks.translation.metrics import translation_metrics
+        from edge_compress.compress.tasks.translation.metrics import translation_metrics
 
         return translation_metrics(outputs, references, baseline_outputs)
 
@@ -54,8 +53,8 @@ class Translation(Task):
     def load_data(self, options: Any, ckpt: Any, recipe: Any) -> TaskData:
         """Eval sources (and references, if every row has one); calibration sources = --calib-data, else train.* beside
         the eval file, else the eval sources (warned)."""
-        from compress.data import sibling_train_file
-        from compress.tasks.translation.data import load_translation_data
+        from edge_compress.compress.data import sibling_train_file
+        from edge_compress.compress.tasks.translation.data import load_translation_data
 
         spec = recipe.translation
         source_column = spec.source_column or options.text_column
@@ -90,8 +89,8 @@ class Translation(Task):
                                                                               "decode_steps": spec.calib_decode_steps}})
 
     def evaluation(self, ckpt: Any, data: TaskData, recipe: Any):
-        from compress.tasks.translation.evaluate import TranslationEvaluation
-        from compress.tasks.translation.generate import decoding_from_config
+        from edge_compress.compress.tasks.translation.evaluate import TranslationEvaluation
+        from edge_compress.compress.tasks.translation.generate import decoding_from_config
 
         spec, v = recipe.translation, recipe.validate_
         model = ckpt.model
@@ -110,7 +109,7 @@ class Translation(Task):
 
     def export(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, opset: int | None) -> Path:
         """encoder.onnx + decoder.onnx (export.seq2seq); returns the decoder's path (the folder is the variant)."""
-        from export.seq2seq import Seq2SeqExportError, export_seq2seq
+        from edge_compress.export.seq2seq import Seq2SeqExportError, export_seq2seq
 
         try:
             paths = export_seq2seq(model, folder, opset)
@@ -120,13 +119,13 @@ class Translation(Task):
         return paths["decoder"]
 
     def graph_paths(self, path: Path) -> list[Path]:
-        from export.seq2seq import COMPONENTS
+        from edge_compress.export.seq2seq import COMPONENTS
 
         return [path.parent / name for name in COMPONENTS.values()]
 
     def check_parity(self, ctx: Any, model: PreTrainedModel, path: Path) -> None:
         """The export must generate exactly what its PyTorch model generates, token for token, on real eval sentences."""
-        from compress.tasks.translation.runner import OnnxSeq2Seq, TorchSeq2Seq
+        from edge_compress.compress.tasks.translation.runner import OnnxSeq2Seq, TorchSeq2Seq
 
         evaluation = ctx.evaluation
         torch_run, onnx_run = TorchSeq2Seq(model), OnnxSeq2Seq(path.parent, ctx.threads)
@@ -138,12 +137,12 @@ class Translation(Task):
                                                                             "transformers version); try export.opset")
 
     def open_torch(self, model: PreTrainedModel) -> Any:
-        from compress.tasks.translation.runner import TorchSeq2Seq
+        from edge_compress.compress.tasks.translation.runner import TorchSeq2Seq
 
         return TorchSeq2Seq(model)
 
     def open_onnx(self, path: Path, threads: int, target: Any = None, precision: str = "fp32", ctx: Any = None) -> Any:
-        from compress.tasks.translation.runner import OnnxSeq2Seq
+        from edge_compress.compress.tasks.translation.runner import OnnxSeq2Seq
 
         self.require_cpu(target, "use --target cpu or mobile")
         return OnnxSeq2Seq(path.parent, threads)
@@ -155,7 +154,7 @@ class Translation(Task):
 
     def package_check(self, ctx: Any, path: Path, baseline: Scored) -> dict[str, Any]:
         """`path` is the package's encoder.ort; decoder.ort lies beside it. Both are scored by the run's own loop."""
-        from compress.tasks.translation.runner import OnnxSeq2Seq
+        from edge_compress.compress.tasks.translation.runner import OnnxSeq2Seq
 
         def open_package() -> OnnxSeq2Seq:
             return OnnxSeq2Seq(path.parent, ctx.threads, ort_format=True)

@@ -10,8 +10,8 @@ import json
 import os
 from pathlib import Path
 
-from compress.errors import CompressError
-from export.seq2seq import ENCODER_FILE
+from edge_compress.compress.errors import CompressError
+from edge_compress.export.seq2seq import ENCODER_FILE
 
 
 def is_translation(path: Path) -> bool:
@@ -26,11 +26,10 @@ def translate(path: Path | str, source: str, max_new_tokens: int = 128, threads:
               num_beams: int | None = None) -> str:
     """`source` translated by the variant; `num_beams` None decodes as the run scored (its translation.num_beams and
     length_penalty, from the manifest), 1 is greedy, more is beam search in the same ORT loop."""
+    from edge_compress.compress.commands.generate import resolve_variant
+    from edge_compress.compress.tasks.translation.generate import decoding_from_config, translate_ids
+    from edge_compress.compress.tasks.translation.runner import OnnxSeq2Seq
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
-
-    from compress.commands.generate import resolve_variant
-    from compress.tasks.translation.generate import decoding_from_config, translate_ids
-    from compress.tasks.translation.runner import OnnxSeq2Seq
 
     folder = Path(path)
     if not (folder / ENCODER_FILE).exists():

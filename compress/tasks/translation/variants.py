@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-
-from compress.run.variants import BuildInput, Variant, register
-from export.hf_manifest import MANIFEST_FILE
-from export.seq2seq import COMPONENTS, externalize, untie_head
+from edge_compress.compress.run.variants import BuildInput, Variant, register
+from edge_compress.export.hf_manifest import MANIFEST_FILE
+from edge_compress.export.seq2seq import COMPONENTS, externalize, untie_head
 
 MT = ("translation",)
 
@@ -32,7 +31,7 @@ def _export(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
 
 def component_bytes(folder: Path) -> dict[str, int]:
     """Bytes on disk per graph (graph + its weights file): the report's size per component."""
-    from export.hf_manifest import model_files
+    from edge_compress.export.hf_manifest import model_files
 
     return {name: sum(p.stat().st_size for p in model_files(folder / file)) for name, file in COMPONENTS.items()}
 
@@ -60,14 +59,14 @@ def _per_graph(quantize: Callable[[BuildInput, str, Path, Path], None],
 
 
 def _dynamic(inp: BuildInput, component: str, src: Path, dst: Path) -> None:
-    from compress.quantize.ptq import quantize_int8_dynamic
+    from edge_compress.compress.quantize.ptq import quantize_int8_dynamic
 
     quantize_int8_dynamic(src, dst, inp.ctx.preset)
 
 
 def _static(inp: BuildInput, component: str, src: Path, dst: Path) -> None:
-    from compress.quantize.ptq import quantize_int8_static
-    from compress.tasks.translation.calibration import calibration_feeds
+    from edge_compress.compress.quantize.ptq import quantize_int8_static
+    from edge_compress.compress.tasks.translation.calibration import calibration_feeds
 
     scratch = inp.line.scratch
     if "translation_calibration" not in scratch:  # one decode pass of the fp32 export feeds both graphs
@@ -83,7 +82,7 @@ def _int4_decoder(inp: BuildInput, component: str, src: Path, dst: Path) -> None
     """The encoder int8 dynamic (it runs once per sentence, on many tokens: int8 GEMMs pay); the decoder, which runs
     once per token at batch 1 and is bound by reading its weights, weight-only int4 (MatMulNBits, int8 activations
     at accuracy level 4), its tied embedding / LM head at 8 bits."""
-    from compress.quantize.lm import HeadSpec, quantize_weight_only
+    from edge_compress.compress.quantize.lm import HeadSpec, quantize_weight_only
 
     if component == "encoder":
         _dynamic(inp, component, src, dst)
