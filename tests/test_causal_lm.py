@@ -32,16 +32,8 @@ def _tokenizer(text: str) -> PreTrainedTokenizerFast:
                                    model_input_names=["input_ids", "attention_mask"])
 
 
-def make_tiny_lm(folder: Path, steps: int = 120) -> Path:
-    """Train a 2-layer GPT-2 on calib_data/lm_text/train.txt for `steps` steps (~3 s); save model + tokenizer."""
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and stays fast on a busy machine
-    text = LM_TEXT_TRAIN.read_text()
-    tokenizer = _tokenizer(text)
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=128,
-                        bos_token_id=0, eos_token_id=0)
-    model = GPT2LMHeadModel(config)
+def train_on_lm_text(model, tokenizer, text: str, steps: int):
+    """`steps` of AdamW on random 64-token windows of `text` (seeded): enough for greedy decoding to be non-trivial."""
     ids = torch.tensor(tokenizer(text.replace("\n", " <|endoftext|> "))["input_ids"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
@@ -52,6 +44,19 @@ def make_tiny_lm(folder: Path, steps: int = 120) -> Path:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    return model.eval()
+
+
+def make_tiny_lm(folder: Path, steps: int = 120) -> Path:
+    """Train a 2-layer GPT-2 on calib_data/lm_text/train.txt for `steps` steps (~3 s); save model + tokenizer."""
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and stays fast on a busy machine
+    text = LM_TEXT_TRAIN.read_text()
+    tokenizer = _tokenizer(text)
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=128,
+                        bos_token_id=0, eos_token_id=0)
+    model = train_on_lm_text(GPT2LMHeadModel(config), tokenizer, text, steps)
     torch.set_num_threads(threads)
     model.eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -129,7 +129,11 @@ def _ort_greedy(path: Path, prompt: list[int], max_length: int) -> list[int]:
     """Greedy decoding with onnxruntime directly: the reference for quantized graphs, which PyTorch does not run."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return ort_greedy(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]), prompt, max_length, EOS)
+
+
+def ort_greedy(session, prompt: list[int], max_length: int, eos: int) -> list[int]:
+    """Greedy decoding on an ONNX Runtime session of a KV-cache decoder (plain onnxruntime, written out here)."""
     pasts = [i for i in session.get_inputs() if i.name.startswith("past_key_values")]
     cache = {i.name: np.zeros([1, i.shape[1], 0, i.shape[3]], np.float32) for i in pasts}
     tokens, step = list(prompt), list(prompt)
@@ -139,7 +143,7 @@ def _ort_greedy(path: Path, prompt: list[int], max_length: int) -> list[int]:
         logits, *presents = session.run(None, feed)
         cache = {i.name: p for i, p in zip(pasts, presents)}
         step = [int(logits[0, -1].argmax())]
-        if step[0] == EOS:
+        if step[0] == eos:
             break
         tokens += step
     return tokens

@@ -16,7 +16,8 @@ import onnx
 import pytest
 import torch
 from edge_compress.calib_data import LM_TEXT_EVAL, LM_TEXT_TRAIN
-from test_causal_lm import SPEC, _tokenizer
+from test_causal_lm import SPEC, _tokenizer, train_on_lm_text
+from test_genai import ort_greedy
 from transformers import LlamaConfig, LlamaForCausalLM
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices: one thread is fastest
@@ -32,18 +33,8 @@ def make_tiny_llama(folder: Path, steps: int = 120) -> Path:
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
                          bos_token_id=0, eos_token_id=0, pad_token_id=0)
-    model = LlamaForCausalLM(config)
-    ids = torch.tensor(tokenizer(text.replace("\n", " <|endoftext|> "))["input_ids"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        offsets = torch.randint(0, len(ids) - 65, (16,), generator=generator)
-        batch = torch.stack([ids[o:o + 64] for o in offsets])
-        loss = model(input_ids=batch, labels=batch).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval().save_pretrained(folder)
+    model = train_on_lm_text(LlamaForCausalLM(config), tokenizer, text, steps)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
@@ -142,25 +133,8 @@ def test_the_device_package_generates_in_onnxruntime_genai(pruned_run):
         generator.generate_next_token()
     genai = [int(t) for t in generator.get_sequence(0)]
     assert len(genai) > len(prompt)
-    assert genai == _ort_greedy(ort.InferenceSession(str(ort_model), providers=["CPUExecutionProvider"]), prompt, 20,
+    assert genai == ort_greedy(ort.InferenceSession(str(ort_model), providers=["CPUExecutionProvider"]), prompt, 20,
                                 config["model"]["eos_token_id"])
-
-
-def _ort_greedy(session, prompt: list[int], max_length: int, eos: int) -> list[int]:
-    """Greedy decoding on the packaged graph with plain onnxruntime (the reference genai must reproduce)."""
-    pasts = [i for i in session.get_inputs() if i.name.startswith("past_key_values")]
-    cache = {i.name: np.zeros([1, i.shape[1], 0, i.shape[3]], np.float32) for i in pasts}
-    tokens, step = list(prompt), list(prompt)
-    while len(tokens) < max_length:
-        feed = {"input_ids": np.array([step], np.int64), "attention_mask": np.ones((1, len(tokens)), np.int64),
-                "position_ids": np.arange(len(tokens) - len(step), len(tokens), dtype=np.int64)[None], **cache}
-        logits, *presents = session.run(None, feed)
-        cache = {i.name: p for i, p in zip(pasts, presents)}
-        step = [int(logits[0, -1].argmax())]
-        if step[0] == eos:
-            break
-        tokens += step
-    return tokens
 
 
 def test_gemma4_pruning_is_refused_before_any_work_with_the_reason(tmp_path):
