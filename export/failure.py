@@ -23,9 +23,12 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+; the package supports 3.10
+    from typing_extensions import Self
 
 # Packages of this project: an exception raised from their own lines is a bug, not the user's model.
 OUR_PACKAGES = tuple(str(Path(__file__).resolve().parents[1] / name) + os.sep for name in ("export", "compress"))

@@ -10,7 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tomllib
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+; the package itself runs on 3.10
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
