@@ -116,12 +116,12 @@ def api_domains(names: list[str], checkpoint: Path, fp32: Path, work: Path, args
     from edge_compress.compress.quantize.lm import matches
     from edge_compress.compress.run.variants import BuildInput, catalogue
     from edge_compress.compress.search.executors import make_executor
-    from edge_compress.compress.search.files import model_files
     from edge_compress.compress.search.measures import Perplexity
     from edge_compress.compress.search.schemes import Int4WeightOnly
     from edge_compress.compress.search.search import Candidate
     from edge_compress.compress.tasks import get_task
     from edge_compress.compress.tasks.causal_lm.evaluate import LMEvaluation
+    from edge_compress.export.hf_manifest import model_files
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.set_num_threads(args.threads)

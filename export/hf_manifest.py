@@ -93,9 +93,11 @@ def _stored_as_shipped(path: Path, location: str) -> bool:
 
 
 def model_files(path: Path) -> list[Path]:
-    """The files one graph is stored in: the graph, plus its external weights when it has them."""
-    data = path.with_name(path.name + DATA_SUFFIX)
-    return [path, data] if data.exists() else [path]
+    """The files one graph is stored in: the graph and every external-data file it names (any name: a shipped folder's
+    `<graph>.data`, or whatever ORT, onnx and torch chose for an intermediate graph)."""
+    model = onnx.load(str(path), load_external_data=False)
+    locations = {e.value for t in _external_tensors(model) for e in t.external_data if e.key == "location"}
+    return [path, *sorted(path.parent / location for location in locations)]
 
 
 def _relink(graph_path: Path, location: str) -> None:

@@ -43,13 +43,18 @@ def _browser(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
                           check=False, capture_output=True, text=True, timeout=120)
 
 
+def rendered_dom(html: Path, tmp_path: Path, height: int) -> str:
+    """Screenshot `html` in headless Chromium (it must paint a real page) and return the DOM it built."""
+    page = html.as_uri()
+    shot = tmp_path / f"{html.stem}.png"
+    result = _browser([f"--window-size=1280,{height}", f"--screenshot={shot}", page], tmp_path)
+    assert shot.exists() and shot.stat().st_size > 50_000, result.stderr[-2000:]
+    return _browser(["--dump-dom", page], tmp_path).stdout
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_html_renders_in_headless_chromium_with_summary_plots_and_tables(bert_out, tmp_path):
-    page = (bert_out / "report.html").as_uri()
-    shot = tmp_path / "report.png"
-    result = _browser(["--window-size=1280,2400", f"--screenshot={shot}", page], tmp_path)
-    assert shot.exists() and shot.stat().st_size > 50_000, result.stderr[-2000:]
-    dom = _browser(["--dump-dom", page], tmp_path).stdout
+    dom = rendered_dom(bert_out / "report.html", tmp_path, 2400)
     for ident in ("summary", "kpi-smaller", "kpi-faster", "kpi-metric", "kpi-budget", "pareto-plot", "variants-table",
                   "size-chart", "size-table", "focus-errors"):
         assert f'id="{ident}"' in dom, ident

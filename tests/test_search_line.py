@@ -176,12 +176,8 @@ def test_report_html_has_the_search_section_like_report_md(searched_out):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_search_section_renders_in_headless_chromium(searched_out, tmp_path):
-    from test_report_html import _browser
+    from test_report_html import rendered_dom
 
-    page = (searched_out / "report.html").as_uri()
-    shot = tmp_path / "search.png"
-    result = _browser(["--window-size=1280,6000", f"--screenshot={shot}", page], tmp_path)
-    assert shot.exists() and shot.stat().st_size > 50_000, result.stderr[-2000:]
-    dom = _browser(["--dump-dom", page], tmp_path).stdout
+    dom = rendered_dom(searched_out / "report.html", tmp_path, 6000)
     assert 'id="search-trials-chart-pruned-trimmed-onnx-int8-searched"' in dom
 

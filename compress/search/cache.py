@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edge_compress.compress.search.files import model_files, write_json
+from edge_compress.compress.search.files import write_json
+from edge_compress.export.hf_manifest import model_files
 
 
 def fingerprint(path: Path, feeds: Iterable[dict[str, np.ndarray]], setting: dict[str, Any]) -> str:

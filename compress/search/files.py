@@ -1,4 +1,4 @@
-"""File helpers the search needs: which files a graph is stored in, atomic JSON, a private view of a source graph."""
+"""File helpers the search needs: atomic JSON, a private view of a source graph."""
 from __future__ import annotations
 
 import json
@@ -8,14 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import onnx
-
-
-def model_files(path: Path) -> list[Path]:
-    """The graph and every external-data file it names (any name: ORT, onnx and torch each pick their own)."""
-    model = onnx.load(str(path), load_external_data=False)
-    locations = {entry.value for t in model.graph.initializer for entry in t.external_data if entry.key == "location"}
-    return [path, *sorted(path.parent / loc for loc in locations)]
+from edge_compress.export.hf_manifest import model_files
 
 
 def write_json(path: Path, data: Any) -> None:

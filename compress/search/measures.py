@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from edge_compress.compress.search import proxy
-from edge_compress.compress.search.files import model_files
+from edge_compress.export.hf_manifest import model_files
 
 
 def _size(path) -> int:

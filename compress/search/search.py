@@ -38,8 +38,9 @@ from edge_compress.compress.errors import CompressError
 from edge_compress.compress.report.select import drop
 from edge_compress.compress.search import pareto
 from edge_compress.compress.search.executors import make_executor
-from edge_compress.compress.search.files import model_files, write_json
+from edge_compress.compress.search.files import write_json
 from edge_compress.compress.search.schemes import Scheme
+from edge_compress.export.hf_manifest import model_files
 from edge_compress.export.onnx_io import save_model
 
 Objective = Literal["size", "latency", "both"]
