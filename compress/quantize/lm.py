@@ -16,9 +16,7 @@ Common rules, each for accuracy:
 """
 from __future__ import annotations
 
-import contextlib
 import fnmatch
-import logging
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from edge_compress.compress.quantize.presets import Int8Preset
 from edge_compress.export.hf_manifest import model_files
 from edge_compress.export.lm_export import PACKED_SEPARATOR, unpack_matmuls
 from edge_compress.export.onnx_io import PROTOBUF_LIMIT, load_model, save_model
+from edge_compress.export.quiet import quiet
 from edge_compress.export.tied import find_tied_head
 from edge_compress.export.tied_head import quantize_tied_head
 from onnxruntime.quantization import (
@@ -120,7 +119,7 @@ def quantize_dynamic_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec
     if not nodes:  # ORT reads an empty list as "every MatMul"
         shutil.copyfile(src, dst)
         return _finish(dst, head)
-    with _quiet():
+    with quiet():
         quantize_dynamic(src, dst, op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes, per_channel=preset.per_channel,
                          reduce_range=preset.reduce_range, weight_type=QUANT_TYPES[preset.weight_type],
                          use_external_data_format=_large(src),
@@ -143,7 +142,7 @@ def quantize_static_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec,
         shutil.copyfile(src, dst)
         return _finish(dst, head)
     type_activations(model, nodes)
-    with _quiet():
+    with quiet():
         quantize_static(model, dst, _Reader(feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
                         nodes_to_quantize=nodes, per_channel=preset.per_channel, reduce_range=preset.reduce_range,
                         activation_type=QUANT_TYPES[preset.activation_type], weight_type=QUANT_TYPES[preset.weight_type],
@@ -185,7 +184,7 @@ def _nbits(model: onnx.ModelProto, names: list[str], bits: int, block_size: int,
     others = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in wanted]
     config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=symmetric, accuracy_level=accuracy_level,
                                           op_types_to_quantize=("MatMul",), bits=bits)
-    with _quiet():
+    with quiet():
         quantizer = MatMulNBitsQuantizer(model, algo_config=config, nodes_to_exclude=others)
         quantizer.process()
     return quantizer.model.model
@@ -204,13 +203,3 @@ class _Reader(CalibrationDataReader):
         return next(self._it, None)
 
 
-@contextlib.contextmanager
-def _quiet():
-    """onnxruntime.quantization logs advice through the root logger; keep it off the user's terminal."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
