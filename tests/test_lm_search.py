@@ -92,9 +92,12 @@ def test_relative_budget_is_a_share_of_the_baseline():
         return SimpleNamespace(recipe=SimpleNamespace(search=SearchSpec(**spec), max_accuracy_drop=1.0),
                                task=SimpleNamespace(higher_is_better=False))
 
-    assert _budget(ctx(budget_pct=6), 45.0).max_drop == pytest.approx(2.7)
-    assert _budget(ctx(budget=0.5, budget_pct=6), 45.0).max_drop == pytest.approx(2.7)  # the share wins
-    assert _budget(ctx(), 45.0).max_drop == 1.0  # neither: the run's max_accuracy_drop
+    base = {"metric": 45.0, "items": {"nll": [1.0, 2.0], "tokens": [1, 1]}}
+    assert _budget(ctx(budget_pct=6), base).max_drop == pytest.approx(2.7)
+    assert _budget(ctx(budget=0.5, budget_pct=6), base).max_drop == pytest.approx(2.7)  # the share wins
+    assert _budget(ctx(), base).max_drop == 1.0  # neither: the run's max_accuracy_drop
+    assert _budget(ctx(), base).baseline_items == base["items"]  # judged by the bootstrap bound (default judge: upper)
+    assert _budget(ctx(judge="point"), base).baseline_items is None
     with pytest.raises(ValueError):
         SearchSpec(budget_pct=0)
 

@@ -190,6 +190,58 @@ def test_search_never_selects_over_budget_and_bisects_to_the_cut(tmp_path):
     assert record["trial"]["cut"] == 3 and "within the budget" in record["reason"]
 
 
+def _flips(lost: int, gained: int, n: int = 400) -> list[float]:
+    """Per-text correctness against a baseline that gets the first half right: `lost` of those wrong, `gained` of the rest right."""
+    correct = [1.0] * (n // 2) + [0.0] * (n - n // 2)
+    for i in range(lost):
+        correct[i] = 0.0
+    for i in range(gained):
+        correct[n // 2 + i] = 1.0
+    return correct
+
+
+class WithItems:
+    """measure() from a table: cut -> per-text correctness; metric and items as ClassifierAccuracy returns them."""
+
+    def __init__(self, correct: dict[int, list[float]]) -> None:
+        self.correct = correct
+
+    def __call__(self, candidate) -> dict:
+        key = candidate.cut if candidate.cut is not None else len(candidate.low)
+        c = self.correct[key]
+        return {"metric": 100.0 * sum(c) / len(c), "size_bytes": 1000 - 10 * key, "items": {"correct": c}}
+
+
+def test_budget_judges_by_the_bootstrap_upper_bound_when_items_are_given():
+    base = _flips(0, 0)
+    budget = Budget(50.0, 1.0, baseline_items={"correct": base})
+    noisy = _flips(20, 18)  # -2 texts of 400: a 0.5 point drop, but 38 flips make its bound ~3.5 points
+    steady = _flips(1, 0)  # 0.25 points, one flip
+    assert budget.drop(100 * sum(noisy) / 400) == pytest.approx(0.5)
+    assert budget.upper_drop({"correct": noisy}) > 2.0 and not budget.within(50.0 - 0.5, {"correct": noisy})
+    assert 0.25 <= budget.upper_drop({"correct": steady}) <= 1.0 and budget.within(50.0 - 0.25, {"correct": steady})
+    assert budget.upper_drop({"correct": base}) == 0.0  # no flips: the bound is the (zero) drop
+    # without items, or without the baseline's: the point estimate, as before
+    assert budget.within(50.0 - 0.5) and Budget(50.0, 1.0).within(50.0 - 0.5, {"correct": noisy})
+    assert budget.as_dict()["judge"] == "upper" and Budget(50.0, 1.0).as_dict()["judge"] == "point"
+
+
+def test_search_with_the_upper_judge_does_not_pass_a_cut_that_fits_by_noise(tmp_path):
+    """Cut 2 is within a 1-point budget by its point estimate (0.5) but not by its bound; the point judge would pick it."""
+    src = tiny_graph(tmp_path / "fp32.onnx")
+    correct = {0: _flips(0, 0), 1: _flips(1, 0), 2: _flips(20, 18), 3: _flips(30, 10), 4: _flips(40, 0), 5: _flips(60, 0)}
+    measure = WithItems(correct)
+    upper = inline_search(src, INT8, UNITS, measure, Budget(50.0, 1.0, baseline_items={"correct": correct[0]}),
+                          tmp_path / "upper", steps=5)
+    point = inline_search(src, INT8, UNITS, measure, Budget(50.0, 1.0), tmp_path / "point", steps=5)
+    assert upper.best["cut"] == 1 and point.best["cut"] == 2
+    trial = next(t for t in upper.trials if t["cut"] == 2)
+    assert trial["drop"] == pytest.approx(0.5) and trial["drop_upper"] > 1.0 and not trial["within"]
+    saved = json.loads((tmp_path / "upper" / "search.json").read_text())
+    assert saved["budget"]["judge"] == "upper" and "95 % upper bound" in saved["reason"]
+    assert all("items" not in t for t in saved["trials"])  # per-item scores judge the trial; only the bound is kept
+
+
 def test_search_with_nothing_within_budget_selects_nothing(tmp_path):
     src = tiny_graph(tmp_path / "fp32.onnx")
     result = inline_search(src, INT8, UNITS, Injected(dict.fromkeys(range(6), 50.0)), Budget(90.0, 1.0), tmp_path / "out")
@@ -454,6 +506,7 @@ def test_onnx_int8_searched_variant_builds_from_the_recipe_section(tmp_path):
     path, extra = record.build(BuildInput(ctx, None, out, src, {}))
     ort.InferenceSession(str(path))
     assert extra["search"]["trials"] <= 5 and extra["search"]["search_baseline"] == 100.0
+    assert extra["search"]["judge"] == "upper" and extra["search"]["search_drop_upper"] >= 0.0  # judged by the bound
     assert 100.0 - extra["search"]["search_metric"] <= 10.0
     assert {"search.json", "sensitivity.json"} <= {p.name for p in (out / SEARCH_DIR).iterdir()}
     assert not (out / SEARCH_DIR / "best.onnx").exists()  # moved to model.onnx, not shipped twice
@@ -488,6 +541,7 @@ def test_onnx_int4_searched_variant_is_seeded_with_the_hand_tuned_list(tmp_path,
     saved = json.loads((out / "search" / "search.json").read_text())
     assert set(extra["search"]["fallback"]) | set(extra["search"]["low"]) == set(saved["order"])  # the per-model keep-8-bit list
     assert saved["trials"][0]["phase"] == "seed"
+    assert saved["budget"]["judge"] == "upper" and saved["trials"][0]["drop_upper"] is not None  # over perplexity windows
     assert all("v_proj" not in u and "down_proj" not in u for u in saved["trials"][0]["low"])  # LMSpec keeps these at 8 bits
     assert any(n.op_type == "MatMulNBits" for n in onnx.load(str(path)).graph.node)
 

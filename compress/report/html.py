@@ -269,12 +269,18 @@ def _trials_table(ident: str, data: dict) -> str:
             classes.append("failed")
             continue
         rows.append([str(t["trial"]), escape(t.get("phase", "")), "seed" if t["cut"] is None else str(t["cut"]),
-                     str(len(t["low"])), f"{t['metric']:.4g}", f"{t['drop']:+.3g}", _mb(t["size_bytes"]),
+                     str(len(t["low"])), f"{t['metric']:.4g}", _drop_cell(t), _mb(t["size_bytes"]),
                      "" if t.get("latency_ms") is None else f"{t['latency_ms']:.2f}", "yes" if t["within"] else "over",
                      ("chosen" if t["selected"] else "front") if t["on_front"] or t["selected"] else ""])
         classes.append("selected" if t["selected"] else "")
     headers = ["trial", "phase", "cut", "units low", "metric", "drop", "MB", "ms b=1", "budget", "Pareto"]
     return _table(ident, headers, rows, classes, left=2)
+
+
+def _drop_cell(trial: dict) -> str:
+    """The drop, and the 95 % upper bound the search judged it by (judge: upper)."""
+    bound = trial.get("drop_upper")
+    return f"{trial['drop']:+.3g}" + ("" if bound is None else f" (≤ {bound:+.3g})")
 
 
 def _sensitivity_rows(ident: str, sensitivity: dict) -> str:

@@ -77,6 +77,14 @@ def perplexity_noise(nll: np.ndarray, baseline_nll: np.ndarray, tokens: np.ndarr
                  round(low, 4), round(high, 4), resamples, seed, len(nll))
 
 
+def change_interval(items: dict, baseline_items: dict, resamples: int = RESAMPLES, seed: int = SEED) -> Noise:
+    """The paired-bootstrap change of a search candidate against the float model, from the per-item scores a search
+    measure returns: {"correct": 0/1 per text} (accuracy points) or {"nll", "tokens"} per perplexity window."""
+    if "nll" in items:
+        return perplexity_noise(items["nll"], baseline_items["nll"], items["tokens"], resamples, seed)
+    return accuracy_noise(items["correct"], baseline_items["correct"], resamples, seed)
+
+
 def describe(noise: Noise | None, delta: float, unit: str = "pts") -> str:
     """'within noise' when the interval holds 0, else the signed change with its interval (report wording)."""
     if noise is None:

@@ -24,8 +24,15 @@ class SearchSpec(BaseModel):
     direction: Literal["only", "loo"] = Field("only", description="sensitivity: only that unit low (default) or leave one out")
     calib_samples: int = Field(8, ge=1, description=(
         "calibration feeds the KL proxy runs on (causal LMs keep vocabulary-sized logits per token: keep it small)"))
-    search_samples: int = Field(500, ge=10, description=(
-        "labelled calibration texts each trial is scored on (classifiers; the eval set when calibration has no labels)"))
+    search_samples: int = Field(2000, ge=10, description=(
+        "labelled calibration texts each trial is scored on (classifiers; the eval set when calibration has no labels); "
+        "with judge: upper, more texts = a tighter bound = more of the budget usable"))
+    search_tokens: int = Field(4096, ge=64, description=(
+        "causal LMs: calibration-text tokens each trial's perplexity is scored on (at least 2048: on 512 the noise "
+        "was as large as a 5 % budget)"))
+    judge: Literal["upper", "point"] = Field("upper", description=(
+        "upper = a trial is within budget when the paired bootstrap's 95 % upper bound of its drop on the search data "
+        "is, so noise cannot pass a cut; point = its point estimate (more compression, and more eval misses)"))
     executor: Literal["process", "inline", "ray"] = Field("process", description="where candidates run")
     workers: int | None = Field(None, ge=1, description="parallel candidates (default: cores, at most 4)")
     embeddings: Literal["int4", "int8"] = Field("int4", description=(

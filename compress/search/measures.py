@@ -31,8 +31,9 @@ class ClassifierAccuracy:
 
     def __call__(self, candidate) -> dict[str, float]:
         predictions = [int(logits.argmax(-1)[0]) for logits in proxy.outputs(candidate.path, self.feeds, self.output)]
-        return {"metric": 100.0 * float(np.mean(np.asarray(predictions) == np.asarray(self.labels))),
-                "size_bytes": _size(candidate.path)}
+        correct = np.asarray(predictions) == np.asarray(self.labels)
+        return {"metric": 100.0 * float(np.mean(correct)), "size_bytes": _size(candidate.path),
+                "items": {"correct": correct.astype(np.float64).tolist()}}  # the search's paired bootstrap
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Perplexity:
         # the run's loop: prefill on a zero-length cache; a graph exported without a cache takes the whole window
         model = OnnxCausalLM(candidate.path, threads=1) if cached else None
         session = None if cached else proxy.session(candidate.path)
-        nll, count = 0.0, 0
+        nll, count = [], []
         for ids, new in self.windows:
             mask = np.ones_like(ids)
             if model is not None:
@@ -60,9 +61,10 @@ class Perplexity:
                 logits = session.run(["logits"], feed)[0][0]
             n = min(new, ids.shape[1] - 1)
             logp = proxy.log_softmax(logits[-n - 1:-1].astype(np.float64))  # only the scored rows: a 262k vocabulary
-            nll -= float(logp[np.arange(n), ids[0, -n:]].sum())
-            count += n
-        return {"metric": math.exp(nll / count), "size_bytes": _size(candidate.path)}
+            nll.append(-float(logp[np.arange(n), ids[0, -n:]].sum()))
+            count.append(n)
+        return {"metric": math.exp(sum(nll) / sum(count)), "size_bytes": _size(candidate.path),
+                "items": {"nll": nll, "tokens": count}}  # per window: the search's paired bootstrap
 
 
 @dataclass(frozen=True)

@@ -33,14 +33,16 @@ def _cache(ctx: Any) -> Path:
     return Path(spec.cache).expanduser() if spec.cache else default
 
 
-def _budget(ctx: Any, baseline: float):
+def _budget(ctx: Any, baseline: dict[str, Any]):
+    """The search's budget from the float model's measurement (its metric, and its per-item scores for judge: upper)."""
     from edge_compress.compress.search.search import Budget
 
-    spec = ctx.recipe.search
+    spec, metric = ctx.recipe.search, baseline["metric"]
     points = spec.budget if spec.budget is not None else ctx.recipe.max_accuracy_drop
     if spec.budget_pct is not None:
-        points = abs(baseline) * spec.budget_pct / 100.0
-    return Budget(baseline, points, ctx.task.higher_is_better)
+        points = abs(metric) * spec.budget_pct / 100.0
+    items = baseline.get("items") if spec.judge == "upper" else None
+    return Budget(metric, points, ctx.task.higher_is_better, items)
 
 
 def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, seeds=(), order=None,
@@ -62,10 +64,11 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
     sensitivity_s = time.monotonic() - started
     work.mkdir(parents=True, exist_ok=True)
     (work / "sensitivity.json").write_text(json.dumps(sens.as_dict(), indent=1))
-    baseline = measure(Candidate(-1, None, (), inp.source))["metric"]
+    baseline = dict(measure(Candidate(-1, None, (), inp.source)))
+    budget = _budget(ctx, baseline)
     # A timed objective measures one candidate at a time: latencies taken beside busy workers are noise.
     with make_executor("inline" if spec.objective != "size" else spec.executor, spec.workers) as executor:
-        result = search(inp.source, scheme, order(sens) if order else sens.tolerant_first(), measure, _budget(ctx, baseline), work, spec.objective,
+        result = search(inp.source, scheme, order(sens) if order else sens.tolerant_first(), measure, budget, work, spec.objective,
                         spec.max_trials, spec.max_seconds, spec.steps, executor, None, seeds)  # parallel: the executor's
     total = time.monotonic() - started
     seconds = {"sensitivity": round(sensitivity_s, 1), "search": round(total - sensitivity_s, 1), "total": round(total, 1)}  # sensitivity 0 when cached
@@ -80,9 +83,10 @@ def _run(inp: BuildInput, scheme, feeds: list[dict[str, np.ndarray]], measure, s
     fallback = [u for u in sens.tolerant_first() if u not in set(best["low"])]  # int4: the found keep-8-bit list
     return inp.folder / MODEL_FILE, {"search": {"low": best["low"], "fallback": fallback, "trials": len(result.trials),
                                                 "stopped": result.stopped, "seconds": seconds,
-                                                "budget": _budget(ctx, baseline).max_drop,
+                                                "budget": budget.max_drop, "judge": budget.as_dict()["judge"],
                                                 "reason": result.reason, "search_metric": best["metric"],
-                                                "search_baseline": baseline, "files": f"{SEARCH_DIR}/",
+                                                "search_drop_upper": best.get("drop_upper"),
+                                                "search_baseline": budget.baseline, "files": f"{SEARCH_DIR}/",
                                                 "units": len(sens.rows)}}
 
 
@@ -149,7 +153,8 @@ def _int4_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
                             "set search.objective: size for causal LMs")
     config = ctx.ckpt.model.config
     positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    windows = LMEvaluation(ctx.data.calib_texts, ctx.tokenizer, lm, positions)
+    windows = LMEvaluation(ctx.data.calib_texts, ctx.tokenizer, lm.model_copy(update={"max_eval_tokens": spec.search_tokens}),
+                           positions)
     measure = Perplexity(tuple((torch.cat([windows.prefix, windows.ids[b:e]])[None].numpy().astype(np.int64), new)
                                for b, e, new in windows.windows))
     texts = ctx.data.calib_texts[:spec.calib_samples]
