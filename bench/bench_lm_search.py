@@ -83,7 +83,8 @@ def one_domain(name: str, checkpoint: Path, work: Path, args: argparse.Namespace
     eval_file, calib_file = DOMAINS[name](folder, 400, 200)
     lm = _lm_spec(args)
     search = SearchSpec(budget_pct=args.budget_pct, max_trials=args.max_trials, steps=args.steps,
-                        calib_samples=args.calib_samples, workers=args.workers, cache=str(args.cache / "lm-sensitivity.json"))
+                        calib_samples=args.calib_samples, workers=args.workers, cache=str(args.cache / "lm-sensitivity.json"),
+                        search_tokens=args.search_tokens, judge=args.judge)
     recipe = Recipe(task="causal-lm", lm=lm, search=search, max_accuracy_drop=1e6)  # selection is not what is measured
     recipe.validate_.threads = args.threads
     recipe.validate_.rounds = 1
@@ -155,7 +156,8 @@ def api_domains(names: list[str], checkpoint: Path, fp32: Path, work: Path, args
         calib = [t for t in calib_file.read_text().splitlines() if t.strip()]
         texts = [t for t in eval_file.read_text().splitlines() if t.strip()]
         search = SearchSpec(budget_pct=args.budget_pct, max_trials=args.max_trials, steps=args.steps,
-                            calib_samples=args.calib_samples, workers=args.workers, cache=str(args.cache / "lm-sensitivity.json"))
+                            calib_samples=args.calib_samples, workers=args.workers, cache=str(args.cache / "lm-sensitivity.json"),
+                            search_tokens=args.search_tokens, judge=args.judge)
         recipe = Recipe(task="causal-lm", lm=lm, search=search, max_accuracy_drop=1e6)
         ctx = SimpleNamespace(recipe=recipe, task=get_task("causal-lm"), tokenizer=tokenizer, ckpt=SimpleNamespace(model=model),
                               data=SimpleNamespace(calib_texts=calib), threads=args.threads)
@@ -293,7 +295,10 @@ def main() -> None:
     parser.add_argument("--calib-samples", type=int, default=4, help="calibration texts of the KL proxy")
     parser.add_argument("--calib-max-length", type=int, default=64, help="tokens per calibration text of the proxy")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--max-eval-tokens", type=int, default=1024, help="eval tokens, and the search data's tokens")
+    parser.add_argument("--max-eval-tokens", type=int, default=4096, help="eval-text tokens the models are scored on")
+    parser.add_argument("--search-tokens", type=int, default=SearchSpec().search_tokens,
+                        help="calibration-text tokens each search trial is scored on (search.search_tokens)")
+    parser.add_argument("--judge", choices=("upper", "point"), default=SearchSpec().judge, help="search.judge")
     parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--keep", type=Path, help="copy each domain's search.json / sensitivity.json here")
