@@ -309,6 +309,7 @@ def staged(out: Path, force: bool, inputs: Iterable[str | Path | None] = (), com
         try:
             yield staging
             shutil.rmtree(staging / RESUME_DIR, ignore_errors=True)
+            _usual_modes(staging)
             (staging / MARKER).write_text(json.dumps({"tool": "edge-compress", "command": command,
                                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
         except BaseException as err:
@@ -351,6 +352,16 @@ def _new_staging(out: Path) -> Path:
     except OSError as err:
         raise storage_error(err, out) from err
     return staging
+
+
+def _usual_modes(folder: Path) -> None:
+    """Every file and folder of a finished output gets the modes the user's umask gives new files: libraries write
+    some through temporary files (mkstemp: 0600; torch's external weights, atomic JSON), which would leave one
+    file of a shared model folder unreadable to the others that can read the rest."""
+    mask = _umask()
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def _umask() -> int:

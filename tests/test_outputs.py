@@ -192,6 +192,20 @@ def test_lock_is_reentrant_within_one_process(tmp_path):
     assert out.stat().st_mode & 0o777 == 0o777 & ~_umask()  # a normal folder, not mkdtemp's private 0700
 
 
+def test_files_written_through_temporary_files_get_the_umask_modes(tmp_path):
+    """mkstemp (atomic JSON, torch's external weights) writes 0600: a finished output has no such odd file out."""
+    import tempfile
+
+    out = tmp_path / "o"
+    with staged(out, force=False) as stage:
+        (stage / "sub").mkdir()
+        fd, name = tempfile.mkstemp(dir=stage / "sub")
+        os.close(fd)
+        os.replace(name, stage / "sub" / "model.onnx.data")
+    assert (out / "sub" / "model.onnx.data").stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert (out / "sub").stat().st_mode & 0o777 == 0o777 & ~_umask()
+
+
 # ---- leftovers of killed runs, folders that appear during a run ------------------------------------------------
 
 def test_staging_folders_of_killed_runs_are_removed_and_reported(ckpt, data_dir, tmp_path, quick_recipe):
