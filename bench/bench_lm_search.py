@@ -211,7 +211,7 @@ def _print_api(row: dict) -> None:
     console.print(f"  8-bit ({len(s['fallback'])} of {len(s['fallback']) + len(s['low'])}): {compact(s['fallback'])}")
     for t_ in row["search_json"]["trials"]:
         console.print(f"  trial {t_['trial']} {t_['phase']} cut {t_['cut']}: ppl {t_['metric']}, {(t_['size_bytes'] or 0) / 1e6:.1f} MB, "
-                      f"within {t_['within']}, {t_['seconds']} s")
+                      f"drop {t_.get('drop')} (upper {t_.get('drop_upper')}), within {t_['within']}, {t_['seconds']} s")
 
 
 def _lm_spec(args: argparse.Namespace) -> LMSpec:
@@ -247,7 +247,8 @@ def summary(result: dict) -> dict:
     return {"domain": result["domain"], "ppl_fp32": base["metrics"]["perplexity"], "searched": eval_of(SEARCHED),
             "hand_tuned": eval_of(HAND_TUNED), "trials": info.get("trials"), "stopped": info.get("stopped"),
             "seconds": info.get("seconds"), "budget_ppl": info.get("budget"), "search_baseline": baseline,
-            "search_metric": info.get("search_metric"), "keep_8bit": info.get("fallback"), "low": info.get("low"),
+            "search_metric": info.get("search_metric"), "search_drop_upper": info.get("search_drop_upper"),
+            "judge": info.get("judge"), "keep_8bit": info.get("fallback"), "low": info.get("low"),
             "seed_on_search_data": on_search(seed), "all_4bit_on_search_data": on_search(all_low),
             "run_wall_s": result["run_wall_s"]}
 
@@ -322,7 +323,8 @@ def main() -> None:
     console.print(table(rows))
     for r in rows:
         console.print(f"[bold]{r['domain']}[/]: search data fp32 ppl {r['search_baseline']}, budget {r['budget_ppl']} ppl, "
-                      f"searched {r['search_metric']}; stopped: {r['stopped']}; run wall {r['run_wall_s']:.0f} s")
+                      f"searched {r['search_metric']} (judge {r['judge']}: drop's 95 % upper bound {r['search_drop_upper']}); "
+                      f"stopped: {r['stopped']}; run wall {r['run_wall_s']:.0f} s")
         for label in ("seed_on_search_data", "all_4bit_on_search_data"):
             v = r[label]
             if v:
