@@ -138,13 +138,18 @@ def ort_static(fp32: Path, dst: Path, tokenizer, texts: list[str], method: str, 
     """ORT quantize_static with its own layout: every input and output of `op_types` (None: every op it can quantize
     in QDQ, as optimum passes), per-channel symmetric int8 weights, uint8 activations, 256 calibration texts."""
     from edge_compress.compress.quantize.ptq import CALIBRATION_METHODS, _Feeds
+    import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
 
     sample = texts[:256]
     length = int(np.percentile([len(i) for i in tokenizer(sample, truncation=True, max_length=128)["input_ids"]], 90))
     feeds = [dict(tokenizer([t], truncation=True, padding="max_length", max_length=length, return_tensors="np")) for t in sample]
+    # The new stack's export keeps weights in model.onnx.data; quant_pre_process re-saves the model in a temp folder
+    # without them (onnx then refuses the dangling location), so hand it one self-contained file (< 2 GB here).
+    inline = dst.with_suffix(".fp32.onnx")
+    onnx.save_model(onnx.load(str(fp32), load_external_data=True), str(inline))
     prepared = dst.with_suffix(".prepared.onnx")
-    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    quant_pre_process(str(inline), str(prepared), skip_symbolic_shape=True)
     quantize_static(prepared, dst, _Feeds(feeds, prepared), quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types,
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CALIBRATION_METHODS[method],
@@ -162,7 +167,7 @@ def print_table(rows: dict, p50: dict, threads: int, case: str) -> None:
     for name, v in rows.items():
         acc = v["metrics"]["accuracy"]
         agree = f"{v['metrics']['agreement']:.1f}" if "agreement" in v["metrics"] else ("100.0" if v is base else "")
-        kernels = ", ".join(f"{k}×{n}" for k, n in v.get("graph", {}).get("int8_ops", {}).items())
+        kernels = ", ".join(f"{k}×{n}" for k, n in ((v.get("graph") or {}).get("int8_ops") or {}).items())
         t.add_row(name, f"{acc:.2f}", f"{acc - base['metrics']['accuracy']:+.2f}", agree,
                   f"{p50[name]:.2f}", f"{p50[BASE] / p50[name]:.2f}x", f"{p50['onnx-fp32'] / p50[name]:.2f}x",
                   f"{v['size_bytes'] / 1e6:.1f}", kernels)
