@@ -82,7 +82,10 @@ class Budget:
 
     def within(self, metric: float, items: Mapping[str, Sequence[float]] | None = None) -> bool:
         upper = self.upper_drop(items)
-        return (self.drop(metric) if upper is None else upper) <= self.max_drop + 1e-12
+        return self.allows(self.drop(metric) if upper is None else upper)
+
+    def allows(self, judged_drop: float) -> bool:
+        return judged_drop <= self.max_drop + 1e-12
 
     def as_dict(self) -> dict[str, Any]:
         return {"baseline": self.baseline, "max_drop": self.max_drop, "higher_is_better": self.higher_is_better,
@@ -247,8 +250,8 @@ def _record(state: _State, row: dict[str, Any]) -> None:
             raise CompressError(f"the search objective '{state.objective}' needs latency, but measure() returned none",
                                 "return latency_ms from the measure callable, or use objective size")
         row["drop"] = state.budget.drop(row["metric"])
-        row["drop_upper"] = state.budget.upper_drop(items)
-        row["within"] = state.budget.within(row["metric"], items)
+        row["drop_upper"] = state.budget.upper_drop(items)  # one bootstrap per trial, judged below
+        row["within"] = state.budget.allows(row["drop"] if row["drop_upper"] is None else row["drop_upper"])
     else:
         row["drop"], row["drop_upper"], row["within"] = None, None, False
     state.trials.append(row)
