@@ -63,12 +63,18 @@ def optimize_graph(src_dir: Path, out_dir: Path, level: int = 2, fuse_embeddings
         config = AutoConfig.from_pretrained(src_dir)
     ort_type, chosen = ORT_MODEL_TYPES[config.model_type], LEVELS[level]
     num_heads, hidden_size = attention_shape(config)
+    source: str | Any = str(src_dir / MODEL_FILE)
+    if num_heads == 0:  # layers kept different head counts: write each layer's into its own graph
+        import onnx
+
+        source = onnx.load(source)
+        pin_head_counts(source, config.hidden_size // config.num_attention_heads)
     options = FusionOptions(ort_type)
     options.enable_embed_layer_norm = fuse_embeddings and config.model_type not in POSITIONS_FROM_PADDING
     options.enable_gelu_approximation = chosen.gelu_approximation
     out_dir.mkdir(parents=True, exist_ok=True)
     with quiet():
-        optimized = optimize_model(str(src_dir / MODEL_FILE), ort_type, num_heads=num_heads, hidden_size=hidden_size,
+        optimized = optimize_model(source, ort_type, num_heads=num_heads, hidden_size=hidden_size,
                                    optimization_options=options, opt_level=chosen.ort_level, use_gpu=False)
     optimized.save_model_to_file(str(out_dir / MODEL_FILE))
     return out_dir / MODEL_FILE
@@ -79,8 +85,8 @@ def attention_shape(config: Any) -> tuple[int, int]:
 
     transformers 5 reshapes to (-1, head size), so ORT cannot read the head count from the graph and takes these.
     A pruned model records its heads per layer in `config.edge_compress["heads"]` (compress.prune) and keeps the
-    original head size; when its layers kept different counts no one value fits, and (0, 0) leaves attention unfused
-    (slower, still exact) rather than fusing a layer with the wrong head count.
+    original head size; when its layers kept different counts no one value fits: (0, 0) tells the fusions to read
+    each layer's count from its graph, which `pin_head_counts` writes there first.
     """
     head_size = config.hidden_size // config.num_attention_heads
     heads = set((getattr(config, "edge_compress", None) or {}).get("heads") or [config.num_attention_heads])
@@ -88,3 +94,57 @@ def attention_shape(config: Any) -> tuple[int, int]:
         return 0, 0
     count = heads.pop()
     return count, count * head_size
+
+
+def pin_head_counts(model: Any, head_size: int) -> int:
+    """Write each attention layer's head count into its graph, in place; returns how many reshapes it pinned.
+
+    transformers 5 splits heads with `view(batch, seq, -1, head_size)`, so the exported Reshape's shape holds -1
+    where ORT's attention fusion reads the head count (`FusionAttention.get_num_heads_and_hidden_size`).  With
+    uneven heads per layer no single `num_heads` is right, so this replaces the -1 by the layer's own count,
+    width / head size, with the width read off ONNX shape inference.  The Reshape computes the same thing.
+    Hand-written: neither ORT's optimizer nor onnxscript's rewriter has a pass that does this.
+    """
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    widths = {}
+    for value in onnx.shape_inference.infer_shapes(model).graph.value_info:
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[-1].HasField("dim_value"):
+            widths[value.name] = dims[-1].dim_value
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    constants.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
+                      if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
+    producers = {out: node for node in graph.node for out in node.output}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+
+    def is_value(name: str, value: int) -> bool:
+        array = constants.get(name)
+        return array is not None and array.size == 1 and int(array.reshape(-1)[0]) == value
+
+    def new_constant(stem: str, array: np.ndarray) -> str:
+        name = f"{stem}/pinned_heads"
+        graph.initializer.append(numpy_helper.from_array(array.astype(np.int64), name))
+        return name
+
+    pinned = 0
+    for node in graph.node:
+        width = widths.get(node.input[0], 0) if node.op_type == "Reshape" else 0
+        if width <= 0 or width % head_size:
+            continue
+        shape, concat = constants.get(node.input[1]), producers.get(node.input[1])
+        if shape is not None and shape.shape == (4,) and shape[2] == -1 and shape[3] == head_size:
+            node.input[1] = new_constant(node.name or node.output[0], np.array([*shape[:2], width // head_size, head_size]))
+        elif (concat is not None and concat.op_type == "Concat" and len(concat.input) == 4 and readers[concat.output[0]] == 1
+              and is_value(concat.input[2], -1) and is_value(concat.input[3], head_size)):
+            concat.input[2] = new_constant(concat.name or concat.output[0], np.array([width // head_size]))
+        else:
+            continue
+        pinned += 1
+    return pinned
