@@ -137,8 +137,8 @@ def main() -> None:
 def ort_static(fp32: Path, dst: Path, tokenizer, texts: list[str], method: str, op_types: list[str] | None) -> Path:
     """ORT quantize_static with its own layout: every input and output of `op_types` (None: every op it can quantize
     in QDQ, as optimum passes), per-channel symmetric int8 weights, uint8 activations, 256 calibration texts."""
-    from edge_compress.compress.quantize.ptq import CALIBRATION_METHODS, _Feeds
     import onnx
+    from edge_compress.compress.quantize.ptq import CALIBRATION_METHODS, CalibrationFeeds
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
 
     sample = texts[:256]
@@ -150,7 +150,7 @@ def ort_static(fp32: Path, dst: Path, tokenizer, texts: list[str], method: str, 
     onnx.save_model(onnx.load(str(fp32), load_external_data=True), str(inline))
     prepared = dst.with_suffix(".prepared.onnx")
     quant_pre_process(str(inline), str(prepared), skip_symbolic_shape=True)
-    quantize_static(prepared, dst, _Feeds(feeds, prepared), quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types,
+    quantize_static(prepared, dst, CalibrationFeeds.for_graph(feeds, prepared), quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types,
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CALIBRATION_METHODS[method],
                     extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, "CalibPercentile": 99.99})

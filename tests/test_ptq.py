@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from edge_compress.compress.quantize.lm import HeadSpec, quantize_static_lm
 from edge_compress.compress.quantize.presets import PRESETS
 from edge_compress.compress.quantize.ptq import _stride, quantize_int8_static
 from onnx import TensorProto, helper, numpy_helper
@@ -53,4 +54,18 @@ def test_strided_calibration_sees_every_input(tmp_path, method):
         assert strided == pytest.approx(one_pass, rel=1e-6)
     else:  # histograms merge across strides (ORT drops the values past the last whole bin it adds: the very largest)
         assert strided["x"] == pytest.approx(one_pass["x"], rel=0.05)
+    assert strided["x"] > 2 * first_only["x"]
+
+
+def test_lm_static_calibration_is_strided_too(tmp_path):
+    """A decoder's calibration feeds are prefill and decode steps: one pass over all of them would hold every
+    activation of every step; strided minmax gives the same ranges."""
+    src = _matmul_graph(tmp_path / "fp32.onnx")
+    rng = np.random.default_rng(2)
+    feeds = [{"x": rng.normal(size=(4, 8)).astype(np.float32)} for _ in range(24)]
+    feeds += [{"x": 10 * rng.normal(size=(4, 8)).astype(np.float32)} for _ in range(8)]
+    one_pass = _activation_scales(quantize_static_lm(src, tmp_path / "one.onnx", PRESETS["vnni"], HeadSpec(), feeds, stride=1000))
+    strided = _activation_scales(quantize_static_lm(src, tmp_path / "strided.onnx", PRESETS["vnni"], HeadSpec(), feeds, stride=8))
+    first_only = _activation_scales(quantize_static_lm(src, tmp_path / "first.onnx", PRESETS["vnni"], HeadSpec(), feeds[:8], stride=1000))
+    assert one_pass and strided == pytest.approx(one_pass, rel=1e-6)
     assert strided["x"] > 2 * first_only["x"]

@@ -25,6 +25,7 @@ from pathlib import Path
 import onnx
 from edge_compress.compress.console import warn
 from edge_compress.compress.quantize.presets import Int8Preset
+from edge_compress.compress.quantize.ptq import CALIBRATION_STRIDE, CalibrationFeeds
 from edge_compress.export.hf_manifest import model_files
 from edge_compress.export.lm_export import PACKED_SEPARATOR, unpack_matmuls
 from edge_compress.export.onnx_io import PROTOBUF_LIMIT, load_model, save_model
@@ -32,7 +33,6 @@ from edge_compress.export.quiet import quiet
 from edge_compress.export.tied import find_tied_head
 from edge_compress.export.tied_head import quantize_tied_head
 from onnxruntime.quantization import (
-    CalibrationDataReader,
     CalibrationMethod,
     QuantFormat,
     QuantType,
@@ -128,28 +128,30 @@ def quantize_dynamic_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec
 
 
 def quantize_static_lm(src: Path, dst: Path, preset: Int8Preset, head: HeadSpec, feeds: Iterable[dict],
-                       exclude: Iterable[str] = ()) -> Path:
+                       exclude: Iterable[str] = (), stride: int = CALIBRATION_STRIDE) -> Path:
     """QDQ int8 with activation ranges calibrated on prefill *and* decode steps (see `compress.tasks.causal_lm.calibration`).
 
     Only the weight MatMuls' inputs are quantized; their outputs stay float, so ORT runs MatMulIntegerToFloat (the
     classifier's layout, `compress.quantize.ptq`).  Quantizing the outputs as well (QLinearMatMul) puts a per-tensor
     scale on what down_proj / o_proj add to the residual stream, where a decoder's massive activations are: on Gemma 3
     270M (fused graph, minmax, 1,024 eval tokens) perplexity +133 % with outputs quantized, +27 % without
-    (bench/RESULTS.md)."""
+    (bench/RESULTS.md).  Calibration runs `stride` feeds at a time, as the classifier's does."""
     model = load_model(src)
     nodes = weight_matmuls(model, exclude)
     if not nodes:  # ORT reads an empty list as "every MatMul"
         shutil.copyfile(src, dst)
         return _finish(dst, head)
     type_activations(model, nodes)
+    reader = CalibrationFeeds(feeds, {i.name for i in model.graph.input})
     with quiet():
-        quantize_static(model, dst, _Reader(feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
+        quantize_static(model, dst, reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
                         nodes_to_quantize=nodes, per_channel=preset.per_channel, reduce_range=preset.reduce_range,
                         activation_type=QUANT_TYPES[preset.activation_type], weight_type=QUANT_TYPES[preset.weight_type],
                         calibrate_method=CalibrationMethod.MinMax, use_external_data_format=_large(src),
                         extra_options={"WeightSymmetric": preset.weight_symmetric, "ActivationSymmetric": False,
                                        "MatMulConstBOnly": True, "CalibTensorRangeSymmetric": False,
-                                       "OpTypesToExcludeOutputQuantization": ["MatMul"], **_FLOAT_DEFAULT},
+                                       "OpTypesToExcludeOutputQuantization": ["MatMul"], **_FLOAT_DEFAULT,
+                                       **reader.strided(stride)},
                         calibration_providers=["CPUExecutionProvider"])
     return _finish(dst, head)
 
@@ -193,13 +195,5 @@ def _nbits(model: onnx.ModelProto, names: list[str], bits: int, block_size: int,
 def _large(path: Path) -> bool:
     """Weights past protobuf's limit: the quantizers must write them beside the graph."""
     return sum(f.stat().st_size for f in model_files(path)) > PROTOBUF_LIMIT
-
-
-class _Reader(CalibrationDataReader):
-    def __init__(self, feeds: Iterable[dict]) -> None:
-        self._it = iter(feeds)
-
-    def get_next(self) -> dict | None:
-        return next(self._it, None)
 
 

@@ -44,14 +44,17 @@ LearnedParams = Callable[[onnx.ModelProto], dict[str, tuple[float, int]]]
 CALIBRATION_STRIDE = 16
 
 
-class _Feeds(CalibrationDataReader):
+class CalibrationFeeds(CalibrationDataReader):
     """Feeds restricted to the graph's inputs (a tokenizer may return more, e.g. token_type_ids for RoBERTa), read in
     the ranges ORT asks for (`set_range`, `CalibStridedMinMax`)."""
 
-    def __init__(self, feeds: Iterable[dict], model_path: Path) -> None:
-        names = {i.name for i in onnx.load(str(model_path), load_external_data=False).graph.input}
-        self._feeds = [{k: v for k, v in feed.items() if k in names} for feed in feeds]  # token ids: small
+    def __init__(self, feeds: Iterable[dict], input_names: Collection[str]) -> None:
+        self._feeds = [{k: v for k, v in feed.items() if k in input_names} for feed in feeds]  # token ids: small
         self._next, self._end = 0, len(self._feeds)
+
+    @staticmethod
+    def for_graph(feeds: Iterable[dict], model_path: Path) -> CalibrationFeeds:
+        return CalibrationFeeds(feeds, {i.name for i in onnx.load(str(model_path), load_external_data=False).graph.input})
 
     def __len__(self) -> int:
         return len(self._feeds)
@@ -64,6 +67,11 @@ class _Feeds(CalibrationDataReader):
             return None
         self._next += 1
         return self._feeds[self._next - 1]
+
+    def strided(self, most: int = CALIBRATION_STRIDE) -> dict:
+        """The `extra_options` entry that calibrates in strides of at most `most` inputs ({} when one pass fits)."""
+        stride = _stride(len(self), most)
+        return {} if stride is None else {"CalibStridedMinMax": stride}  # ORT's name; it strides every method
 
 
 def _stride(count: int, most: int) -> int | None:
@@ -121,9 +129,8 @@ def quantize_int8_static(src: Path, dst: Path, preset: Int8Preset, calibration_f
             nodes = [n.name for n in model.graph.node if n.name in chosen and n.input[0] in params]
             extra["TensorQuantOverrides"] = {name: [{"scale": np.array(scale, dtype=np.float32), "zero_point": np.array(zp, dtype=zero_point_type)}]
                                              for name, (scale, zp) in params.items()}
-        reader = _Feeds(calibration_feeds, prepared)
-        if (strides := _stride(len(reader), stride)) is not None:
-            extra["CalibStridedMinMax"] = strides  # ORT's name; it strides every calibration method
+        reader = CalibrationFeeds.for_graph(calibration_feeds, prepared)
+        extra.update(reader.strided(stride))
         quantize_static(prepared, dst, reader, quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=STATIC_OPS, nodes_to_quantize=nodes, per_channel=preset.per_channel,
                         reduce_range=preset.reduce_range, activation_type=QUANT_TYPES[preset.activation_type],

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from edge_compress.compress.quantize.ptq import CALIBRATION_METHODS, _Feeds
+from edge_compress.compress.quantize.ptq import CALIBRATION_METHODS, CalibrationFeeds
 from edge_compress.export.quiet import quiet
 from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
 
@@ -32,7 +32,9 @@ def quantize_int8_tensorrt(src: Path, dst: Path, calibration_feeds: Iterable[dic
     with tempfile.TemporaryDirectory() as tmp, quiet():
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True, skip_optimization=True)
-        quantize_static(prepared, dst, _Feeds(calibration_feeds, prepared), quant_format=QuantFormat.QDQ,
+        reader = CalibrationFeeds.for_graph(calibration_feeds, prepared)
+        extra.update(reader.strided())
+        quantize_static(prepared, dst, reader, quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=TENSORRT_SETTINGS["op_types"], per_channel=True, reduce_range=False,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CALIBRATION_METHODS[method], extra_options=extra)
