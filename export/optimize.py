@@ -133,18 +133,25 @@ def pin_head_counts(model: Any, head_size: int) -> int:
         graph.initializer.append(numpy_helper.from_array(array.astype(np.int64), name))
         return name
 
-    pinned = 0
+    pinned, replaced = 0, set()
     for node in graph.node:
         width = widths.get(node.input[0], 0) if node.op_type == "Reshape" else 0
         if width <= 0 or width % head_size:
             continue
         shape, concat = constants.get(node.input[1]), producers.get(node.input[1])
         if shape is not None and shape.shape == (4,) and shape[2] == -1 and shape[3] == head_size:
+            replaced.add(node.input[1])
             node.input[1] = new_constant(node.name or node.output[0], np.array([*shape[:2], width // head_size, head_size]))
         elif (concat is not None and concat.op_type == "Concat" and len(concat.input) == 4 and readers[concat.output[0]] == 1
               and is_value(concat.input[2], -1) and is_value(concat.input[3], head_size)):
+            replaced.add(concat.input[2])
             concat.input[2] = new_constant(concat.name or concat.output[0], np.array([width // head_size]))
         else:
             continue
         pinned += 1
+    read = {name for node in graph.node for name in node.input} | {out.name for out in graph.output}
+    for node in [n for n in graph.node if n.op_type == "Constant" and n.output[0] in replaced - read]:
+        graph.node.remove(node)  # the -1 constants the pins replaced (ORT would warn of each one left unused)
+    for tensor in [t for t in graph.initializer if t.name in replaced - read]:
+        graph.initializer.remove(tensor)
     return pinned

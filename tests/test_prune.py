@@ -389,3 +389,22 @@ def test_ort_fusions_of_a_head_pruned_bert_keep_its_logits(heads, tmp_path):
     names = {i.name for i in session.get_inputs()}
     (out,) = session.run(["logits"], {k: v.numpy() for k, v in data[0].items() if k in names})
     torch.testing.assert_close(torch.from_numpy(out), logits(model, data[0]), atol=1e-4, rtol=1e-4)
+
+
+def test_pinned_head_counts_replace_the_minus_one_and_leave_no_orphans(tmp_path):
+    """Each layer's q, k and v reshapes get that layer's own head count; the -1 constants they read are gone
+    (ORT warns of every unused initializer it finds)."""
+    import onnx
+    from edge_compress.export.onnx_export import export_to_onnx
+    from edge_compress.export.optimize import pin_head_counts
+
+    model = bert()
+    apply_plan(model, PrunePlan(heads={0: [0, 2], 1: [3]}))
+    export_to_onnx(model, tmp_path / "fp32", "text-classification", batches()[1])
+    graph = onnx.load(str(tmp_path / "fp32" / "model.onnx"))
+    head_size = model.config.hidden_size // model.config.num_attention_heads
+    assert pin_head_counts(graph, head_size) == 3 * model.config.num_hidden_layers
+    pinned = sorted(int(onnx.numpy_helper.to_array(t)[0]) for t in graph.graph.initializer if t.name.endswith("/pinned_heads"))
+    assert pinned == sorted(3 * model.config.edge_compress["heads"]), pinned
+    read = {name for node in graph.graph.node for name in node.input}
+    assert all(n.output[0] in read for n in graph.graph.node if n.op_type == "Constant")
