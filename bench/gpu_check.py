@@ -45,7 +45,7 @@ def table(report: dict) -> list[str]:
     headers = [c.format(metric=metric, batch=base["latency_ms_batch"]["batch_size"]) for c in COLUMNS]
     rows = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for target in report["targets"]["measured"]:
-        on = lambda e: (e if target == "cpu" else e.get("targets", {}).get(target)) if e.get("error") is None else None
+        on = lambda e, target=target: (e if target == "cpu" else e.get("targets", {}).get(target)) if e.get("error") is None else None
         fp32, torch = on(next(v for v in report["variants"] if v["name"] == "onnx-fp32")), on(base)
         for entry in [base, *report["variants"]]:
             result = on(entry)
@@ -54,7 +54,7 @@ def table(report: dict) -> list[str]:
                     rows.append(f"| {target} | {entry['name']} | failed: {(result or entry).get('error', '')[:60]} |" + " |" * 6)
                 continue
             p50, mark = result["latency_ms"]["p50"], " ✔" if entry["name"] == report["selected"] else ""
-            speedup = lambda ref: f"{ref['latency_ms']['p50'] / p50:.2f}x" if ref and not ref.get("error") else ""
+            speedup = lambda ref, p50=p50: f"{ref['latency_ms']['p50'] / p50:.2f}x" if ref and not ref.get("error") else ""
             peak = result.get("peak_memory_mb")
             rows.append(f"| {target} | {entry['name']}{mark} | {result['metrics'][metric]:.2f} | "
                         f"{result['metrics'][metric] - base['metrics'][metric]:+.2f} | {p50:.2f} | "

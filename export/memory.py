@@ -60,5 +60,5 @@ def _gpu_used() -> int | None:
             return None
         free, total = torch.cuda.mem_get_info(0)
         return total - free
-    except Exception:  # a CPU-only torch build, or no driver
+    except Exception:  # noqa: BLE001 -- a CPU-only torch build, or no driver
         return None

@@ -60,7 +60,7 @@ def unavailable_reason(target: Target) -> str | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ORT warns before falling back; the fallback is checked below
             session = ort.InferenceSession(_probe_model(), providers=list(target.providers))
-    except Exception as err:  # a provider that fails to initialise raises or falls back, depending on the build
+    except Exception as err:  # noqa: BLE001 -- a provider that fails to initialise raises or falls back, depending on the build
         return f"{first} failed to start: {err}"
     if session.get_providers()[0] != first:
         return f"{first} is installed but could not start (no GPU, driver or libraries); the session fell back to {session.get_providers()}"

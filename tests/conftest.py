@@ -61,9 +61,9 @@ def make_encoder(folder: Path, model_type: str, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     tokenizer = _bert_tokenizer(folder)
-    sizes = {"distilbert": dict(dim=32, n_layers=2, n_heads=4, hidden_dim=64),
-             "roberta": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                             pad_token_id=0, type_vocab_size=1)}[model_type]
+    sizes = {"distilbert": {"dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 64},
+             "roberta": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
+                             "pad_token_id": 0, "type_vocab_size": 1}}[model_type]
     config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), max_position_embeddings=130, **sizes, **labels_config())
     AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -63,8 +63,8 @@ def make_tiny_lm(folder: Path, steps: int = 120) -> Path:
     return folder
 
 
-SPEC = dict(context=64, stride=32, max_eval_tokens=768, prompts=5, prompt_tokens=8, new_tokens=10, batch_size=2,
-            calib_samples=6, calib_max_length=32, calib_decode_steps=3)
+SPEC = {"context": 64, "stride": 32, "max_eval_tokens": 768, "prompts": 5, "prompt_tokens": 8, "new_tokens": 10, "batch_size": 2,
+            "calib_samples": 6, "calib_max_length": 32, "calib_decode_steps": 3}
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ def test_demo_on_real_minilm(tmp_path):
     env = {**os.environ, "EDGE_COMPRESS_CACHE": str(tmp_path / "cache")}
     out = tmp_path / "demo"
     result = subprocess.run([sys.executable, "-m", "edge_compress", "demo", "--out", str(out), "--threads", "2"],
-                            capture_output=True, text=True, env=env, timeout=1200)
+                            check=False, capture_output=True, text=True, env=env, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     base = report["baseline"]["metrics"]["accuracy"]

@@ -198,7 +198,7 @@ class Builder:
         info(f"measuring {label}")
         try:
             return run()
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 -- any failure of one target is recorded (docstring)
             warn(f"{label} failed: {_message(err)}")
             return TargetResult(error=_message(err)), None
 

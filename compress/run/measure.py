@@ -109,13 +109,13 @@ def measure(evaluation: Any, subjects: list[Subject], rounds: int) -> dict[tuple
                 return dict
             try:
                 block = (subject.evaluation or evaluation).timing(subject.open())
-            except Exception as err:  # one model failing on one target (a missing kernel) is recorded, not fatal
+            except Exception as err:  # noqa: BLE001 -- one model failing on one target (a missing kernel) is recorded, not fatal
                 return _failed(key, err)
 
             def timed() -> dict[str, list[float]]:
                 try:
                     return block()
-                except Exception as err:
+                except Exception as err:  # noqa: BLE001 -- as above, while timing
                     return _failed(key, err)()
             return timed
         return open_block

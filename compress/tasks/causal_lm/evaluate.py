@@ -19,6 +19,7 @@ Perplexity, agreement, generation, speed:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -148,7 +149,7 @@ class LMEvaluation:
                 tokens, start, times = _greedy(model, prompt[None], self.spec.new_tokens, self.tokenizer.pad_token_id)
                 generations.append(tokens[0])
                 ttft.append((times[1] - start) * 1000)
-                steps += [(b - a) * 1000 for a, b in zip(times[1:], times[2:])]
+                steps += [(b - a) * 1000 for a, b in itertools.pairwise(times[1:])]
                 bar.advance(task)
         return generations, ttft, steps
 
@@ -157,7 +158,7 @@ class LMEvaluation:
         batch = self.tokenizer.pad({"input_ids": [p.tolist() for p in prompts]}, padding=True, return_tensors="pt")
         _, _, times = _greedy(model, batch["input_ids"], self.spec.new_tokens, self.tokenizer.pad_token_id,
                               batch["attention_mask"])
-        return [(b - a) * 1000 for a, b in zip(times[1:], times[2:])]
+        return [(b - a) * 1000 for a, b in itertools.pairwise(times[1:])]
 
 
 def leading_bos(tokenizer: PreTrainedTokenizerBase) -> int | None:
