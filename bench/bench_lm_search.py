@@ -160,7 +160,7 @@ def api_domains(names: list[str], checkpoint: Path, fp32: Path, work: Path, args
                             search_tokens=args.search_tokens, judge=args.judge)
         recipe = Recipe(task="causal-lm", lm=lm, search=search, max_accuracy_drop=1e6)
         ctx = SimpleNamespace(recipe=recipe, task=get_task("causal-lm"), tokenizer=tokenizer, ckpt=SimpleNamespace(model=model),
-                              data=SimpleNamespace(calib_texts=calib), threads=args.threads)
+                              data=SimpleNamespace(train=SimpleNamespace(texts=calib)), threads=args.threads)
         out = folder / SEARCHED
         out.mkdir()
         start = time.monotonic()

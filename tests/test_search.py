@@ -533,6 +533,7 @@ def test_onnx_int4_searched_variant_is_seeded_with_the_hand_tuned_list(tmp_path,
     rng = np.random.default_rng(0)
     texts = [" ".join(rng.choice(WORDS, 40)) for _ in range(6)]
     ctx = _ctx(tmp_path, "causal-lm", model, tokenizer, texts, None, max_trials=4, calib_samples=2, budget=1e6)
+    ctx.data.calib_texts = []  # as the causal-LM task loads it with static int8 and SmoothQuant off (the default search run)
     ctx.recipe.lm.context, ctx.recipe.lm.stride = 32, 16
     record = next(v for v in catalogue() if v.name == "onnx-int4-searched")
     out = tmp_path / "variant"

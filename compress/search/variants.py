@@ -153,11 +153,14 @@ def _int4_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
                             "set search.objective: size for causal LMs")
     config = ctx.ckpt.model.config
     positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    windows = LMEvaluation(ctx.data.calib_texts, ctx.tokenizer, lm.model_copy(update={"max_eval_tokens": spec.search_tokens}),
+    # The calibration text as loaded (`data.train`: every text of it), not `data.calib_texts`: that holds only
+    # static int8's `lm.calib_samples` texts, and none at all when static int8 and SmoothQuant are off.
+    calibration = ctx.data.train.texts
+    windows = LMEvaluation(calibration, ctx.tokenizer, lm.model_copy(update={"max_eval_tokens": spec.search_tokens}),
                            positions)
     measure = Perplexity(tuple((torch.cat([windows.prefix, windows.ids[b:e]])[None].numpy().astype(np.int64), new)
                                for b, e, new in windows.windows))
-    texts = ctx.data.calib_texts[:spec.calib_samples]
+    texts = calibration[:spec.calib_samples]
     scheme = Int4WeightOnly(lm.block_size, lm.head_bits, lm.accuracy_level or None, lm.symmetric, tuple(lm.exclude))
     units = scheme.units(onnx.load(str(inp.source), load_external_data=False))
     hand_tuned = [u for u in units if not matches(u, lm.int4_keep_8bit)]
