@@ -115,7 +115,8 @@ def pin_head_counts(model: Any, head_size: int) -> int:
         dims = value.type.tensor_type.shape.dim
         if dims and dims[-1].HasField("dim_value"):
             widths[value.name] = dims[-1].dim_value
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer  # shapes only: never copy the weights
+                 if t.data_type == onnx.TensorProto.INT64 and np.prod(t.dims) <= 4}
     constants.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
                       if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
     producers = {out: node for node in graph.node for out in node.output}

@@ -408,3 +408,24 @@ def test_pinned_head_counts_replace_the_minus_one_and_leave_no_orphans(tmp_path)
     assert pinned == sorted(3 * model.config.edge_compress["heads"]), pinned
     read = {name for node in graph.graph.node for name in node.input}
     assert all(n.output[0] in read for n in graph.graph.node if n.op_type == "Constant")
+
+
+def test_pinned_head_counts_also_rewrite_a_constant_shape():
+    """Exporters that fold the shape to one constant ([0, 0, -1, head size]) get it pinned too; the graph still runs."""
+    import numpy as np
+    import onnxruntime
+    from edge_compress.export.optimize import pin_head_counts
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((8, 12), dtype=np.float32), "weight")
+    shape = numpy_helper.from_array(np.array([0, 0, -1, 4], dtype=np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "weight"], ["q"]), helper.make_node("Reshape", ["q", "shape"], ["y"], name="split")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight, shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert pin_head_counts(model, 4) == 1
+    pinned = {t.name: numpy_helper.to_array(t).tolist() for t in model.graph.initializer}
+    assert pinned == {"weight": np.ones((8, 12)).tolist(), "split/pinned_heads": [0, 0, 3, 4]}  # the old shape is gone
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"x": np.ones((1, 5, 8), dtype=np.float32)})[0].shape == (1, 5, 3, 4)
