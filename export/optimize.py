@@ -103,56 +103,40 @@ def pin_head_counts(model: Any, head_size: int) -> int:
     where ORT's attention fusion reads the head count (`FusionAttention.get_num_heads_and_hidden_size`).  With
     uneven heads per layer no single `num_heads` is right, so this replaces the -1 by the layer's own count,
     width / head size, with the width read off ONNX shape inference.  The Reshape computes the same thing.
-    Hand-written: neither ORT's optimizer nor onnxscript's rewriter has a pass that does this.
+    The graph walking is ORT's own `OnnxModel` (what its fusions use); the rewrite itself is hand-written: neither
+    ORT's optimizer nor onnxscript's rewriter has a pass that does it.
     """
     import numpy as np
     import onnx
     from onnx import numpy_helper
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
-    graph = model.graph
-    widths = {}
-    for value in onnx.shape_inference.infer_shapes(model).graph.value_info:
-        dims = value.type.tensor_type.shape.dim
-        if dims and dims[-1].HasField("dim_value"):
-            widths[value.name] = dims[-1].dim_value
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer  # shapes only: never copy the weights
-                 if t.data_type == onnx.TensorProto.INT64 and np.prod(t.dims) <= 4}
-    constants.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
-                      if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
-    producers = {out: node for node in graph.node for out in node.output}
-    readers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
+    widths = {v.name: v.type.tensor_type.shape.dim[-1].dim_value for v in onnx.shape_inference.infer_shapes(model).graph.value_info
+              if v.type.tensor_type.shape.dim and v.type.tensor_type.shape.dim[-1].HasField("dim_value")}
+    graph = OnnxModel(model)
+    producers, readers = graph.output_name_to_node(), graph.input_name_to_nodes()
 
     def is_value(name: str, value: int) -> bool:
-        array = constants.get(name)
+        array = graph.get_constant_value(name)
         return array is not None and array.size == 1 and int(array.reshape(-1)[0]) == value
 
-    def new_constant(stem: str, array: np.ndarray) -> str:
-        name = f"{stem}/pinned_heads"
-        graph.initializer.append(numpy_helper.from_array(array.astype(np.int64), name))
-        return name
+    def pinned_constant(stem: str, values: list[int]) -> str:
+        graph.add_initializer(numpy_helper.from_array(np.array(values, dtype=np.int64), f"{stem}/pinned_heads"))
+        return f"{stem}/pinned_heads"
 
-    pinned, replaced = 0, set()
-    for node in graph.node:
-        width = widths.get(node.input[0], 0) if node.op_type == "Reshape" else 0
+    pinned = 0
+    for node in graph.get_nodes_by_op_type("Reshape"):
+        width = widths.get(node.input[0], 0)
         if width <= 0 or width % head_size:
             continue
-        shape, concat = constants.get(node.input[1]), producers.get(node.input[1])
+        shape, concat = graph.get_constant_value(node.input[1]), producers.get(node.input[1])
         if shape is not None and shape.shape == (4,) and shape[2] == -1 and shape[3] == head_size:
-            replaced.add(node.input[1])
-            node.input[1] = new_constant(node.name or node.output[0], np.array([*shape[:2], width // head_size, head_size]))
-        elif (concat is not None and concat.op_type == "Concat" and len(concat.input) == 4 and readers[concat.output[0]] == 1
-              and is_value(concat.input[2], -1) and is_value(concat.input[3], head_size)):
-            replaced.add(concat.input[2])
-            concat.input[2] = new_constant(concat.name or concat.output[0], np.array([width // head_size]))
+            node.input[1] = pinned_constant(node.name or node.output[0], [*shape[:2], width // head_size, head_size])
+        elif (concat is not None and concat.op_type == "Concat" and len(concat.input) == 4
+              and len(readers[concat.output[0]]) == 1 and is_value(concat.input[2], -1) and is_value(concat.input[3], head_size)):
+            concat.input[2] = pinned_constant(concat.name or concat.output[0], [width // head_size])
         else:
             continue
         pinned += 1
-    read = {name for node in graph.node for name in node.input} | {out.name for out in graph.output}
-    for node in [n for n in graph.node if n.op_type == "Constant" and n.output[0] in replaced - read]:
-        graph.node.remove(node)  # the -1 constants the pins replaced (ORT would warn of each one left unused)
-    for tensor in [t for t in graph.initializer if t.name in replaced - read]:
-        graph.initializer.remove(tensor)
+    graph.prune_graph(allow_remove_graph_inputs=False)  # the -1 constants the pins replaced (ORT warns of unused ones)
     return pinned

@@ -52,9 +52,10 @@ class CalibrationFeeds(CalibrationDataReader):
         self._feeds = [{k: v for k, v in feed.items() if k in input_names} for feed in feeds]  # token ids: small
         self._next, self._end = 0, len(self._feeds)
 
-    @staticmethod
-    def for_graph(feeds: Iterable[dict], model_path: Path) -> CalibrationFeeds:
-        return CalibrationFeeds(feeds, {i.name for i in onnx.load(str(model_path), load_external_data=False).graph.input})
+    @classmethod
+    def for_graph(cls, feeds: Iterable[dict], model_path: Path) -> CalibrationFeeds:
+        """Restricted to the inputs of the graph at `model_path` (read from its header, not its weights)."""
+        return cls(feeds, {i.name for i in onnx.load(str(model_path), load_external_data=False).graph.input})
 
     def __len__(self) -> int:
         return len(self._feeds)
