@@ -154,6 +154,10 @@ def test_one_searched_line_is_pruned_then_trimmed_with_4bit_tables(searched_out)
     assert ops.count("GatherBlockQuantized") == len(low_tables) > 0
     table = next(t for t in graph.initializer if t.name.endswith("word_embeddings.weight_Q4"))
     assert table.dims[0] == report["trimming"]["vocab_after"]  # the trimmed line's table (a tiny vocabulary is all kept)
+    inits = {t.name for t in graph.initializer}
+    float_linear = [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and n.input[1] in inits]
+    assert float_linear == []  # the head, exported as Gemm, is a unit too: at a 100-point budget it is int8 as well
+    assert any("classifier" in unit for unit in found["low"])
     written = yaml.safe_load((searched_out / "recipe.yaml").read_text())
     assert written["search"]["trim"] is True and written.get("trim") is None  # the rerun trims again
 

@@ -110,10 +110,28 @@ def _int8_searched(inp: BuildInput) -> tuple[Path, dict[str, Any]]:
     calib = ctx.task.calibration_feeds(ctx)[:spec.calib_samples]
     with tempfile.TemporaryDirectory(dir=inp.folder, prefix=".unfused-") as tmp:
         source, bits = _embedding_source(inp, Path(tmp)) if spec.embeddings == "int4" else (inp.source, 8)
+        source = _gemms_as_matmuls(source, Path(tmp))
         scheme = Int8Dynamic(ctx.preset, embedding_bits=bits, matmul_bits=4 if spec.matmuls == "int4" else 8)
         path, learned = _run(BuildInput(ctx, inp.line, inp.folder, source, inp.settings), scheme, calib, measure)
     learned["search"].update(embeddings=f"int{bits}", matmuls=spec.matmuls)
     return path, learned
+
+
+def _gemms_as_matmuls(source: Path, tmp: Path) -> Path:
+    """`source` with each Gemm that has a constant weight rewritten as MatMul + Add, by ORT's own quantizer helper.
+
+    ORT's quantizer does this rewrite itself before it matches `nodes_to_quantize`, and names the new node
+    `<gemm>_MatMul`: a unit named after the Gemm would never match, and the classifier head (exported as Gemm:
+    pooler dense + classifier, 0.59 MB on MiniLM) stayed float in every searched model. Rewritten first, the head
+    is a unit like any Linear layer and the search decides its precision."""
+    from onnxruntime.quantization.onnx_model import ONNXModel
+
+    model = load_model(source)
+    inits = {t.name for t in model.graph.initializer}
+    if not any(n.op_type == "Gemm" and len(n.input) > 1 and n.input[1] in inits for n in model.graph.node):
+        return source
+    ONNXModel(model).replace_gemm_with_matmul()
+    return save_model(model, tmp / "gemm-as-matmul.onnx")
 
 
 def _embedding_source(inp: BuildInput, tmp: Path) -> tuple[Path, int]:
