@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 from conftest import FAST_RECIPE
-from edge_compress.compress.quantize.int4 import constant_gathers, quantize_int4, weight_matmuls
+from edge_compress.compress.quantize.int4 import constant_gathers, int4_tables, quantize_int4, weight_matmuls
 from edge_compress.compress.quantize.presets import PRESETS
 from edge_compress.compress.recipe import Recipe
 from edge_compress.compress.run.pipeline import RunOptions, run
@@ -74,8 +74,9 @@ def test_scheme_with_4bit_embeddings_keeps_non_low_tables_int8(bert_onnx, tmp_pa
     path, _ = bert_onnx
     scheme = Int8Dynamic(PRESETS["vnni"], embedding_bits=4)
     units = scheme.units(onnx.load(str(path)))
-    tables = constant_gathers(onnx.load(str(path)))
-    assert set(tables) <= set(units)
+    tables, every = int4_tables(onnx.load(str(path))), constant_gathers(onnx.load(str(path)))
+    small = set(every) - set(tables)
+    assert set(every) <= set(units) and len(tables) == 1 and "word_embeddings" in "".join(tables)  # not position/type
     feed = {"input_ids": np.arange(8, dtype=np.int64)[None], "attention_mask": np.ones((1, 8), np.int64)}
     sizes = {}
     for name, low in {"none": [], "tables": tables, "all": units}.items():
@@ -84,7 +85,8 @@ def test_scheme_with_4bit_embeddings_keeps_non_low_tables_int8(bert_onnx, tmp_pa
         ops = [n.op_type for n in graph.node]
         assert ops.count("GatherBlockQuantized") == (len(tables) if name != "none" else 0), name
         int8_tables = [n for n in graph.node if n.op_type == "Gather" and n.input[0].endswith("_quantized")]
-        assert len(int8_tables) == (len(tables) if name == "none" else 0), name  # not low: int8, never float
+        # a 4-bit table not low is int8, never float; the small tables are plain units (int8 when low, float if not)
+        assert len(int8_tables) == {"none": len(tables), "tables": 0, "all": len(small)}[name], name
         assert ("MatMulInteger" in ops) == (name == "all"), name
         ort.InferenceSession(str(built)).run(None, feed)
         sizes[name] = built.stat().st_size
@@ -97,7 +99,7 @@ def test_scheme_with_4bit_matmuls_has_int8_as_its_floor(bert_onnx, tmp_path):
     model = onnx.load(str(path))
     scheme = Int8Dynamic(PRESETS["vnni"], embedding_bits=4, matmul_bits=4)
     units, matmuls = scheme.units(model), weight_matmuls(model)
-    assert set(units) == set(matmuls) | set(constant_gathers(model)) and matmuls
+    assert set(units) == set(matmuls) | set(int4_tables(model)) and matmuls
     feed = {"input_ids": np.arange(8, dtype=np.int64)[None], "attention_mask": np.ones((1, 8), np.int64)}
     half = matmuls[: len(matmuls) // 2]
     built = scheme.build(path, tmp_path / "half.onnx", half)
@@ -150,8 +152,11 @@ def test_one_searched_line_is_pruned_then_trimmed_with_4bit_tables(searched_out)
     graph = onnx.load(str(searched_out / searched["path"] / "model.onnx"), load_external_data=False).graph
     ops = [n.op_type for n in graph.node]
     assert "GatherBlockQuantized" in ops and "EmbedLayerNormalization" not in ops
-    low_tables = [u for u in found["low"] if "embeddings" in u and u.split("/")[-1].startswith("Gather")]
-    assert ops.count("GatherBlockQuantized") == len(low_tables) > 0
+    four_bit = {n.name.removesuffix("_Q4") for n in graph.node if n.op_type == "GatherBlockQuantized"}
+    source = next(v for v in report["variants"] if v["name"] == "pruned-trimmed-onnx-fp32")
+    large = set(int4_tables(onnx.load(str(searched_out / source["path"] / "model.onnx"))))
+    # only the large tables (here the 66-token vocabulary and 128 positions) are 4-bit; token types stay int8
+    assert four_bit == large and not any("token_type" in name for name in four_bit)
     table = next(t for t in graph.initializer if t.name.endswith("word_embeddings.weight_Q4"))
     assert table.dims[0] == report["trimming"]["vocab_after"]  # the trimmed line's table (a tiny vocabulary is all kept)
     inits = {t.name for t in graph.initializer}

@@ -44,7 +44,8 @@ class Scheme(Protocol):
 class Int8Dynamic:
     """Classifiers: int8 dynamic (weights int8, activations per call) against float, node by node.
 
-    `embedding_bits=4` puts the embedding tables in the search space one step lower: a Gather from a constant table
+    `embedding_bits=4` puts the embedding tables in the search space one step lower: a Gather from a large constant
+    table (the vocabulary; `int4_tables` says why small ones are left out)
     is then int4 GatherBlockQuantized when low and int8 (quantize_dynamic's Gather) otherwise, since int8 tables
     cost no measurable accuracy while float ones hold most of a trimmed encoder's bytes. With 8 (the default) a
     Gather is int8 or float like every other unit. The Gathers must be unfused: a graph whose embeddings ORT's
@@ -60,9 +61,9 @@ class Int8Dynamic:
 
     def _four_bit(self, model: onnx.ModelProto) -> set[str]:
         """Units whose low precision is 4 bits (their fallback int8)."""
-        from edge_compress.compress.quantize.int4 import constant_gathers, weight_matmuls
+        from edge_compress.compress.quantize.int4 import int4_tables, weight_matmuls
 
-        return ({*constant_gathers(model)} if self.embedding_bits == 4 else set()) | \
+        return ({*int4_tables(model)} if self.embedding_bits == 4 else set()) | \
             ({*weight_matmuls(model)} if self.matmul_bits == 4 else set())
 
     def units(self, model: onnx.ModelProto) -> list[str]:
