@@ -35,23 +35,26 @@ def build_tokenizer(pairs: list[tuple[str, str]], vocab_size: int):
     backend.normalizer = normalizers.NFKC()
     backend.pre_tokenizer = pre_tokenizers.Metaspace()
     backend.decoder = decoders.Metaspace()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"])
+    # opus-mt's layout: </s> = 0, <unk> = 1, <pad> last (the decoder starts from it); CTranslate2's Marian converter
+    # relies on it, and it is what users' Marian checkpoints have
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - 1, special_tokens=["</s>", "<unk>"])
     backend.train_from_iterator([text for pair in pairs for text in pair], trainer)
-    backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    backend.add_special_tokens(["<pad>"])
+    backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 0)])
     return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
                                    model_max_length=128)
 
 
-def build_model(vocab: int, d_model: int, layers: int, heads: int):
+def build_model(vocab: int, pad: int, d_model: int, layers: int, heads: int):
     from transformers import GenerationConfig, MarianConfig, MarianMTModel
 
     config = MarianConfig(vocab_size=vocab, d_model=d_model, encoder_layers=layers, decoder_layers=layers,
                           encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=4 * d_model,
-                          decoder_ffn_dim=4 * d_model, max_position_embeddings=128, pad_token_id=0, eos_token_id=1,
-                          decoder_start_token_id=0, forced_eos_token_id=1, dropout=0.1, scale_embedding=True)
+                          decoder_ffn_dim=4 * d_model, max_position_embeddings=128, pad_token_id=pad, eos_token_id=0,
+                          decoder_start_token_id=pad, forced_eos_token_id=0, dropout=0.1, scale_embedding=True)
     model = MarianMTModel(config)
-    model.generation_config = GenerationConfig(decoder_start_token_id=0, eos_token_id=1, pad_token_id=0,
-                                               forced_eos_token_id=1, num_beams=1)
+    model.generation_config = GenerationConfig(decoder_start_token_id=pad, eos_token_id=0, pad_token_id=pad,
+                                               forced_eos_token_id=0, num_beams=1)
     return model
 
 
@@ -66,7 +69,7 @@ def batches(pairs: list[tuple[str, str]], tokenizer, tokens_per_batch: int) -> l
         chunk = encoded[start:start + size]
         start += size
         width_s, width_t = max(len(s) for s, _ in chunk), max(len(t) for _, t in chunk)
-        ids = torch.zeros(len(chunk), width_s, dtype=torch.long)
+        ids = torch.full((len(chunk), width_s), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         labels = torch.full((len(chunk), width_t), -100, dtype=torch.long)
         for i, (s, t) in enumerate(chunk):
@@ -135,7 +138,7 @@ def main() -> None:
     torch.manual_seed(0)
     pairs = read_pairs(args.corpus / "train.tsv")
     tokenizer = build_tokenizer(pairs, args.vocab)
-    model = build_model(len(tokenizer), args.d_model, args.layers, args.heads)
+    model = build_model(len(tokenizer), tokenizer.pad_token_id, args.d_model, args.layers, args.heads)
     data = batches(pairs, tokenizer, args.tokens_per_batch)
     print(f"{len(pairs)} pairs, {len(data)} batches, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params",
           flush=True)
