@@ -96,6 +96,9 @@ def train(model, data: list, minutes: float, lr: float, warmup: int, smoothing: 
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
+            with torch.no_grad():  # opus-mt's <pad> row is zero: its decoder starts from a zero embedding, which
+                model.model.shared.weight[model.config.pad_token_id].zero_()  # CTranslate2's converter assumes;
+                # the tied output layer would train the row otherwise (padding_idx only stops the input side)
             schedule.step()
             optimizer.zero_grad()
             recent = (recent + [loss.item()])[-200:]
