@@ -33,11 +33,11 @@ def constant_gathers(model: onnx.ModelProto) -> list[str]:
 def int4_tables(model: onnx.ModelProto, share: float = INT4_TABLE_SHARE) -> list[str]:
     """The constant-table Gathers worth 4 bits: tables holding at least `share` of all embedding-table elements.
 
-    Why not every table: ORT 1.32's GatherBlockQuantized kernel costs about 3.6 us per gathered row (384 wide) on
-    one core whatever the table or block size -- ~95 us for a 26-token text, against ~9 us for an int8 Gather and
-    its DequantizeLinear (measured here with a standalone one-node graph, 1 thread). For the vocabulary table that
-    buys megabytes; for a position table (MiniLM: 512 x 384) it buys ~0.07 MB for the same time, and a token-type
-    table nothing. Those stay int8 units like any other."""
+    Why not every table: ORT 1.32's GatherBlockQuantized kernel costs per gathered row whatever the table or block
+    size -- 0.8 to 3.6 us per 384-wide row on one core on the two CPUs measured (20 to 95 us for a 26-token text),
+    against ~9 us for a whole int8 Gather and its DequantizeLinear (standalone one-node graphs, 1 thread). For the
+    vocabulary table that buys megabytes; for a position table (MiniLM: 512 x 384) it buys ~0.07 MB for the same
+    time, and a token-type table nothing. Those stay int8 units like any other."""
     inits = {t.name: t for t in model.graph.initializer}
     gathers = {n.name: int(np.prod(inits[n.input[0]].dims)) for n in model.graph.node
                if n.name in set(constant_gathers(model))}
