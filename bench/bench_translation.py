@@ -12,8 +12,9 @@ interleaved with the variants inside the run.
          kabyle-corpus-toolkit download from Tatoeba). The real EN-DE text that *is* here is Debian's gettext
          catalogues, so the figure comes from a small Marian trained from scratch on them:
            python bench/gettext_pairs.py runs/mt-corpus            # ~17,700 UI-message pairs, ~600 held out
-           python bench/train_marian.py runs/mt-corpus runs/marian-gettext --minutes 30
-           python bench/bench_translation.py runs/marian-gettext --data runs/mt-corpus
+           python bench/train_marian.py runs/mt-corpus runs/marian-gettext --minutes 15 --vocab 6000
+           python bench/bench_translation.py runs/marian-gettext --data runs/mt-corpus --threads 1
+           (pip install ctranslate2 first for its anchor rows; bench/RESULTS.md has the figures)
          --tiny instead trains the test suite's tiny Marian for --train-seconds on calib_data/translation
          (a smoke run of the protocol, not a figure)
   data   --data DIR with eval.tsv (scored; the first --samples timed) and train.tsv (calibration); default
