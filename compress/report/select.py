@@ -72,7 +72,8 @@ def select(baseline: Entry, variants: list[Entry], metric: str, higher_is_better
     sign = 1 if higher_is_better else -1
     best, _ = min(tied, key=lambda vr: (-sign * judged(vr[0], vr[1], base, metric, target), vr[0].size_bytes or 0,
                                                   vr[1].latency_ms.p50))
-    reason = f"fastest at batch 1{where} among {len(ok)} variants within {budget:g} points of the baseline's {metric}{gated}"
+    lead = "tied for fastest" if len(tied) > 1 else "fastest"  # the slowest of the tied ones may win on accuracy/size
+    reason = f"{lead} at batch 1{where} among {len(ok)} variants within {budget:g} points of the baseline's {metric}{gated}"
     if len(tied) > 1:
         others = ", ".join(v.name for v, _ in tied if v is not best)
         reason += (f"; tied within the measured latency spread with {others} "
