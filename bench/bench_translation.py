@@ -49,16 +49,14 @@ def anchors(model_dir: Path, data: Path, threads: int, beams: int, samples: int,
     engine the issue's int8 Marian figure comes from) at float32 and int8. Each is scored on every eval pair (BLEU,
     chrF, same output as `generate`) and timed at batch 1 on the first `samples` sources, the three interleaved
     round-robin in `rounds` rounds so a noisy neighbour hurts them alike."""
-    import csv
-
     import torch
+    from train_marian import read_pairs
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     torch.set_num_threads(threads)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    with (data / "eval.tsv").open(encoding="utf-8") as handle:
-        pairs = [(r["source"], r["target"]) for r in csv.DictReader(handle, delimiter="\t")]
+    pairs = read_pairs(data / "eval.tsv")
 
     def generate(text: str) -> str:
         with torch.inference_mode():
@@ -67,13 +65,13 @@ def anchors(model_dir: Path, data: Path, threads: int, beams: int, samples: int,
         return tokenizer.decode(ids[0], skip_special_tokens=True)
 
     engines = {"model.generate (PyTorch fp32)": generate}
-    pad_row = model.get_input_embeddings().weight[model.config.pad_token_id]
     try:
         import ctranslate2
         from ctranslate2.converters import TransformersConverter
     except ImportError:
         console.print("• CTranslate2 not installed (pip install ctranslate2): its anchor rows are left out")
     else:
+        pad_row = model.get_input_embeddings().weight[model.config.pad_token_id]
         if model.config.model_type == "marian" and bool(pad_row.abs().max() > 0):
             # its Marian converter drops <pad> and starts the decoder from a zero embedding, as opus-mt's is;
             # with a trained <pad> row it converts without error into a different model (measured: 18 % same outputs)
@@ -98,9 +96,10 @@ def anchors(model_dir: Path, data: Path, threads: int, beams: int, samples: int,
 
 
 def _scored(engines: dict, pairs: list[tuple[str, str]], samples: int, rounds: int) -> dict[str, dict]:
-    """Each engine's BLEU, chrF and outputs equal to the first engine's on every pair, and its batch-1 latency on the
-    first `samples` sources, the engines timed round-robin."""
-    import sacrebleu
+    """Each engine's BLEU, chrF and outputs equal to the first engine's on every pair (the pipeline's own
+    `translation_metrics`, so the anchors are scored as the variants are), and its batch-1 latency on the first
+    `samples` sources, the engines timed round-robin."""
+    from edge_compress.compress.tasks.translation.metrics import translation_metrics
     from edge_compress.export.timing import round_robin, summarize, time_calls
 
     outputs = {name: [call(source) for source, _ in pairs] for name, call in engines.items()}
@@ -108,11 +107,10 @@ def _scored(engines: dict, pairs: list[tuple[str, str]], samples: int, rounds: i
     blocks = {name: (lambda call=call: lambda: time_calls(call, timed, warmup=2)) for name, call in engines.items()}
     latency = {name: summarize(r, 1, 0.0) for name, r in round_robin(blocks, rounds).items()}
     references, reference_outputs = [t for _, t in pairs], next(iter(outputs.values()))
-    return {name: {"bleu": sacrebleu.corpus_bleu(out, [references]).score,
-                   "chrf": sacrebleu.corpus_chrf(out, [references]).score,
-                   "same_as_generate": 100 * sum(a == b for a, b in zip(out, reference_outputs)) / len(out),
+    scores = {name: translation_metrics(out, references, reference_outputs) for name, out in outputs.items()}
+    return {name: {"bleu": m["bleu"], "chrf": m["chrf"], "same_as_generate": m["exact_match_vs_float"],
                    "ms_per_sentence": latency[name].p50, "spread": latency[name].spread}
-            for name, out in outputs.items()}
+            for name, m in scores.items()}
 
 
 def tiny_marian(folder: Path, seconds: float) -> Path:

@@ -24,10 +24,16 @@ GATHER_BLOCK = 32  # elements per scale along the hidden axis; ORT requires a po
 INT4_TABLE_SHARE = 0.25  # a table is a 4-bit candidate when it holds this share of the embedding elements (int4_tables)
 
 
+def _gather_tables(model: onnx.ModelProto) -> dict[str, int]:
+    """Gathers that read a constant table (embeddings) -> the table's element count, in graph order."""
+    sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
+    return {n.name: sizes[n.input[0]] for n in model.graph.node
+            if n.op_type == "Gather" and n.input and n.input[0] in sizes}
+
+
 def constant_gathers(model: onnx.ModelProto) -> list[str]:
     """Gathers that read a constant table (embeddings), in graph order: what GatherBlockQuantized can replace."""
-    inits = {t.name for t in model.graph.initializer}
-    return [n.name for n in model.graph.node if n.op_type == "Gather" and n.input and n.input[0] in inits]
+    return list(_gather_tables(model))
 
 
 def int4_tables(model: onnx.ModelProto, share: float = INT4_TABLE_SHARE) -> list[str]:
@@ -38,9 +44,7 @@ def int4_tables(model: onnx.ModelProto, share: float = INT4_TABLE_SHARE) -> list
     against ~9 us for a whole int8 Gather and its DequantizeLinear (standalone one-node graphs, 1 thread). For the
     vocabulary table that buys megabytes; for a position table (MiniLM: 512 x 384) it buys ~0.07 MB for the same
     time, and a token-type table nothing. Those stay int8 units like any other."""
-    inits = {t.name: t for t in model.graph.initializer}
-    gathers = {n.name: int(np.prod(inits[n.input[0]].dims)) for n in model.graph.node
-               if n.name in set(constant_gathers(model))}
+    gathers = _gather_tables(model)
     total = sum(gathers.values())
     return [name for name, size in gathers.items() if total and size >= share * total]
 
